@@ -1,0 +1,73 @@
+using System.Text;
+using ModelCar.Common.IO;
+using ModelCar.Oci.Layout;
+using ModelCar.TestSupport;
+
+namespace ModelCar.Oci.Tests;
+
+public class LayoutTests
+{
+    [Fact]
+    public async Task Blobs_and_tags_round_trip_with_skopeo_selection_rules()
+    {
+        using var tmp = new TempDir();
+        var layout = OciLayout.OpenOrCreate(tmp.Combine("layout"));
+        var layer = await layout.WriteBlobAsync(new MemoryStream(Encoding.UTF8.GetBytes("layer")), MediaTypes.Layer, default);
+        var config = layout.WriteBlob(Encoding.UTF8.GetBytes("{}"), MediaTypes.ImageConfig);
+        var manifest = new ImageManifest { Config = config, Layers = [layer] };
+        var m1 = layout.WriteBlob(OciJson.Serialize(manifest, OciJson.Manifest), MediaTypes.ImageManifest);
+        layout.AddToIndex(m1, "v1");
+
+        var reopened = OciLayout.Open(layout.Root);
+        Assert.Equal(m1.Digest, reopened.ResolveRoot(null).Digest);
+        Assert.Equal(m1.Digest, reopened.ResolveRoot("v1").Digest);
+        Assert.Throws<ReferenceNotFoundException>(() => reopened.ResolveRoot("v2"));
+
+        // a second tag keeps the first; then no-ref selection is ambiguous
+        layout.AddToIndex(m1, "v2");
+        Assert.Equal(2, layout.ReadIndex().Manifests.Count);
+        var ex = Assert.Throws<ReferenceNotFoundException>(() => layout.ResolveRoot(null));
+        Assert.Contains("v1", ex.Message);
+
+        Assert.Equal("layer", Encoding.UTF8.GetString(layout.ReadSmallBlob(layer)));
+        Assert.Equal(Files.FileMode644, File.GetUnixFileMode(layout.BlobPath(layer.Digest)));
+        Assert.Equal(Files.FileMode644, File.GetUnixFileMode(layout.IndexPath));
+        Assert.Empty(Directory.GetFiles(Path.Combine(layout.Root, "blobs", "sha256"), ".tmp-*"));
+    }
+
+    [Fact]
+    public void Tampered_blob_fails_verification()
+    {
+        using var tmp = new TempDir();
+        var layout = OciLayout.OpenOrCreate(tmp.Combine("l"));
+        var d = layout.WriteBlob(Encoding.UTF8.GetBytes("original"), MediaTypes.ImageConfig);
+        File.WriteAllText(layout.BlobPath(d.Digest), "tampered");
+        var ex = Assert.Throws<DigestMismatchException>(() => layout.ReadSmallBlob(d));
+        Assert.Contains(d.Digest.ToString(), ex.Message);
+    }
+
+    [Fact]
+    public void Missing_layout_and_blob_give_clear_errors()
+    {
+        using var tmp = new TempDir();
+        Assert.Throws<DirectoryNotFoundException>(() => OciLayout.Open(tmp.Combine("nope")));
+        Directory.CreateDirectory(tmp.Combine("empty"));
+        var ex = Assert.Throws<InvalidDataException>(() => OciLayout.Open(tmp.Combine("empty")));
+        Assert.Contains("oci-layout", ex.Message);
+        var layout = OciLayout.OpenOrCreate(tmp.Combine("l"));
+        var missing = new Descriptor { MediaType = MediaTypes.Layer, Digest = Digest.Sha256([1]), Size = 1 };
+        Assert.Throws<BlobNotFoundException>(() => layout.OpenBlob(missing));
+    }
+
+    [Fact]
+    public void Manifest_json_is_compact_and_keeps_plus_literal()
+    {
+        var d = new Descriptor { MediaType = MediaTypes.LayerGzip, Digest = Digest.Sha256([]), Size = 0, Annotations = new Dictionary<string, string> { ["k"] = "a+b" } };
+        var json = Encoding.UTF8.GetString(OciJson.Serialize(new ImageManifest { Config = d, Layers = [d] }, OciJson.Manifest));
+        Assert.StartsWith("{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":", json);
+        Assert.Contains("tar+gzip", json);
+        Assert.Contains("a+b", json);
+        Assert.DoesNotContain("\\u002B", json);
+        Assert.DoesNotContain("null", json);
+    }
+}

@@ -1,0 +1,66 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using ModelCar.Common.Http;
+using ModelCar.Common.IO;
+
+namespace ModelCar.Common.Cli;
+
+/// <summary>Option factories shared by several tools (TLS, sizes, repeated KEY=VALUE).</summary>
+public static class CommonOptions
+{
+    public static Option<bool> TlsVerify() => new("--tls-verify")
+    {
+        Description = "Verify TLS certificates (default true); false also allows plain http://.",
+        DefaultValueFactory = _ => true,
+        Arity = ArgumentArity.ZeroOrOne,
+    };
+
+    public static Option<string[]> CaFile() => new("--ca-file")
+    {
+        Description = "PEM file with extra root certificates to trust (repeatable).",
+        HelpName = "FILE",
+        AllowMultipleArgumentsPerToken = false,
+        DefaultValueFactory = _ => [],
+    };
+
+    public static Option<int> Retries(int defaultValue = 5) => new("--retries")
+    {
+        Description = $"Retries per request for 408/429/5xx and network errors (default {defaultValue}).",
+        DefaultValueFactory = _ => defaultValue,
+        Validators = { r => { if (r.GetValueOrDefault<int>() < 0) { r.AddError("--retries must be 0 or more"); } } },
+    };
+
+    public static Option<int> Jobs(int defaultValue = 4) => new("--jobs")
+    {
+        Description = $"How many transfers run at once (default {defaultValue}).",
+        DefaultValueFactory = _ => defaultValue,
+        Validators = { r => { if (r.GetValueOrDefault<int>() is < 1 or > 64) { r.AddError("--jobs must be between 1 and 64"); } } },
+    };
+
+    /// <summary>A size option accepting 1048576, 64M, 64MiB, 20G.</summary>
+    public static Option<long?> Size(string name, string description) => new(name)
+    {
+        Description = description,
+        HelpName = "SIZE",
+        CustomParser = ParseSize,
+    };
+
+    public static long? ParseSize(ArgumentResult result)
+    {
+        var token = result.Tokens.Count > 0 ? result.Tokens[0].Value : null;
+        if (SizeParser.TryParse(token, out long bytes) && bytes > 0)
+        {
+            return bytes;
+        }
+        result.AddError($"'{token}' is not a size (examples: 1048576, 64M, 20G)");
+        return null;
+    }
+
+    public static HttpSettings HttpSettingsFrom(ParseResult parse, Option<bool> tlsVerify, Option<string[]> caFiles, Option<int>? retries = null) => new()
+    {
+        TlsVerify = parse.GetValue(tlsVerify),
+        CaFiles = parse.GetValue(caFiles) ?? [],
+        MaxRetries = retries is null ? 5 : parse.GetValue(retries),
+        RetryBaseDelay = HttpSettings.DefaultRetryBaseDelay(),
+    };
+}

@@ -1,0 +1,3 @@
+namespace ModelCar.HuggingFace;
+
+internal static class AssemblyMarker;

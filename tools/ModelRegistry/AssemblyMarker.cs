@@ -1,0 +1,3 @@
+namespace ModelCar.ModelRegistry;
+
+internal static class AssemblyMarker;

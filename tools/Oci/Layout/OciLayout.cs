@@ -1,0 +1,207 @@
+using System.Security.Cryptography;
+using ModelCar.Common.IO;
+
+namespace ModelCar.Oci.Layout;
+
+/// <summary>
+/// An OCI image layout directory (<c>oci-layout</c>, <c>index.json</c>, <c>blobs/&lt;alg&gt;/&lt;hex&gt;</c>).
+/// Reading follows skopeo's reference rules. Writing puts every blob through a temp file while
+/// hashing and renames it into place; index.json is replaced atomically and written last, so an
+/// interrupted write never leaves a layout that looks complete. Files 0644, directories 0755.
+/// </summary>
+public sealed class OciLayout : IImageSource
+{
+    private readonly object _indexLock = new();
+
+    private OciLayout(string root)
+    {
+        Root = Path.GetFullPath(root);
+    }
+
+    public string Root { get; }
+
+    public string Description => $"oci:{Root}";
+
+    public string IndexPath => Path.Combine(Root, "index.json");
+
+    /// <summary>Opens an existing layout; clear errors when the directory or its files are missing.</summary>
+    public static OciLayout Open(string root)
+    {
+        var layout = new OciLayout(root);
+        if (!Directory.Exists(layout.Root))
+        {
+            throw new DirectoryNotFoundException($"OCI layout '{root}' does not exist");
+        }
+        var marker = Path.Combine(layout.Root, "oci-layout");
+        if (!File.Exists(marker))
+        {
+            throw new InvalidDataException($"'{root}' is not an OCI image layout: no oci-layout file");
+        }
+        var version = OciJson.Deserialize(File.ReadAllBytes(marker), OciJson.LayoutMarker, $"{marker}");
+        if (!version.ImageLayoutVersion.StartsWith("1.", StringComparison.Ordinal))
+        {
+            throw new InvalidDataException($"'{marker}': unsupported imageLayoutVersion {version.ImageLayoutVersion}");
+        }
+        if (!File.Exists(layout.IndexPath))
+        {
+            throw new InvalidDataException($"'{root}' is not an OCI image layout: no index.json");
+        }
+        return layout;
+    }
+
+    /// <summary>Opens a layout, creating the directory, oci-layout and blobs/ if needed (index.json comes with the first manifest).</summary>
+    public static OciLayout OpenOrCreate(string root)
+    {
+        var layout = new OciLayout(root);
+        Files.EnsureDirectory(layout.Root);
+        Files.EnsureDirectory(Path.Combine(layout.Root, "blobs", "sha256"));
+        var marker = Path.Combine(layout.Root, "oci-layout");
+        if (!File.Exists(marker))
+        {
+            Files.WriteAllBytesAtomic(marker, OciJson.Serialize(new OciLayoutMarker(), OciJson.LayoutMarker));
+        }
+        return layout;
+    }
+
+    public ImageIndex ReadIndex()
+    {
+        if (!File.Exists(IndexPath))
+        {
+            return new ImageIndex();
+        }
+        return OciJson.Deserialize(File.ReadAllBytes(IndexPath), OciJson.Index, IndexPath);
+    }
+
+    public Descriptor ResolveRoot(string? reference) => ResolveRoot(ReadIndex(), reference, Description);
+
+    /// <summary>skopeo's rule: by exact ref.name; without one, the index must hold exactly one manifest.</summary>
+    public static Descriptor ResolveRoot(ImageIndex index, string? reference, string description)
+    {
+        if (reference is null)
+        {
+            return index.Manifests.Count switch
+            {
+                1 => index.Manifests[0],
+                0 => throw new ReferenceNotFoundException($"{description}: the index holds no image"),
+                _ => throw new ReferenceNotFoundException(
+                    $"{description}: the index holds {index.Manifests.Count} images; name one as {description}:REF (refs: {string.Join(", ", index.Manifests.Select(m => m.RefName ?? m.Digest.ToString()))})"),
+            };
+        }
+        var matches = index.Manifests.Where(m => m.RefName == reference).ToList();
+        return matches.Count switch
+        {
+            1 => matches[0],
+            0 => throw new ReferenceNotFoundException($"{description}: no image with reference '{reference}' (refs: {string.Join(", ", index.Manifests.Select(m => m.RefName).OfType<string>().DefaultIfEmpty("none"))})"),
+            _ => throw new ReferenceNotFoundException($"{description}: reference '{reference}' names {matches.Count} images"),
+        };
+    }
+
+    public string BlobPath(Digest digest) => Path.Combine(Root, "blobs", digest.Algorithm, digest.Encoded);
+
+    public bool HasBlob(Digest digest) => File.Exists(BlobPath(digest));
+
+    public Stream OpenBlob(Descriptor descriptor)
+    {
+        var path = BlobPath(descriptor.Digest);
+        try
+        {
+            return Files.OpenRead(path);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new BlobNotFoundException($"{Description}: blob {descriptor.Digest} is missing ({path})");
+        }
+    }
+
+    /// <summary>Stores a small blob (manifest, config) from memory; existing blobs are not rewritten.</summary>
+    public Descriptor WriteBlob(ReadOnlySpan<byte> content, string mediaType, IReadOnlyDictionary<string, string>? annotations = null)
+    {
+        var digest = Digest.Sha256(content);
+        var path = BlobPath(digest);
+        if (!File.Exists(path))
+        {
+            Files.EnsureDirectory(Path.GetDirectoryName(path)!);
+            Files.WriteAllBytesAtomic(path, content);
+        }
+        return new Descriptor { MediaType = mediaType, Digest = digest, Size = content.Length, Annotations = annotations };
+    }
+
+    /// <summary>
+    /// Streams a blob into the layout: written to a temp name while hashing, then renamed to its
+    /// digest. If that digest already exists the temp file is dropped (blobs are never rewritten).
+    /// </summary>
+    public async Task<Descriptor> WriteBlobAsync(Stream content, string mediaType, CancellationToken ct, Action<long>? progress = null)
+    {
+        var dir = Path.Combine(Root, "blobs", "sha256");
+        Files.EnsureDirectory(dir);
+        var tmp = Path.Combine(dir, $".tmp-{Guid.NewGuid():N}");
+        try
+        {
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            long size = 0;
+            await using (var output = Files.CreateFile(tmp))
+            {
+                var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(1 << 20);
+                try
+                {
+                    int n;
+                    while ((n = await content.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
+                    {
+                        hash.AppendData(buffer, 0, n);
+                        await output.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+                        size += n;
+                        progress?.Invoke(n);
+                    }
+                }
+                finally
+                {
+                    System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+                }
+            }
+            var digest = Digest.FromSha256Hash(hash.GetHashAndReset());
+            var path = BlobPath(digest);
+            if (File.Exists(path))
+            {
+                Files.TryDelete(tmp);
+            }
+            else
+            {
+                File.Move(tmp, path);
+            }
+            return new Descriptor { MediaType = mediaType, Digest = digest, Size = size };
+        }
+        catch
+        {
+            Files.TryDelete(tmp);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Adds a manifest (or index) descriptor to index.json under <paramref name="refName"/>. An entry
+    /// with the same ref.name is replaced; other tags are kept; index.json is replaced atomically.
+    /// </summary>
+    public void AddToIndex(Descriptor root, string? refName)
+    {
+        lock (_indexLock)
+        {
+            var index = ReadIndex();
+            var annotations = new Dictionary<string, string>(root.Annotations ?? new Dictionary<string, string>());
+            if (refName is not null)
+            {
+                annotations[Annotations.RefName] = refName;
+            }
+            var entry = root with { Annotations = annotations.Count == 0 ? null : annotations };
+            var kept = index.Manifests.Where(m => refName is null
+                ? !(m.Digest == root.Digest && m.RefName is null)
+                : m.RefName != refName).ToList();
+            kept.Add(entry);
+            var updated = index with { MediaType = MediaTypes.ImageIndex, Manifests = kept };
+            Files.WriteAllBytesAtomic(IndexPath, OciJson.Serialize(updated, OciJson.Index));
+        }
+    }
+
+    public void Dispose()
+    {
+    }
+}

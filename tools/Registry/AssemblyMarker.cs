@@ -1,0 +1,3 @@
+namespace ModelCar.Registry;
+
+internal static class AssemblyMarker;

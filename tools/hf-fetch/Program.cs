@@ -1,0 +1,3 @@
+using ModelCar.Common.Cli;
+
+return await ToolApp.RunAsync("hf-fetch", ModelCar.HfFetch.HfFetchCommand.Create(), args);

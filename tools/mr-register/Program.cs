@@ -1,0 +1,3 @@
+using ModelCar.Common.Cli;
+
+return await ToolApp.RunAsync("mr-register", ModelCar.MrRegister.MrRegisterCommand.Create(), args);

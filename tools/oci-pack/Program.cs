@@ -1,0 +1,3 @@
+using ModelCar.Common.Cli;
+
+return await ToolApp.RunAsync("oci-pack", ModelCar.OciPack.OciPackCommand.Create(), args);

@@ -1,0 +1,3 @@
+using ModelCar.Common.Cli;
+
+return await ToolApp.RunAsync("registry-push", ModelCar.RegistryPush.RegistryPushCommand.Create(), args);
