@@ -131,7 +131,18 @@ public sealed class ImagePusher
             await client.PingAsync(ct).ConfigureAwait(false);
             var repository = new RegistryRepository(client, destination.Repository);
             var stats = new Counters();
-            await Task.WhenAll(_blobs.Select(b => EnsureBlobAsync(repository, b, stats, ct))).ConfigureAwait(false);
+            await WhenAllPreferFailures(_blobs.Select(async b =>
+            {
+                try
+                {
+                    await EnsureBlobAsync(repository, b, stats, ct).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+                {
+                    await failFast.CancelAsync().ConfigureAwait(false); // stop the other blobs at once (no storm after a 401)
+                    throw;
+                }
+            }).ToList()).ConfigureAwait(false);
 
             bool unchanged = false;
             foreach (var (descriptor, content) in _manifests)
@@ -155,6 +166,24 @@ public sealed class ImagePusher
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
             await failFast.CancelAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Awaits all tasks; on failure throws the first real error rather than a cancellation it caused.</summary>
+    private static async Task WhenAllPreferFailures(IReadOnlyList<Task> tasks)
+    {
+        try
+        {
+            await Task.WhenAll(tasks).ConfigureAwait(false);
+        }
+        catch
+        {
+            var first = tasks.Where(t => t.IsFaulted).Select(t => t.Exception!.InnerException!).FirstOrDefault(e => e is not OperationCanceledException);
+            if (first is not null)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
+            }
             throw;
         }
     }
