@@ -57,6 +57,9 @@ public sealed class RegistryClient
 
     public Uri BaseUri => _baseUri ?? throw new InvalidOperationException("PingAsync first");
 
+    /// <summary>Skips discovery when the scheme is known (the challenge is then learned from the first 401).</summary>
+    public void UseBaseUri(Uri baseUri) => _baseUri = baseUri;
+
     /// <summary>
     /// <c>GET /v2/</c>: picks https or (TLS verification off) http, and learns the auth challenge.
     /// A network failure here is the "registry unreachable" error.
