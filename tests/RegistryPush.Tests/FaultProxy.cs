@@ -14,6 +14,10 @@ public enum Fault
     TooMany,
     /// <summary>Answer 401 with a Basic challenge without forwarding (an expired token).</summary>
     Unauthorized,
+    /// <summary>Answer 413 (an nginx body limit) without forwarding.</summary>
+    TooLarge,
+    /// <summary>Answer 403 DENIED without forwarding.</summary>
+    Denied,
     /// <summary>Read part of the body, then cut the client connection; nothing reaches the registry (a buffering front proxy).</summary>
     CutBeforeForward,
     /// <summary>Forward half of the body to the registry, then cut both connections (the registry keeps partial bytes).</summary>
@@ -77,6 +81,19 @@ public sealed class FaultProxy : IAsyncDisposable
                 await Drain(ctx);
                 ctx.Response.StatusCode = 401;
                 ctx.Response.Headers.WWWAuthenticate = "Basic realm=\"modelcar-test\"";
+                return;
+            case Fault.TooLarge:
+                Log.Enqueue($"{method} {ctx.Request.Path} -> 413 (injected)");
+                ctx.Response.StatusCode = 413;
+                ctx.Response.ContentType = "text/html";
+                await ctx.Response.WriteAsync("<html><body><h1>413 Request Entity Too Large</h1></body></html>");
+                return;
+            case Fault.Denied:
+                Log.Enqueue($"{method} {ctx.Request.Path} -> 403 (injected)");
+                await Drain(ctx);
+                ctx.Response.StatusCode = 403;
+                ctx.Response.ContentType = "application/json";
+                await ctx.Response.WriteAsync("""{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}""");
                 return;
             case Fault.CutBeforeForward:
             {

@@ -153,4 +153,24 @@ public sealed class PushTests(SharedRegistryFixture fixture) : IClassFixture<Sha
         var inspect = await PeerTools.RunAsync("skopeo", ["inspect", "--tls-verify=false", $"docker://{Host}/bad/source:v1"]);
         Assert.NotEqual(0, inspect.ExitCode);
     }
+
+    [Fact]
+    public async Task Too_large_and_denied_answers_fail_at_once_with_the_server_reason()
+    {
+        using var tmp = new TempDir();
+        var image = TestImages.WriteLayout(tmp.Combine("layout"), "v1", TestImages.RandomLayers(28, 300_000));
+        await using var proxy = await FaultProxy.StartAsync(fixture.Registry.BaseUri);
+        proxy.Decide = (_, m, p) => m == "PUT" && p.Contains("/blobs/uploads/", StringComparison.Ordinal) ? Fault.TooLarge : Fault.Forward;
+        var tooLarge = await Push("--source", $"oci:{image.LayoutPath}", "--dest", $"docker://{proxy.HostPort}/limits/big:v1", "--tls-verify=false", "--jobs", "1");
+        Assert.Equal(1, tooLarge.ExitCode);
+        Assert.True(tooLarge.StdErr.Contains(": 413 Payload Too Large (the registry refuses a body this large", StringComparison.Ordinal), tooLarge.ToString());
+        Assert.Contains("set --chunk-size", tooLarge.StdErr);
+        Assert.Single(proxy.Log, l => l.Contains("413", StringComparison.Ordinal)); // not retried
+
+        proxy.Decide = (_, m, p) => m == "POST" ? Fault.Denied : Fault.Forward;
+        var denied = await Push("--source", $"oci:{image.LayoutPath}", "--dest", $"docker://{proxy.HostPort}/limits/denied:v1", "--tls-verify=false");
+        Assert.Equal(1, denied.ExitCode);
+        Assert.Contains("403 Forbidden: DENIED: requested access to the resource is denied", denied.StdErr);
+        Assert.Equal(1, denied.StdErr.Split('\n').Count(l => l.Contains("error:", StringComparison.Ordinal)));
+    }
 }
