@@ -312,4 +312,36 @@ public sealed class ProtocolUnitTests
         Assert.Equal(HttpStatusCode.Unauthorized, ex.Status);
         Assert.Equal(2, handler.Calls.Count - before);
     }
+
+    [Fact]
+    public async Task Blob_downloads_follow_redirects_without_sending_credentials_to_another_host()
+    {
+        var data = TempDir.RandomBytes(5000, 5);
+        var digest = Digest.Sha256(data);
+        var (repo, handler) = Create((req, _) =>
+        {
+            if (req.RequestUri!.Host == "cdn.example")
+            {
+                return Task.FromResult(new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent(data) });
+            }
+            if (req.Headers.Authorization is null)
+            {
+                var challenge = new HttpResponseMessage(HttpStatusCode.Unauthorized);
+                challenge.Headers.TryAddWithoutValidation("WWW-Authenticate", "Basic realm=\"r\"");
+                return Task.FromResult(challenge);
+            }
+            var redirect = new HttpResponseMessage(HttpStatusCode.TemporaryRedirect);
+            redirect.Headers.TryAddWithoutValidation("Location", "https://cdn.example/blobs/x?X-Amz-Signature=abc");
+            return Task.FromResult(redirect);
+        }, new ExplicitCredentialProvider("me", "pw-123456", null));
+        repo.Client.UseBaseUri(new Uri("https://reg.example/"));
+        var source = new RegistryImageSource(repo.Client, RegistryReference.Parse("reg.example/org/model:v1"));
+        using var stream = source.OpenVerified(new Descriptor { MediaType = MediaTypes.Layer, Digest = digest, Size = data.Length });
+        var ms = new MemoryStream();
+        await stream.CopyToAsync(ms);
+        Assert.Equal(data, ms.ToArray());
+        var cdn = Assert.Single(handler.Calls, c => c.Uri.Host == "cdn.example");
+        Assert.False(cdn.Headers.ContainsKey("Authorization"));
+        Assert.Contains(handler.Calls, c => c.Uri.Host == "reg.example" && c.Headers.ContainsKey("Authorization"));
+    }
 }
