@@ -1,3 +1,0 @@
-namespace ModelCar.Registry;
-
-internal static class AssemblyMarker;

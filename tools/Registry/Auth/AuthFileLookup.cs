@@ -1,0 +1,270 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using ModelCar.Common.Cli;
+
+namespace ModelCar.Registry.Auth;
+
+/// <summary>
+/// Credential lookup as containers-auth.json(5) describes it. Files, in order:
+/// <c>--authfile</c> or <c>$REGISTRY_AUTH_FILE</c> (when given, only that file), else
+/// <c>$XDG_RUNTIME_DIR/containers/auth.json</c>, <c>$XDG_CONFIG_HOME/containers/auth.json</c>
+/// (default ~/.config), <c>$DOCKER_CONFIG/config.json</c> or <c>~/.docker/config.json</c>,
+/// and the legacy <c>~/.dockercfg</c>. In each file a <c>credHelpers</c> entry for the host comes
+/// first (<c>docker-credential-NAME get</c>), then <c>auths</c> keys from the most specific
+/// (<c>host/ns/repo</c>) to the host, then <c>credsStore</c>. The first match wins.
+/// </summary>
+public sealed class AuthFileLookup : ICredentialProvider
+{
+    private readonly IReadOnlyList<(string Path, bool Legacy)> _files;
+    private readonly ILogger _logger;
+    private readonly Func<string, string, string?> _runHelper;
+
+    public AuthFileLookup(IReadOnlyList<(string Path, bool Legacy)> files, ILogger logger, Func<string, string, string?>? runHelper = null)
+    {
+        _files = files;
+        _logger = logger;
+        _runHelper = runHelper ?? RunCredentialHelper;
+    }
+
+    public IReadOnlyList<(string Path, bool Legacy)> Files => _files;
+
+    /// <summary>The files to search, from --authfile and the environment.</summary>
+    public static IReadOnlyList<(string Path, bool Legacy)> CandidateFiles(string? authFile, Func<string, string?> env)
+    {
+        var explicitFile = !string.IsNullOrEmpty(authFile) ? authFile : env("REGISTRY_AUTH_FILE");
+        if (!string.IsNullOrEmpty(explicitFile))
+        {
+            return [(explicitFile, false)];
+        }
+        var home = env("HOME") is { Length: > 0 } h ? h : Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        var files = new List<(string, bool)>();
+        if (env("XDG_RUNTIME_DIR") is { Length: > 0 } runtime)
+        {
+            files.Add((Path.Combine(runtime, "containers", "auth.json"), false));
+        }
+        var configHome = env("XDG_CONFIG_HOME") is { Length: > 0 } x ? x : Path.Combine(home, ".config");
+        files.Add((Path.Combine(configHome, "containers", "auth.json"), false));
+        files.Add((env("DOCKER_CONFIG") is { Length: > 0 } dc ? Path.Combine(dc, "config.json") : Path.Combine(home, ".docker", "config.json"), false));
+        files.Add((Path.Combine(home, ".dockercfg"), true));
+        return files;
+    }
+
+    /// <summary>Keys to try for a repository, most specific first: host/ns/repo, host/ns, host.</summary>
+    public static IReadOnlyList<string> KeysFor(string registry, string repository)
+    {
+        var keys = new List<string>();
+        var parts = repository.Split('/');
+        for (int n = parts.Length; n >= 1; n--)
+        {
+            keys.Add(registry + "/" + string.Join('/', parts.Take(n)));
+        }
+        keys.Add(registry);
+        return keys;
+    }
+
+    /// <summary>auth.json keys may be URLs ("https://index.docker.io/v1/"): keep host[/path] without scheme; index.docker.io is docker.io.</summary>
+    public static string NormalizeKey(string key)
+    {
+        var k = key.Trim();
+        bool hadScheme = false;
+        foreach (var scheme in new[] { "https://", "http://" })
+        {
+            if (k.StartsWith(scheme, StringComparison.OrdinalIgnoreCase))
+            {
+                k = k[scheme.Length..];
+                hadScheme = true;
+            }
+        }
+        if (hadScheme)
+        {
+            int slash = k.IndexOf('/');
+            if (slash >= 0)
+            {
+                k = k[..slash];
+            }
+        }
+        k = k.TrimEnd('/');
+        if (k == "index.docker.io" || k.StartsWith("index.docker.io/", StringComparison.Ordinal))
+        {
+            k = "docker.io" + k["index.docker.io".Length..];
+        }
+        return k;
+    }
+
+    public Credential? Get(string registry, string repository)
+    {
+        foreach (var (path, legacy) in _files)
+        {
+            if (!File.Exists(path))
+            {
+                continue;
+            }
+            var found = FromFile(path, legacy, registry, repository);
+            if (found is not null)
+            {
+                return found.Registered();
+            }
+        }
+        return null;
+    }
+
+    public Credential? Refresh(string registry, string repository) => Get(registry, repository);
+
+    private Credential? FromFile(string path, bool legacy, string registry, string repository)
+    {
+        AuthConfigFile config;
+        try
+        {
+            var bytes = File.ReadAllBytes(path);
+            config = legacy
+                ? new AuthConfigFile { Auths = JsonSerializer.Deserialize(bytes, RegistryJsonContext.Default.DictionaryStringAuthConfigEntry) }
+                : JsonSerializer.Deserialize(bytes, RegistryJsonContext.Default.AuthConfigFile) ?? new AuthConfigFile();
+        }
+        catch (JsonException e)
+        {
+            throw new ToolException($"auth file '{path}' is not valid JSON: {e.Message}");
+        }
+        catch (UnauthorizedAccessException)
+        {
+            throw new ToolException($"auth file '{path}' is not readable (permission denied)");
+        }
+        if (config.CredHelpers is { } helpers && helpers.TryGetValue(registry, out var helper) && !string.IsNullOrEmpty(helper))
+        {
+            var viaHelper = FromHelper(helper, registry, path);
+            if (viaHelper is not null)
+            {
+                return viaHelper;
+            }
+        }
+        if (config.Auths is { Count: > 0 } auths)
+        {
+            var normalized = new Dictionary<string, AuthConfigEntry>(StringComparer.Ordinal);
+            foreach (var (k, v) in auths)
+            {
+                normalized.TryAdd(NormalizeKey(k), v);
+            }
+            foreach (var key in KeysFor(registry, repository))
+            {
+                if (normalized.TryGetValue(key, out var entry) && Decode(entry, path, key) is { } cred)
+                {
+                    _logger.LogDebug("credentials for {Key} from {File}", key, path);
+                    return cred;
+                }
+            }
+        }
+        if (!string.IsNullOrEmpty(config.CredsStore))
+        {
+            return FromHelper(config.CredsStore, registry, path);
+        }
+        return null;
+    }
+
+    private static Credential? Decode(AuthConfigEntry entry, string path, string key)
+    {
+        string? user = entry.Username;
+        string? pass = entry.Password;
+        if (!string.IsNullOrEmpty(entry.Auth))
+        {
+            string decoded;
+            try
+            {
+                decoded = System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(entry.Auth));
+            }
+            catch (FormatException)
+            {
+                throw new ToolException($"auth file '{path}': the auth value for '{key}' is not base64");
+            }
+            int colon = decoded.IndexOf(':');
+            if (colon < 0)
+            {
+                throw new ToolException($"auth file '{path}': the auth value for '{key}' is not USER:PASSWORD");
+            }
+            user = decoded[..colon];
+            pass = decoded[(colon + 1)..];
+        }
+        if (!string.IsNullOrEmpty(entry.IdentityToken))
+        {
+            return new Credential(user ?? string.Empty, pass ?? string.Empty, entry.IdentityToken);
+        }
+        if (string.IsNullOrEmpty(user) && string.IsNullOrEmpty(pass))
+        {
+            return null;
+        }
+        return new Credential(user ?? string.Empty, pass ?? string.Empty);
+    }
+
+    private Credential? FromHelper(string helper, string registry, string path)
+    {
+        var output = _runHelper(helper, registry);
+        if (output is null)
+        {
+            _logger.LogDebug("credential helper docker-credential-{Helper} (from {File}) gave nothing for {Registry}", helper, path, registry);
+            return null;
+        }
+        CredentialHelperOutput? parsed;
+        try
+        {
+            parsed = JsonSerializer.Deserialize(output, RegistryJsonContext.Default.CredentialHelperOutput);
+        }
+        catch (JsonException)
+        {
+            throw new ToolException($"credential helper docker-credential-{helper} printed something that is not JSON");
+        }
+        if (parsed is null || string.IsNullOrEmpty(parsed.Secret))
+        {
+            return null;
+        }
+        return parsed.Username == "<token>"
+            ? new Credential(string.Empty, string.Empty, parsed.Secret)
+            : new Credential(parsed.Username ?? string.Empty, parsed.Secret);
+    }
+
+    /// <summary>Runs <c>docker-credential-NAME get</c> with the host on stdin; null if absent or "not found".</summary>
+    public static string? RunCredentialHelper(string helper, string registry)
+    {
+        var program = "docker-credential-" + helper;
+        var exe = (Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin").Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Select(d => Path.Combine(d, program)).FirstOrDefault(File.Exists);
+        if (exe is null)
+        {
+            return null;
+        }
+        var psi = new ProcessStartInfo(exe, "get")
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        using var p = Process.Start(psi) ?? throw new ToolException($"could not start {program}");
+        p.StandardInput.Write(registry);
+        p.StandardInput.Close();
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(30_000))
+        {
+            p.Kill(entireProcessTree: true);
+            throw new ToolException($"{program} get did not answer in 30 s");
+        }
+        var output = stdout.GetAwaiter().GetResult();
+        if (p.ExitCode != 0)
+        {
+            var err = (output + stderr.GetAwaiter().GetResult()).Trim();
+            if (err.Contains("credentials not found", StringComparison.OrdinalIgnoreCase))
+            {
+                return null;
+            }
+            throw new ToolException($"{program} get failed (exit {p.ExitCode}): {err}");
+        }
+        return output;
+    }
+}
+
+/// <summary>No credentials (anonymous).</summary>
+public sealed class AnonymousCredentialProvider : ICredentialProvider
+{
+    public Credential? Get(string registry, string repository) => null;
+
+    public Credential? Refresh(string registry, string repository) => null;
+}

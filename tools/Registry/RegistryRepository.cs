@@ -1,0 +1,216 @@
+using System.Net;
+using System.Net.Http.Headers;
+using ModelCar.Common.Cli;
+using ModelCar.Common.Http;
+using ModelCar.Common.Logging;
+using ModelCar.Oci;
+
+namespace ModelCar.Registry;
+
+/// <summary>An upload session: where to send the next request, and the registry's minimum chunk size.</summary>
+public sealed record UploadSession(Uri Location, long MinChunkLength);
+
+/// <summary>The answer to a mount request: mounted, or an upload session to use instead (202).</summary>
+public sealed record MountResult(bool Mounted, UploadSession? Session);
+
+/// <summary>
+/// Blob and manifest operations on one repository (distribution-spec endpoints). Every answer is
+/// checked; unexpected ones become <see cref="HttpFailureException"/> with the server's error code.
+/// </summary>
+public sealed class RegistryRepository(RegistryClient client, string repository)
+{
+    public RegistryClient Client => client;
+
+    public string Name => repository;
+
+    public string PushScope => RegistryClient.PushScope(repository);
+
+    public string PullScope => RegistryClient.PullScope(repository);
+
+    private Uri BlobUrl(Digest digest) => client.Url($"/v2/{repository}/blobs/{digest}");
+
+    private Uri ManifestUrl(string reference) => client.Url($"/v2/{repository}/manifests/{reference}");
+
+    public Uri UploadsUrl => client.Url($"/v2/{repository}/blobs/uploads/");
+
+    /// <summary>HEAD the blob: true if the registry has it in this repository.</summary>
+    public async Task<bool> BlobExistsAsync(Digest digest, CancellationToken ct, string? scope = null)
+    {
+        var url = BlobUrl(digest);
+        using var response = await client.SendAsync(() => new HttpRequestMessage(HttpMethod.Head, url), scope ?? PushScope, ct).ConfigureAwait(false);
+        return response.StatusCode switch
+        {
+            HttpStatusCode.OK => true,
+            HttpStatusCode.NotFound => false,
+            _ => throw await RegistryErrors.ToExceptionAsync(response, ct).ConfigureAwait(false),
+        };
+    }
+
+    /// <summary>POST a new upload session.</summary>
+    public async Task<UploadSession> StartUploadAsync(CancellationToken ct)
+    {
+        var url = UploadsUrl;
+        using var response = await client.SendAsync(() => new HttpRequestMessage(HttpMethod.Post, url) { Content = new ByteArrayContent([]) }, PushScope, ct).ConfigureAwait(false);
+        if (response.StatusCode != HttpStatusCode.Accepted)
+        {
+            throw await RegistryErrors.ToExceptionAsync(response, ct).ConfigureAwait(false);
+        }
+        return SessionFrom(url, response);
+    }
+
+    /// <summary>Cross-repository mount: 201 = mounted; 202 = the registry started an upload instead.</summary>
+    public async Task<MountResult> MountAsync(Digest digest, string fromRepository, CancellationToken ct)
+    {
+        var url = RegistryClient.WithQuery(RegistryClient.WithQuery(UploadsUrl, "mount", digest.ToString()), "from", fromRepository);
+        var scope = PushScope + " " + RegistryClient.PullScope(fromRepository);
+        using var response = await client.SendAsync(() => new HttpRequestMessage(HttpMethod.Post, url) { Content = new ByteArrayContent([]) }, scope, ct).ConfigureAwait(false);
+        return response.StatusCode switch
+        {
+            HttpStatusCode.Created => new MountResult(true, null),
+            HttpStatusCode.Accepted => new MountResult(false, SessionFrom(url, response)),
+            _ => throw await RegistryErrors.ToExceptionAsync(response, ct).ConfigureAwait(false),
+        };
+    }
+
+    internal static UploadSession SessionFrom(Uri requestUrl, HttpResponseMessage response)
+    {
+        long min = 0;
+        if (response.Headers.TryGetValues("OCI-Chunk-Min-Length", out var values) && long.TryParse(values.FirstOrDefault(), out long m) && m > 0)
+        {
+            min = m;
+        }
+        return new UploadSession(RegistryClient.ResolveLocation(requestUrl, response), min);
+    }
+
+    /// <summary>HEAD a manifest: its digest if the reference exists, null on 404.</summary>
+    public async Task<Digest?> ManifestDigestAsync(string reference, CancellationToken ct)
+    {
+        var url = ManifestUrl(reference);
+        using var response = await client.SendAsync(() =>
+        {
+            var r = new HttpRequestMessage(HttpMethod.Head, url);
+            r.Headers.TryAddWithoutValidation("Accept", MediaTypes.ManifestAccept);
+            return r;
+        }, PushScope, ct).ConfigureAwait(false);
+        if (response.StatusCode == HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+        if (response.StatusCode != HttpStatusCode.OK)
+        {
+            throw await RegistryErrors.ToExceptionAsync(response, ct).ConfigureAwait(false);
+        }
+        return response.Headers.TryGetValues("Docker-Content-Digest", out var v) && Digest.TryParse(v.FirstOrDefault(), out var d) ? d : null;
+    }
+
+    /// <summary>PUT a manifest or index with its media type; checks the digest the registry reports.</summary>
+    public async Task<Digest> PutManifestAsync(string reference, string mediaType, byte[] content, CancellationToken ct)
+    {
+        var url = ManifestUrl(reference);
+        var expected = Digest.Sha256(content);
+        using var response = await client.SendAsync(() =>
+        {
+            var body = new ByteArrayContent(content);
+            body.Headers.ContentType = new MediaTypeHeaderValue(mediaType);
+            return new HttpRequestMessage(HttpMethod.Put, url) { Content = body };
+        }, PushScope, ct).ConfigureAwait(false);
+        if (response.StatusCode is not (HttpStatusCode.Created or HttpStatusCode.OK or HttpStatusCode.Accepted))
+        {
+            throw await RegistryErrors.ToExceptionAsync(response, ct).ConfigureAwait(false);
+        }
+        CheckReportedDigest(response, expected, $"PUT {Redactor.Url(url)}");
+        return expected;
+    }
+
+    /// <summary>GET a manifest or index: its descriptor (media type from Content-Type) and bytes, verified when addressed by digest.</summary>
+    public async Task<(Descriptor Descriptor, byte[] Content)> GetManifestAsync(string reference, CancellationToken ct)
+    {
+        var url = ManifestUrl(reference);
+        using var response = await client.GetFollowingRedirectsAsync(url, PullScope, MediaTypes.ManifestAccept, ct).ConfigureAwait(false);
+        if (response.StatusCode != HttpStatusCode.OK)
+        {
+            var hint = response.StatusCode == HttpStatusCode.NotFound ? $"no image {client.Registry}/{repository}:{reference}" : null;
+            throw await RegistryErrors.ToExceptionAsync(response, ct, hint).ConfigureAwait(false);
+        }
+        if (response.Content.Headers.ContentLength is > OciJson.MaxManifestBytes)
+        {
+            throw new ToolException($"GET {Redactor.Url(url)}: manifest larger than {OciJson.MaxManifestBytes} bytes");
+        }
+        var bytes = await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false);
+        if (bytes.Length > OciJson.MaxManifestBytes)
+        {
+            throw new ToolException($"GET {Redactor.Url(url)}: manifest larger than {OciJson.MaxManifestBytes} bytes");
+        }
+        var digest = Digest.Sha256(bytes);
+        if (Digest.TryParse(reference, out var requested) && !requested.Matches(digest))
+        {
+            throw new DigestMismatchException($"GET {Redactor.Url(url)}: content digest {digest} does not match {requested}");
+        }
+        var mediaType = response.Content.Headers.ContentType?.MediaType;
+        if (!MediaTypes.IsManifestOrIndex(mediaType))
+        {
+            mediaType = OciJson.DetectMediaType(bytes);
+        }
+        return (new Descriptor { MediaType = mediaType!, Digest = digest, Size = bytes.Length }, bytes);
+    }
+
+    /// <summary>GET a blob (following redirects; no credentials to other hosts). The caller verifies it.</summary>
+    public async Task<Stream> OpenBlobAsync(Digest digest, CancellationToken ct)
+    {
+        var url = BlobUrl(digest);
+        var response = await client.GetFollowingRedirectsAsync(url, PullScope, null, ct).ConfigureAwait(false);
+        if (response.StatusCode != HttpStatusCode.OK)
+        {
+            var hint = response.StatusCode == HttpStatusCode.NotFound ? $"blob {digest} is not in {client.Registry}/{repository}" : null;
+            throw await RegistryErrors.ToExceptionAsync(response, ct, hint).ConfigureAwait(false);
+        }
+        var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+        return new ModelCar.Common.IO.StallTimeoutStream(new ResponseOwningStream(stream, response), client.Settings.StallTimeout);
+    }
+
+    internal static void CheckReportedDigest(HttpResponseMessage response, Digest expected, string what)
+    {
+        if (response.Headers.TryGetValues("Docker-Content-Digest", out var values) && values.FirstOrDefault() is { Length: > 0 } reported)
+        {
+            if (!Digest.TryParse(reported, out var d) || !d.Matches(expected))
+            {
+                throw new DigestMismatchException($"{what}: the registry reports digest {reported}, expected {expected}");
+            }
+        }
+    }
+
+    private sealed class ResponseOwningStream(Stream inner, HttpResponseMessage response) : Stream
+    {
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
+
+        public override int Read(Span<byte> buffer) => inner.Read(buffer);
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => inner.ReadAsync(buffer, cancellationToken);
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => inner.ReadAsync(buffer, offset, count, cancellationToken);
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                inner.Dispose();
+                response.Dispose();
+            }
+            base.Dispose(disposing);
+        }
+    }
+}
