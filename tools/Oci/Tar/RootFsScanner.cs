@@ -74,6 +74,11 @@ public sealed class RootFsScanner
         }
         foreach (var (path, link) in added)
         {
+            // parents a layer did not list still exist for it (tar entries imply their directories)
+            for (int i = path.IndexOf('/'); i > 0; i = path.IndexOf('/', i + 1))
+            {
+                _entries.TryAdd(path[..i], null);
+            }
             _entries[path] = link;
         }
     }
