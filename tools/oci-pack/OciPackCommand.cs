@@ -1,5 +1,12 @@
 using System.CommandLine;
+using Microsoft.Extensions.Logging;
 using ModelCar.Common.Cli;
+using ModelCar.Common.IO;
+using ModelCar.Oci;
+using ModelCar.Oci.Archive;
+using ModelCar.Oci.Layout;
+using ModelCar.Registry;
+using ModelCar.Registry.Auth;
 
 namespace ModelCar.OciPack;
 
@@ -7,11 +14,197 @@ namespace ModelCar.OciPack;
 public static class OciPackCommand
 {
     public const string Name = "oci-pack";
+    public const long DefaultLayerThreshold = 16L << 20;
 
     public static RootCommand Create()
     {
         var root = ToolApp.CreateRoot("Turn a model directory into a KServe ModelCar OCI image (layout or oci-archive).");
-        root.SetToolAction(Name, (ctx, ct) => throw new ToolException("oci-pack is not implemented yet"));
+        var model = new Option<DirectoryInfo>("--model") { Description = "The model directory (e.g. what hf-fetch wrote).", HelpName = "DIR", Required = true };
+        var output = new Option<string>("--output") { Description = "Where the image goes: oci:DIR[:TAG] or oci-archive:FILE[:TAG].", HelpName = "DEST", Required = true };
+        var baseImage = new Option<string>("--base")
+        {
+            Description = "Base image with a shell: docker://REF, oci:DIR[:REF], oci-archive:FILE[:REF] or scratch (needs --allow-no-shell).",
+            HelpName = "IMAGE",
+            Required = true,
+        };
+        var modelsPath = new Option<string>("--models-path") { Description = "Where the model goes in the image (default /models).", DefaultValueFactory = _ => "/models", HelpName = "PATH" };
+        var include = new Option<string[]>("--include") { Description = "Only files matching GLOB (huggingface_hub fnmatch; repeatable).", HelpName = "GLOB", DefaultValueFactory = _ => [] };
+        var exclude = new Option<string[]>("--exclude") { Description = "Leave out files matching GLOB (repeatable; .cache/ and .hf-fetch/ always are).", HelpName = "GLOB", DefaultValueFactory = _ => [] };
+        var owner = new Option<string>("--owner") { Description = "UID:GID of the model files in the image (default 0:0).", DefaultValueFactory = _ => "0:0", HelpName = "UID:GID" };
+        var user = new Option<string>("--user") { Description = "Config User (default 1001).", DefaultValueFactory = _ => "1001", HelpName = "UID" };
+        var label = new Option<string[]>("--label") { Description = "Config label KEY=VALUE (repeatable).", HelpName = "K=V", DefaultValueFactory = _ => [] };
+        var annotation = new Option<string[]>("--annotation") { Description = "Manifest annotation KEY=VALUE (repeatable).", HelpName = "K=V", DefaultValueFactory = _ => [] };
+        var threshold = CommonOptions.Size("--layer-threshold", "Files of at least SIZE get a layer each; smaller files share one (default 16M).");
+        var platform = new Option<string?>("--platform") { Description = "OS/ARCH[/VARIANT] to pick from a multi-arch base (default linux/amd64).", HelpName = "PLATFORM" };
+        var allowNoShell = new Option<bool>("--allow-no-shell") { Description = "Only warn when the base has no sh (e.g. for KServe's oci+native image volumes)." };
+        var clearEntrypoint = new Option<bool>("--clear-entrypoint") { Description = "Drop the base image's ENTRYPOINT (it would receive KServe's sh -c args)." };
+        var authFile = new Option<string?>("--authfile") { Description = "Registry credentials for a docker:// base (containers-auth.json).", HelpName = "FILE" };
+        var tlsVerify = CommonOptions.TlsVerify();
+        var caFile = CommonOptions.CaFile();
+        var retries = CommonOptions.Retries();
+        var jobs = CommonOptions.Jobs(Math.Clamp(Environment.ProcessorCount, 1, 4));
+        foreach (var o in new Option[] { model, output, baseImage, modelsPath, include, exclude, owner, user, label, annotation, threshold, platform, allowNoShell, clearEntrypoint, authFile, tlsVerify, caFile, retries, jobs })
+        {
+            root.Options.Add(o);
+        }
+
+        root.SetToolAction(Name, async (ctx, ct) =>
+        {
+            var log = ctx.Logger;
+            var created = Packer.CreatedFrom(Environment.GetEnvironmentVariable("SOURCE_DATE_EPOCH"));
+            var (uid, gid) = ParseOwner(ctx.Required(owner));
+            var userValue = ctx.Required(user);
+            var settings = new PackSettings
+            {
+                ModelsPath = ParseModelsPath(ctx.Required(modelsPath)),
+                Uid = uid,
+                Gid = gid,
+                User = userValue,
+                LayerThreshold = ctx.Get(threshold) ?? DefaultLayerThreshold,
+                Created = created,
+                Labels = ParsePairs(ctx.Get(label) ?? [], "--label"),
+                ClearEntrypoint = ctx.Get(clearEntrypoint),
+            };
+            var platformSpec = ctx.Get(platform) is { } p ? PlatformSpec.Parse(p) : null;
+            var destination = ParseOutput(ctx.Required(output));
+            var baseLocation = ParseLocation(ctx.Required(baseImage), "--base");
+
+            var modelDir = ctx.Required(model).FullName;
+            var filter = PathFilter.Create(ctx.Get(include) ?? [], ctx.Get(exclude) ?? []);
+            var tree = ModelTree.Scan(modelDir, filter);
+            var annotations = new Dictionary<string, string>();
+            if (HfSnapshot.TryRead(modelDir) is { } snapshot)
+            {
+                foreach (var (k, v) in snapshot.Annotations())
+                {
+                    annotations[k] = v;
+                }
+                log.LogInformation("model from {Repo} at {Commit} (hf-fetch metadata)", snapshot.RepoId, snapshot.Commit);
+            }
+            foreach (var (k, v) in ParsePairs(ctx.Get(annotation) ?? [], "--annotation"))
+            {
+                annotations[k] = v;
+            }
+            settings = settings with { Annotations = annotations };
+
+            using var source = OpenSource(baseLocation, ctx, authFile, tlsVerify, caFile, retries);
+            var baseImg = source is null
+                ? BaseImage.Scratch(platformSpec ?? PlatformSpec.Default)
+                : BaseImage.Load(source, ReferenceOf(baseLocation), platformSpec, log);
+            CheckBase(baseImg, ctx.Get(allowNoShell), settings.ClearEntrypoint, log, ct);
+
+            using IImageSink sink = destination switch
+            {
+                OciLayoutLocation l => new LayoutSink(OciLayout.OpenOrCreate(l.Path)),
+                OciArchiveLocation a => new ArchiveSink(new OciArchiveWriter(a.Path, created), a.Path),
+                _ => throw new UsageException($"--output must be oci:DIR[:TAG] or oci-archive:FILE[:TAG], not {destination}"),
+            };
+            var result = await Packer.PackAsync(tree, baseImg, sink, settings, ctx.Get(jobs), log, ct).ConfigureAwait(false);
+            sink.Commit(result.Manifest, TagOf(destination));
+            log.LogInformation("wrote {Output}: manifest {Digest}, {Layers} model layers, image {Size}", destination, result.Manifest.Digest, result.ModelLayers, SizeParser.Format(result.ImageSize));
+            ctx.WriteResult(result.Manifest.Digest.ToString());
+            ctx.Results.Write("IMAGE_DIGEST", result.Manifest.Digest.ToString());
+            ctx.Results.Write("IMAGE_SIZE", result.ImageSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            return ExitCodes.Ok;
+        });
         return root;
+    }
+
+    private static void CheckBase(BaseImage baseImg, bool allowNoShell, bool clearEntrypoint, ILogger log, CancellationToken ct)
+    {
+        var hasShell = baseImg.HasShell(log, ct);
+        if (hasShell == false)
+        {
+            var message = $"base image {baseImg.Description} has no /bin/sh, but KServe starts the modelcar with sh -c \"ln -sf ... && sleep infinity\": use a base with a shell (busybox, ubi-micro)";
+            if (!allowNoShell)
+            {
+                throw new ToolException(message + ", or --allow-no-shell for images only mounted as volumes");
+            }
+            log.LogWarning("{Message}", message);
+        }
+        else if (hasShell is null)
+        {
+            log.LogWarning("base image {Base}: could not check every layer for sh", baseImg.Description);
+        }
+        if (!clearEntrypoint && baseImg.EntrypointProblem() is { } entrypoint)
+        {
+            throw new ToolException($"base image {baseImg.Description} has ENTRYPOINT {entrypoint}: KServe only sets Args (sh -c ...), which it would swallow; use --clear-entrypoint or another base");
+        }
+    }
+
+    private static IImageSource? OpenSource(ImageLocation location, ToolContext ctx, Option<string?> authFile, Option<bool> tlsVerify, Option<string[]> caFile, Option<int> retries) => location switch
+    {
+        ScratchLocation => null,
+        OciLayoutLocation l => OciLayout.Open(l.Path),
+        OciArchiveLocation a => Oci.Archive.OciArchiveReader.Open(a.Path),
+        RegistryLocation r => RegistryImageSource.Create(r.Reference,
+            CommonOptions.HttpSettingsFrom(ctx.ParseResult, tlsVerify, caFile, retries),
+            new AuthFileLookup(AuthFileLookup.CandidateFiles(ctx.Get(authFile), Environment.GetEnvironmentVariable), ctx.Logger),
+            ctx.Logger),
+        _ => throw new UsageException($"unsupported --base {location}"),
+    };
+
+    private static string? ReferenceOf(ImageLocation location) => location switch
+    {
+        OciLayoutLocation l => l.Reference,
+        OciArchiveLocation a => a.Reference,
+        _ => null,
+    };
+
+    private static string? TagOf(ImageLocation location) => ReferenceOf(location);
+
+    private static ImageLocation ParseLocation(string text, string option)
+    {
+        try
+        {
+            return ImageLocation.Parse(text);
+        }
+        catch (FormatException e)
+        {
+            throw new UsageException($"{option}: {e.Message}");
+        }
+    }
+
+    private static ImageLocation ParseOutput(string text)
+    {
+        var location = ParseLocation(text, "--output");
+        return location is OciLayoutLocation or OciArchiveLocation
+            ? location
+            : throw new UsageException($"--output '{text}': use oci:DIR[:TAG] or oci-archive:FILE[:TAG] (push with registry-push)");
+    }
+
+    public static (int Uid, int Gid) ParseOwner(string text)
+    {
+        var parts = text.Split(':');
+        if (parts.Length == 2 && int.TryParse(parts[0], out int uid) && int.TryParse(parts[1], out int gid) && uid >= 0 && gid >= 0)
+        {
+            return (uid, gid);
+        }
+        throw new UsageException($"--owner '{text}' is not UID:GID (numbers, e.g. 0:0)");
+    }
+
+    public static string ParseModelsPath(string text)
+    {
+        var parts = text.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        if (!text.StartsWith('/') || parts.Length == 0 || parts.Any(p => p is "." or ".."))
+        {
+            throw new UsageException($"--models-path '{text}' must be an absolute path below / without . or .. (e.g. /models)");
+        }
+        return "/" + string.Join('/', parts);
+    }
+
+    public static Dictionary<string, string> ParsePairs(IEnumerable<string> values, string option)
+    {
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var v in values)
+        {
+            int eq = v.IndexOf('=');
+            if (eq <= 0)
+            {
+                throw new UsageException($"{option} '{v}' is not KEY=VALUE");
+            }
+            result[v[..eq]] = v[(eq + 1)..];
+        }
+        return result;
     }
 }

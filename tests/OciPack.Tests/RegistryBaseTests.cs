@@ -1,0 +1,49 @@
+using System.Text;
+using ModelCar.TestSupport;
+
+namespace ModelCar.OciPack.Tests;
+
+/// <summary>A docker:// base from the registry container, with Basic auth through --authfile.</summary>
+public sealed class RegistryBaseTests : IDisposable
+{
+    private readonly TempDir _dir = new("oci-pack-reg");
+
+    public void Dispose() => _dir.Dispose();
+
+    [Fact]
+    public async Task Docker_base_with_auth_gives_the_same_image_as_the_layout_base_and_never_logs_the_password()
+    {
+        const string user = "puller";
+        var password = "S3cret-" + Guid.NewGuid().ToString("N")[..12];
+        var htpasswd = await PeerTools.RunAsync("htpasswd", ["-Bbn", user, password]);
+        Assert.Equal(0, htpasswd.ExitCode);
+        await using var registry = await new RegistryContainer(new RegistryContainerOptions { Htpasswd = htpasswd.StdOut }).StartAsync();
+
+        var baseDir = _dir.Combine("base");
+        Directory.CreateDirectory(baseDir);
+        TestBases.WriteLayout(baseDir, "1", TestBases.BusyboxLayer(), gzip: true);
+        var push = await PeerTools.RunAsync("skopeo", ["copy", "--preserve-digests", "--dest-tls-verify=false", "--dest-creds", $"{user}:{password}",
+            $"oci:{baseDir}:1", $"docker://{registry.HostPort}/base/busybox:1"]);
+        Assert.True(push.ExitCode == 0, push.ToString());
+
+        _dir.WriteFile("model/config.json", "{}");
+        _dir.WriteFile("model/weights.bin", TempDir.RandomBytes(1 << 20, 3));
+        var model = _dir.Combine("model");
+        var local = await ToolRunner.RunAsync("oci-pack", "--model", model, "--base", $"oci:{baseDir}:1", "--output", $"oci:{_dir.Combine("a")}");
+        Assert.True(local.ExitCode == 0, local.ToString());
+
+        var authFile = _dir.WriteFile("auth.json",
+            "{\"auths\":{\"" + registry.HostPort + "\":{\"auth\":\"" + Convert.ToBase64String(Encoding.UTF8.GetBytes($"{user}:{password}")) + "\"}}}");
+        var remote = await ToolRunner.RunAsync("oci-pack", "--model", model, "--base", $"docker://{registry.HostPort}/base/busybox:1",
+            "--tls-verify=false", "--authfile", authFile, "--verbose", "--output", $"oci-archive:{_dir.Combine("b.tar")}");
+        Assert.True(remote.ExitCode == 0, remote.ToString());
+        Assert.Equal(local.StdOut, remote.StdOut);
+        Assert.DoesNotContain(password, remote.AllOutput);
+
+        var anonymous = await ToolRunner.RunAsync("oci-pack", ["--model", model, "--base", $"docker://{registry.HostPort}/base/busybox:1",
+            "--tls-verify=false", "--output", $"oci:{_dir.Combine("c")}"], new Dictionary<string, string?> { ["REGISTRY_AUTH_FILE"] = null, ["HOME"] = _dir.Path, ["XDG_RUNTIME_DIR"] = null, ["DOCKER_CONFIG"] = null });
+        Assert.Equal(1, anonymous.ExitCode);
+        Assert.Contains("401", anonymous.StdErr);
+        Assert.False(Directory.Exists(_dir.Combine("c")));
+    }
+}

@@ -1,0 +1,212 @@
+using System.Runtime.InteropServices;
+using ModelCar.Common.Cli;
+
+namespace ModelCar.OciPack;
+
+public enum ModelEntryKind
+{
+    File,
+    Symlink,
+}
+
+/// <summary>A file or symlink of the model directory. <see cref="RelativePath"/> uses '/'.</summary>
+public sealed record ModelEntry(string RelativePath, ModelEntryKind Kind, string FullPath, long Size, string? LinkTarget);
+
+/// <summary>
+/// The model directory as it will go into the image: regular files and symlinks (after include/
+/// exclude), sorted by ordinal path. Refuses what would make a broken or unsafe image: an empty
+/// result, special files (FIFOs, sockets, devices), unreadable files, and symlinks that are absolute
+/// or resolve outside the directory. All checks run before anything is written.
+/// </summary>
+public sealed class ModelTree
+{
+    private ModelTree(string root, IReadOnlyList<ModelEntry> entries)
+    {
+        Root = root;
+        Entries = entries;
+    }
+
+    public string Root { get; }
+
+    public IReadOnlyList<ModelEntry> Entries { get; }
+
+    public long TotalBytes => Entries.Sum(e => e.Size);
+
+    public static ModelTree Scan(string directory, PathFilter filter)
+    {
+        var root = Path.GetFullPath(directory);
+        if (!Directory.Exists(root))
+        {
+            throw new ToolException(File.Exists(root) ? $"model directory '{directory}' is a file, not a directory" : $"model directory '{directory}' does not exist");
+        }
+        var entries = new List<ModelEntry>();
+        Walk(root, string.Empty, filter, entries);
+        if (entries.Count == 0)
+        {
+            throw new ToolException($"model directory '{directory}' has no files to pack" +
+                (filter.Includes.Count > 0 ? " (after --include/--exclude)" : string.Empty));
+        }
+        entries.Sort((a, b) => string.CompareOrdinal(a.RelativePath, b.RelativePath));
+        var tree = new ModelTree(root, entries);
+        tree.CheckSymlinks();
+        return tree;
+    }
+
+    private static void Walk(string dir, string relDir, PathFilter filter, List<ModelEntry> entries)
+    {
+        IEnumerable<string> children;
+        try
+        {
+            children = Directory.EnumerateFileSystemEntries(dir).ToList();
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            throw new ToolException($"cannot read directory '{dir}': {e.Message}", e);
+        }
+        foreach (var full in children)
+        {
+            var name = Path.GetFileName(full);
+            var rel = relDir.Length == 0 ? name : relDir + "/" + name;
+            var type = FileType.Of(full);
+            switch (type)
+            {
+                case FileType.Kind.Directory:
+                    // descend unless a folder pattern ("x/") excludes all of it
+                    if (filter.Excludes.Any(g => g.Pattern.EndsWith('/') && g.IsMatch(rel + "/")))
+                    {
+                        continue;
+                    }
+                    Walk(full, rel, filter, entries);
+                    break;
+                case FileType.Kind.Regular:
+                    if (!filter.IsIncluded(rel))
+                    {
+                        continue;
+                    }
+                    long size;
+                    try
+                    {
+                        using var handle = File.OpenHandle(full, FileMode.Open, FileAccess.Read, FileShare.Read);
+                        size = RandomAccess.GetLength(handle);
+                    }
+                    catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+                    {
+                        throw new ToolException($"cannot read model file '{full}': {e.Message}", e);
+                    }
+                    entries.Add(new ModelEntry(rel, ModelEntryKind.File, full, size, null));
+                    break;
+                case FileType.Kind.Symlink:
+                    if (!filter.IsIncluded(rel))
+                    {
+                        continue;
+                    }
+                    var target = new FileInfo(full).LinkTarget ?? throw new ToolException($"cannot read symlink '{full}'");
+                    entries.Add(new ModelEntry(rel, ModelEntryKind.Symlink, full, 0, target));
+                    break;
+                default:
+                    throw new ToolException($"'{full}' is a {type.ToString().ToLowerInvariant()}, not a regular file, directory or symlink: it cannot go into the image");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Every symlink must be relative and resolve inside the tree, following other symlinks of the
+    /// tree as the kernel would in the container (so "a/../.." through a symlinked "a" is caught).
+    /// </summary>
+    private void CheckSymlinks()
+    {
+        var links = Entries.Where(e => e.Kind == ModelEntryKind.Symlink).ToDictionary(e => e.RelativePath, e => e.LinkTarget!, StringComparer.Ordinal);
+        foreach (var (path, target) in links)
+        {
+            if (target.StartsWith('/'))
+            {
+                throw new ToolException($"symlink '{Path.Combine(Root, path)}' points to the absolute path '{target}': only relative links inside the model directory can go into the image");
+            }
+            var parent = path.Contains('/') ? path[..path.LastIndexOf('/')] : string.Empty;
+            if (!ResolvesInside(links, parent, target))
+            {
+                throw new ToolException($"symlink '{Path.Combine(Root, path)}' -> '{target}' points outside the model directory");
+            }
+        }
+    }
+
+    private static bool ResolvesInside(Dictionary<string, string> links, string parent, string target)
+    {
+        var resolved = parent.Split('/', StringSplitOptions.RemoveEmptyEntries).ToList();
+        var pending = new Queue<string>(target.Split('/', StringSplitOptions.RemoveEmptyEntries));
+        int hops = 0;
+        while (pending.Count > 0)
+        {
+            var part = pending.Dequeue();
+            if (part == ".")
+            {
+                continue;
+            }
+            if (part == "..")
+            {
+                if (resolved.Count == 0)
+                {
+                    return false;
+                }
+                resolved.RemoveAt(resolved.Count - 1);
+                continue;
+            }
+            resolved.Add(part);
+            if (links.TryGetValue(string.Join('/', resolved), out var next))
+            {
+                if (++hops > 40 || next.StartsWith('/'))
+                {
+                    return false;
+                }
+                resolved.RemoveAt(resolved.Count - 1);
+                pending = new Queue<string>(next.Split('/', StringSplitOptions.RemoveEmptyEntries).Concat(pending));
+            }
+        }
+        return true;
+    }
+}
+
+/// <summary>File type without following symlinks (statx(2): same struct layout on every Linux architecture).</summary>
+internal static partial class FileType
+{
+    public enum Kind
+    {
+        Regular,
+        Directory,
+        Symlink,
+        Fifo,
+        Socket,
+        CharacterDevice,
+        BlockDevice,
+        Unknown,
+    }
+
+    private const int AtFdCwd = -100;
+    private const int AtSymlinkNoFollow = 0x100;
+    private const uint StatxType = 0x1;
+
+    [DllImport("libc", EntryPoint = "statx", SetLastError = true)]
+    private static extern int Statx(int dirfd, byte[] path, int flags, uint mask, byte[] buffer);
+
+    public static Kind Of(string path)
+    {
+        var buffer = new byte[256];
+        var name = System.Text.Encoding.UTF8.GetBytes(path + "\0");
+        if (Statx(AtFdCwd, name, AtSymlinkNoFollow, StatxType, buffer) != 0)
+        {
+            throw new ToolException($"cannot stat '{path}': errno {Marshal.GetLastPInvokeError()}");
+        }
+        int mode = BitConverter.ToUInt16(buffer, 28) & 0xF000; // stx_mode
+        return mode switch
+        {
+            0x8000 => Kind.Regular,
+            0x4000 => Kind.Directory,
+            0xA000 => Kind.Symlink,
+            0x1000 => Kind.Fifo,
+            0xC000 => Kind.Socket,
+            0x2000 => Kind.CharacterDevice,
+            0x6000 => Kind.BlockDevice,
+            _ => Kind.Unknown,
+        };
+    }
+}

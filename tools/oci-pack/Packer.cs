@@ -1,0 +1,152 @@
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using ModelCar.Common.Cli;
+using ModelCar.Common.IO;
+using ModelCar.Oci;
+using ModelCar.Oci.Tar;
+
+namespace ModelCar.OciPack;
+
+public sealed record PackSettings
+{
+    public required string ModelsPath { get; init; }
+    public required int Uid { get; init; }
+    public required int Gid { get; init; }
+    public required string User { get; init; }
+    public required long LayerThreshold { get; init; }
+    public required DateTimeOffset Created { get; init; }
+    public IReadOnlyDictionary<string, string> Labels { get; init; } = new Dictionary<string, string>();
+    public IReadOnlyDictionary<string, string> Annotations { get; init; } = new Dictionary<string, string>();
+    public bool ClearEntrypoint { get; init; }
+}
+
+public sealed record PackResult(Descriptor Manifest, long ImageSize, int ModelLayers);
+
+/// <summary>Builds the image: plan the model layers, copy the base blobs, write layers, config, manifest, commit.</summary>
+public static class Packer
+{
+    /// <summary>
+    /// Model layers: one per file of at least the threshold (title = its path in the image), and
+    /// one for everything else — small files, symlinks — titled with the models path. Every layer
+    /// carries the parent directories of its entries (0755), so each unpacks on its own. Entries
+    /// are in ordinal path order; layers: the small-files layer first, then the big files by path.
+    /// </summary>
+    public static IReadOnlyList<LayerPlan> Plan(ModelTree tree, PackSettings settings)
+    {
+        var attributes = Attributes(settings);
+        var root = settings.ModelsPath.Trim('/');
+        var plans = new List<LayerPlan>();
+        var small = tree.Entries.Where(e => e.Kind == ModelEntryKind.Symlink || e.Size < settings.LayerThreshold).ToList();
+        if (small.Count > 0)
+        {
+            plans.Add(MakePlan("/" + root, root, small, attributes));
+        }
+        foreach (var big in tree.Entries.Where(e => e.Kind == ModelEntryKind.File && e.Size >= settings.LayerThreshold))
+        {
+            plans.Add(MakePlan($"/{root}/{big.RelativePath}", root, [big], attributes));
+        }
+        return plans;
+    }
+
+    public static LayerEntryAttributes Attributes(PackSettings settings) =>
+        new() { Uid = settings.Uid, Gid = settings.Gid, ModificationTime = settings.Created };
+
+    private static LayerPlan MakePlan(string title, string root, IReadOnlyList<ModelEntry> entries, LayerEntryAttributes attributes)
+    {
+        var dirs = new SortedSet<string>(StringComparer.Ordinal);
+        var files = new List<LayerEntry>();
+        foreach (var e in entries)
+        {
+            var tarPath = root + "/" + e.RelativePath;
+            for (int i = tarPath.IndexOf('/'); i > 0; i = tarPath.IndexOf('/', i + 1))
+            {
+                dirs.Add(tarPath[..i]);
+            }
+            files.Add(e.Kind == ModelEntryKind.File
+                ? new LayerEntry(tarPath, LayerEntryKind.File, e.FullPath, e.Size)
+                : new LayerEntry(tarPath, LayerEntryKind.Symlink, LinkTarget: e.LinkTarget));
+        }
+        var all = dirs.Select(d => new LayerEntry(d, LayerEntryKind.Directory)).Concat(files)
+            .OrderBy(e => e.TarPath, StringComparer.Ordinal).ToList();
+        return new LayerPlan(title, all, entries.Sum(e => e.Size), LayerWriter.PredictSize(all, attributes));
+    }
+
+    public static async Task<PackResult> PackAsync(ModelTree tree, BaseImage baseImage, IImageSink sink, PackSettings settings, int jobs, ILogger logger, CancellationToken ct)
+    {
+        var plans = Plan(tree, settings);
+        long baseBytes = baseImage.Layers.Sum(l => l.Size);
+        logger.LogInformation("packing {Files} entries ({Size}) from {Model} into {Layers} layers on {Base} ({BaseLayers} layers, {BaseSize}) -> {Output}",
+            tree.Entries.Count, SizeParser.Format(tree.TotalBytes), tree.Root, plans.Count, baseImage.Description, baseImage.Layers.Count, SizeParser.Format(baseBytes), sink.Description);
+        using var progress = new ProgressReporter(logger, "packing", tree.TotalBytes + baseBytes);
+
+        foreach (var layer in baseImage.Layers)
+        {
+            await sink.CopyBaseBlobAsync(baseImage.Source!, layer, progress.Add, ct).ConfigureAwait(false);
+        }
+        var modelLayers = await sink.WriteLayersAsync(plans, Attributes(settings), jobs, progress.Add, ct).ConfigureAwait(false);
+
+        var configJson = OciJson.Serialize(BuildConfig(baseImage.Config, plans, modelLayers, settings), OciJson.Config);
+        var config = sink.WriteSmallBlob(configJson, MediaTypes.ImageConfig);
+        var manifest = new ImageManifest
+        {
+            Config = config,
+            Layers = [.. baseImage.Layers, .. modelLayers],
+            Annotations = settings.Annotations.Count == 0 ? null : Sorted(settings.Annotations),
+        };
+        var manifestJson = OciJson.Serialize(manifest, OciJson.Manifest);
+        if (manifestJson.Length > OciJson.MaxManifestBytes)
+        {
+            throw new ToolException($"the manifest would be {manifestJson.Length} bytes (limit {OciJson.MaxManifestBytes}): raise --layer-threshold to make fewer layers");
+        }
+        var manifestDescriptor = sink.WriteSmallBlob(manifestJson, MediaTypes.ImageManifest);
+        long imageSize = manifestJson.Length + configJson.Length + manifest.Layers.Sum(l => l.Size);
+        return new PackResult(manifestDescriptor, imageSize, modelLayers.Length);
+    }
+
+    public static ImageConfig BuildConfig(ImageConfig baseConfig, IReadOnlyList<LayerPlan> plans, IReadOnlyList<Descriptor> layers, PackSettings settings)
+    {
+        var created = FormatTime(settings.Created);
+        var container = baseConfig.Config ?? new ContainerConfig();
+        var labels = new Dictionary<string, string>(container.Labels ?? new Dictionary<string, string>());
+        foreach (var (k, v) in settings.Labels)
+        {
+            labels[k] = v;
+        }
+        var history = (baseConfig.History ?? []).ToList();
+        for (int i = 0; i < plans.Count; i++)
+        {
+            history.Add(new HistoryEntry { Created = created, CreatedBy = $"oci-pack: add {plans[i].Title}", Comment = "oci-pack" });
+        }
+        return baseConfig with
+        {
+            Created = created,
+            Config = container with
+            {
+                User = settings.User,
+                Labels = labels.Count == 0 ? null : Sorted(labels),
+                Entrypoint = settings.ClearEntrypoint ? null : container.Entrypoint,
+            },
+            RootFs = new RootFs { Type = "layers", DiffIds = [.. baseConfig.RootFs.DiffIds, .. layers.Select(l => l.Digest)] },
+            History = history,
+        };
+    }
+
+    /// <summary>Go's encoding/json writes map keys sorted; so do we (identical bytes, reproducible).</summary>
+    private static SortedDictionary<string, string> Sorted(IReadOnlyDictionary<string, string> d) => new(d.ToDictionary(), StringComparer.Ordinal);
+
+    public static string FormatTime(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+
+    /// <summary>SOURCE_DATE_EPOCH (seconds) if set, else the Unix epoch.</summary>
+    public static DateTimeOffset CreatedFrom(string? sourceDateEpoch)
+    {
+        if (string.IsNullOrWhiteSpace(sourceDateEpoch))
+        {
+            return DateTimeOffset.UnixEpoch;
+        }
+        if (!long.TryParse(sourceDateEpoch.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out long seconds) || seconds > 253402300799)
+        {
+            throw new UsageException($"SOURCE_DATE_EPOCH '{sourceDateEpoch}' is not a number of seconds since 1970");
+        }
+        return DateTimeOffset.FromUnixTimeSeconds(seconds);
+    }
+}
