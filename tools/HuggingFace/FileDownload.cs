@@ -73,6 +73,9 @@ internal sealed class FileDownload(HubClient client, LocalState store, FilePlan 
     long chunkSize, SemaphoreSlim slots, ProgressReporter progress, ILogger logger)
 {
     private const int BufferSize = 1 << 20;
+
+    /// <summary>How often the resume sidecar is rewritten: a kill loses at most this much transfer time.</summary>
+    private static readonly TimeSpan SidecarInterval = TimeSpan.FromMilliseconds(250);
     private readonly object _sidecarGate = new();
     private readonly string _incomplete = store.IncompletePath(plan.RepoPath);
     private readonly string _sidecar = store.SidecarPath(plan.RepoPath);
@@ -88,7 +91,7 @@ internal sealed class FileDownload(HubClient client, LocalState store, FilePlan 
         var state = LoadOrCreate(out bool resumedFromDisk);
         for (int attempt = 0; ; attempt++)
         {
-            using var saver = new Timer(_ => TrySaveSidecar(state), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+            using var saver = new Timer(_ => TrySaveSidecar(state), null, SidecarInterval, SidecarInterval);
             try
             {
                 await TransferAndVerifyAsync(state, ct).ConfigureAwait(false);
@@ -165,8 +168,9 @@ internal sealed class FileDownload(HubClient client, LocalState store, FilePlan 
         var state = new ChunkState(plan.Size, ChunkSizeFor(single));
         Files.EnsureDirectory(Path.GetDirectoryName(_incomplete)!);
         Files.TryDelete(_sidecar);
-        using (File.OpenHandle(_incomplete, FileMode.Create, FileAccess.ReadWrite, FileShare.Read, FileOptions.None, plan.Size))
+        using (var created = File.OpenHandle(_incomplete, FileMode.Create, FileAccess.ReadWrite, FileShare.Read, FileOptions.None, plan.Size))
         {
+            RandomAccess.SetLength(created, plan.Size); // preallocation keeps length 0; resume checks the length
         }
         Files.SetMode(_incomplete, Files.FileMode644);
         SaveSidecar(state);
@@ -196,7 +200,10 @@ internal sealed class FileDownload(HubClient client, LocalState store, FilePlan 
         {
             if (File.Exists(_incomplete))
             {
-                Files.WriteAllBytesAtomic(_sidecar, JsonSerializer.SerializeToUtf8Bytes(partial, HubJson.Partial));
+                // temp + rename, no fsync: it must survive a killed process, not a power cut (the hash catches that)
+                var tmp = _sidecar + ".tmp";
+                File.WriteAllBytes(tmp, JsonSerializer.SerializeToUtf8Bytes(partial, HubJson.Partial));
+                File.Move(tmp, _sidecar, overwrite: true);
             }
         }
     }
@@ -505,16 +512,24 @@ internal sealed class FileDownload(HubClient client, LocalState store, FilePlan 
             long remaining = length - state.Done(index);
             int filled = 0;
             bool eof = false;
+            Exception? broken = null;
             // fill up to half the buffer before writing: fewer, larger writes
-            while (filled < BufferSize / 2)
+            try
             {
-                int n = await body.ReadAsync(buffer.AsMemory(filled, BufferSize - filled), ct).ConfigureAwait(false);
-                if (n == 0)
+                while (filled < BufferSize / 2)
                 {
-                    eof = true;
-                    break;
+                    int n = await body.ReadAsync(buffer.AsMemory(filled, BufferSize - filled), ct).ConfigureAwait(false);
+                    if (n == 0)
+                    {
+                        eof = true;
+                        break;
+                    }
+                    filled += n;
                 }
-                filled += n;
+            }
+            catch (Exception e) when (e is IOException or HttpRequestException or TimeoutException)
+            {
+                broken = e; // keep what arrived before the break: a resume continues after it
             }
             if (filled > remaining)
             {
@@ -527,6 +542,10 @@ internal sealed class FileDownload(HubClient client, LocalState store, FilePlan 
                 Interlocked.Add(ref _received, filled);
                 progress.Add(filled);
                 signal.TryWrite(true);
+            }
+            if (broken is not null)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(broken);
             }
             if (eof)
             {
