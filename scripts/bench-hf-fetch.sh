@@ -62,5 +62,10 @@ echo
 printf 'hf-fetch throughput vs curl (sequential):  %.2fx\n' "$(echo "${secs[curl (sequential)]} / ${secs[hf-fetch (verified)]}" | bc -l)"
 printf 'hf-fetch throughput vs curl --parallel:    %.2fx\n' "$(echo "${secs[curl (--parallel)]} / ${secs[hf-fetch (verified)]}" | bc -l)"
 printf 'hf-fetch throughput vs curl + sha256sum:   %.2fx\n' "$(echo "${secs[curl + sha256sum]} / ${secs[hf-fetch (verified)]}" | bc -l)"
+if [[ -x /usr/bin/time ]]; then
+  rm -rf "$work/out"; mkdir -p "$work/out"
+  /usr/bin/time -f '%M' -o "$work/rss" "$bin" bench/model --dest "$work/out" --endpoint "$endpoint" >/dev/null 2>&1
+  printf 'hf-fetch peak RSS for %d x %d MiB:          %d MiB\n' "$count" "$size_mib" "$(( $(cat "$work/rss") / 1024 ))"
+fi
 [[ -n "${secs[aria2c -x4]:-}" ]] && printf 'hf-fetch throughput vs aria2c -x4:         %.2fx\n' "$(echo "${secs[aria2c -x4]} / ${secs[hf-fetch (verified)]}" | bc -l)"
 exit 0

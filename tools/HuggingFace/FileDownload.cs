@@ -537,7 +537,17 @@ internal sealed class FileDownload(HubClient client, LocalState store, FilePlan 
             }
             if (filled > 0)
             {
-                await RandomAccess.WriteAsync(handle, buffer.AsMemory(0, filled), start + state.Done(index), ct).ConfigureAwait(false);
+                try
+                {
+                    await RandomAccess.WriteAsync(handle, buffer.AsMemory(0, filled), start + state.Done(index), ct).ConfigureAwait(false);
+                }
+                catch (IOException e)
+                {
+                    // a local write failure is not a network error: no retry
+                    throw new ToolException(SnapshotFetcher.IsDiskFull(e)
+                        ? $"disk full: cannot write '{plan.RepoPath}' under {store.Root} ({e.Message})"
+                        : $"cannot write {_incomplete}: {e.Message}", e);
+                }
                 Interlocked.Add(ref state.Written[index], filled);
                 Interlocked.Add(ref _received, filled);
                 progress.Add(filled);

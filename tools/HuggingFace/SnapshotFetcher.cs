@@ -169,7 +169,8 @@ public sealed class SnapshotFetcher(ILogger logger)
     }
 
     public static bool IsDiskFull(IOException e) =>
-        e.HResult is 28 or 0x70 or unchecked((int)0x80070070) || e.Message.Contains("No space left", StringComparison.OrdinalIgnoreCase);
+        e.HResult is 28 or 0x70 or unchecked((int)0x80070070) || e.Message.Contains("No space left", StringComparison.OrdinalIgnoreCase)
+        || e.Message.Contains("disk was full", StringComparison.OrdinalIgnoreCase);
 
     private static void TryRemoveEmptyDirs(string dir)
     {
