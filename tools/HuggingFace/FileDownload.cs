@@ -16,7 +16,11 @@ namespace ModelCar.HuggingFace;
 public sealed class VerificationException(string message) : ToolException(message);
 
 /// <summary>The partial file cannot be continued (server ignored Range on a resume, or answered 416): start over.</summary>
-internal sealed class RestartException(string message) : Exception(message);
+internal sealed class RestartException(string message, bool rangeIgnored) : Exception(message)
+{
+    /// <summary>The server does not do Range: the next attempt is one plain stream.</summary>
+    public bool RangeIgnored { get; } = rangeIgnored;
+}
 
 /// <summary>Byte counts of a partial file, one per chunk, updated as bytes reach the file.</summary>
 internal sealed class ChunkState
@@ -100,7 +104,7 @@ internal sealed class FileDownload(HubClient client, LocalState store, FilePlan 
             catch (RestartException e) when (attempt < 3)
             {
                 logger.LogWarning("{Path}: {Why}; starting the file over", plan.RepoPath, e.Message);
-                state = Reset(single: true);
+                state = Reset(single: e.RangeIgnored);
             }
             catch (VerificationException e) when (resumedFromDisk && attempt < 3)
             {
@@ -255,7 +259,7 @@ internal sealed class FileDownload(HubClient client, LocalState store, FilePlan 
                 // Range ignored on a fresh file: take the whole body as one stream
                 response.Dispose();
                 slots.Release();
-                throw new RestartException("server ignored Range (200)");
+                throw new RestartException("server ignored Range (200)", rangeIgnored: true);
             }
             var hashing = HashAsync(handle, state, signal.Reader, cts.Token);
             var chunks = new List<Task>
@@ -406,7 +410,7 @@ internal sealed class FileDownload(HubClient client, LocalState store, FilePlan 
         {
             string? contentRange = response.Message.Content.Headers.ContentRange?.ToString();
             response.Dispose();
-            throw new RestartException($"416 Range Not Satisfiable for bytes {from}-{to}{(contentRange is null ? "" : $" (server: {contentRange})")}");
+            throw new RestartException($"416 Range Not Satisfiable for bytes {from}-{to}{(contentRange is null ? "" : $" (server: {contentRange})")}", rangeIgnored: false);
         }
         await client.EnsureSuccessAsync(response.Message, HttpMethod.Get, response.FinalUrl, ct, plan.RepoPath).ConfigureAwait(false);
         _url = response.FinalUrl;
@@ -431,7 +435,7 @@ internal sealed class FileDownload(HubClient client, LocalState store, FilePlan 
             if (from > 0)
             {
                 response.Dispose();
-                throw new RestartException($"server ignored Range (200) when resuming at byte {from}");
+                throw new RestartException($"server ignored Range (200) when resuming at byte {from}", rangeIgnored: true);
             }
             if (message.Content.Headers.ContentLength is { } length && length != plan.Size)
             {

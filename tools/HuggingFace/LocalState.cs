@@ -80,6 +80,8 @@ public sealed class LocalState
         }
     }
 
+    public void DeleteSnapshot() => Files.TryDelete(SnapshotPath);
+
     public void WriteSnapshot(SnapshotMetadata snapshot)
     {
         Files.EnsureDirectory(StateDir);

@@ -52,6 +52,8 @@ public sealed class SnapshotFetcher(ILogger logger)
                 : $"no file of {request.RepoId}@{commit} matches the --include/--exclude patterns ({tree.Count(e => e.IsFile)} files in the repo)");
         }
 
+        // DIR no longer holds a complete snapshot until this run ends: oci-pack and --offline must not trust an old one
+        store.DeleteSnapshot();
         var pending = plans.Where(p => !store.IsRecordedVerified(p)).ToList();
         int skipped = plans.Count - pending.Count;
         long toFetch = pending.Sum(p => p.Size);
