@@ -373,6 +373,10 @@ public sealed class ToolTests : IAsyncLifetime
         Assert.Equal(1, r2.ExitCode);
         Assert.DoesNotContain(token, r2.AllOutput);
 
+        var json = await RunAsync(Args(repo.Id, "--verbose", "--log-format", "json"), Env(token));
+        Assert.True(json.ExitCode == 0, json.ToString());
+        Assert.DoesNotContain(token, json.AllOutput);
+
         _hub.ValidTokens.Clear(); // now the token is invalid: the error path must not leak it either
         var r3 = await RunAsync(Args(repo.Id, "--verbose"), Env(token));
         Assert.Equal(1, r3.ExitCode);
@@ -411,6 +415,47 @@ public sealed class ToolTests : IAsyncLifetime
         Assert.True(r.StdErr.Contains("resuming", StringComparison.Ordinal), r.ToString());
         long secondRun = _hub.Served(big.Path);
         Assert.True(secondRun < big.Content.Length / 2, $"second run fetched {secondRun} of {big.Content.Length} bytes (first run {firstRun}); sidecar was {sidecar}\n{r}");
+        AssertSnapshot(repo);
+    }
+
+    [Fact]
+    public async Task A_failed_run_leaves_a_partial_file_the_next_run_continues()
+    {
+        var repo = StandardRepo(big: 4 << 20);
+        var big = repo.Files[4];
+        _hub.CutAfter = (path, _) => path == big.Path ? 600_000 : null; // every chunk request breaks
+        var failed = await RunAsync(Args(repo.Id, "--chunk-size", "1M", "--retries", "0"));
+        Assert.Equal(1, failed.ExitCode);
+        Assert.Single(failed.StdErr.Split('\n'), l => l.StartsWith("hf-fetch: error: ", StringComparison.Ordinal));
+        Assert.False(File.Exists(Path.Combine(Dest, big.Path)));
+        long first = _hub.Served(big.Path);
+        Assert.True(first > 0);
+
+        _hub.CutAfter = (_, _) => null;
+        _hub.BytesServed.Clear();
+        var resumed = await RunAsync(Args(repo.Id, "--chunk-size", "1M"));
+        Assert.True(resumed.ExitCode == 0, resumed.ToString());
+        Assert.Contains("resuming", resumed.StdErr);
+        // the missing bytes, plus at most what was in flight (socket buffers) when the first run stopped
+        Assert.InRange(_hub.Served(big.Path), big.Content.Length - first, big.Content.Length - first + (1 << 20));
+        Assert.Contains(_hub.Requests, q => q.Range is { } r && r.StartsWith("bytes=600000-", StringComparison.Ordinal));
+        AssertSnapshot(repo);
+    }
+
+    [Fact]
+    public async Task Resume_against_a_server_that_ignores_Range_starts_over_and_verifies()
+    {
+        var repo = StandardRepo(big: 4 << 20);
+        var big = repo.Files[4];
+        _hub.CutAfter = (path, _) => path == big.Path ? 600_000 : null;
+        var failed = await RunAsync(Args(repo.Id, "--chunk-size", "1M", "--retries", "0"));
+        Assert.Equal(1, failed.ExitCode);
+
+        _hub.CutAfter = (_, _) => null;
+        _hub.IgnoreRange = true;
+        var r = await RunAsync(Args(repo.Id, "--chunk-size", "1M"));
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("ignored Range", r.StdErr);
         AssertSnapshot(repo);
     }
 }

@@ -531,9 +531,9 @@ internal sealed class FileDownload(HubClient client, LocalState store, FilePlan 
                     filled += n;
                 }
             }
-            catch (Exception e) when (e is IOException or HttpRequestException or TimeoutException)
+            catch (Exception e) when (e is IOException or HttpRequestException or TimeoutException or OperationCanceledException)
             {
-                broken = e; // keep what arrived before the break: a resume continues after it
+                broken = e; // keep what arrived before the break (or the cancel): a resume continues after it
             }
             if (filled > remaining)
             {
@@ -543,7 +543,7 @@ internal sealed class FileDownload(HubClient client, LocalState store, FilePlan 
             {
                 try
                 {
-                    await RandomAccess.WriteAsync(handle, buffer.AsMemory(0, filled), start + state.Done(index), ct).ConfigureAwait(false);
+                    await RandomAccess.WriteAsync(handle, buffer.AsMemory(0, filled), start + state.Done(index), CancellationToken.None).ConfigureAwait(false);
                 }
                 catch (IOException e)
                 {
