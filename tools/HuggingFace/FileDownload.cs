@@ -229,15 +229,16 @@ internal sealed class FileDownload(HubClient client, LocalState store, FilePlan 
         using var handle = File.OpenHandle(_incomplete, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var signal = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+        using var cursor = new HashCursor(plan.Kind, plan.Size);
         string hash;
         if (state.Size == 0)
         {
             await DownloadEmptyAsync(ct).ConfigureAwait(false);
-            hash = await HashAsync(handle, state, signal.Reader, ct).ConfigureAwait(false);
+            hash = await HashAsync(handle, state, cursor, signal.Reader, ct).ConfigureAwait(false);
         }
         else if (state.AllComplete)
         {
-            hash = await HashAsync(handle, state, signal.Reader, ct).ConfigureAwait(false);
+            hash = await HashAsync(handle, state, cursor, signal.Reader, ct).ConfigureAwait(false);
         }
         else
         {
@@ -261,17 +262,17 @@ internal sealed class FileDownload(HubClient client, LocalState store, FilePlan 
                 slots.Release();
                 throw new RestartException("server ignored Range (200)", rangeIgnored: true);
             }
-            var hashing = HashAsync(handle, state, signal.Reader, cts.Token);
+            var hashing = HashAsync(handle, state, cursor, signal.Reader, cts.Token);
             var chunks = new List<Task>
             {
-                Guard(ReleasingAsync(RunChunkAsync(handle, state, first, response, signal.Writer, cts.Token)), cts),
+                Guard(ReleasingAsync(RunChunkAsync(handle, state, cursor, first, response, signal.Writer, cts.Token)), cts),
             };
             for (int i = first + 1; i < state.Count; i++)
             {
                 if (!state.IsComplete(i))
                 {
                     int index = i;
-                    chunks.Add(Guard(WithSlotAsync(() => RunChunkAsync(handle, state, index, null, signal.Writer, cts.Token), cts.Token), cts));
+                    chunks.Add(Guard(WithSlotAsync(() => RunChunkAsync(handle, state, cursor, index, null, signal.Writer, cts.Token), cts.Token), cts));
                 }
             }
             try
@@ -469,7 +470,7 @@ internal sealed class FileDownload(HubClient client, LocalState store, FilePlan 
     }
 
     /// <summary>Streams one chunk to its offsets; a cut connection continues with Range from the last byte written.</summary>
-    private async Task RunChunkAsync(SafeFileHandle handle, ChunkState state, int index, HubResponse? initial, ChannelWriter<bool> signal, CancellationToken ct)
+    private async Task RunChunkAsync(SafeFileHandle handle, ChunkState state, HashCursor cursor, int index, HubResponse? initial, ChannelWriter<bool> signal, CancellationToken ct)
     {
         int failures = 0;
         var settings = client.Settings;
@@ -485,7 +486,7 @@ internal sealed class FileDownload(HubClient client, LocalState store, FilePlan 
                 {
                     await using var raw = await response.Message.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
                     await using var body = new StallTimeoutStream(raw, settings.StallTimeout);
-                    await CopyChunkAsync(body, handle, state, index, buffer, signal, ct).ConfigureAwait(false);
+                    await CopyChunkAsync(body, handle, state, cursor, index, buffer, signal, ct).ConfigureAwait(false);
                 }
                 catch (Exception e) when (HttpRetry.IsTransient(e, ct) && !ct.IsCancellationRequested && failures < settings.MaxRetries)
                 {
@@ -507,7 +508,7 @@ internal sealed class FileDownload(HubClient client, LocalState store, FilePlan 
         }
     }
 
-    private async Task CopyChunkAsync(Stream body, SafeFileHandle handle, ChunkState state, int index, byte[] buffer, ChannelWriter<bool> signal, CancellationToken ct)
+    private async Task CopyChunkAsync(Stream body, SafeFileHandle handle, ChunkState state, HashCursor cursor, int index, byte[] buffer, ChannelWriter<bool> signal, CancellationToken ct)
     {
         long start = state.Start(index);
         long length = state.Length(index);
@@ -552,7 +553,9 @@ internal sealed class FileDownload(HubClient client, LocalState store, FilePlan 
                         ? $"disk full: cannot write '{plan.RepoPath}' under {store.Root} ({e.Message})"
                         : $"cannot write {_incomplete}: {e.Message}", e);
                 }
+                long offset = start + state.Done(index);
                 Interlocked.Add(ref state.Written[index], filled);
+                cursor.TryAppend(offset, buffer.AsSpan(0, filled)); // in-line when this is the next byte to hash
                 Interlocked.Add(ref _received, filled);
                 progress.Add(filled);
                 signal.TryWrite(true);
@@ -572,31 +575,21 @@ internal sealed class FileDownload(HubClient client, LocalState store, FilePlan 
         }
     }
 
-    /// <summary>Hashes the file in order as its contiguous prefix grows (the final hash is ready when the last byte lands).</summary>
-    private async Task<string> HashAsync(SafeFileHandle handle, ChunkState state, ChannelReader<bool> signal, CancellationToken ct)
+    /// <summary>
+    /// Finishes the in-order hash: bytes a writer could not hash straight from its buffer (chunks that finished
+    /// ahead of the frontier, data from an earlier run) are read back as soon as the contiguous prefix covers them.
+    /// </summary>
+    private async Task<string> HashAsync(SafeFileHandle handle, ChunkState state, HashCursor cursor, ChannelReader<bool> signal, CancellationToken ct)
     {
-        using var hash = LocalState.StartHash(plan.Kind, plan.Size);
         byte[] buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
         try
         {
-            long hashed = 0;
             while (true)
             {
-                long frontier = state.Frontier();
-                while (hashed < frontier)
+                if (cursor.CatchUp(handle, state.Frontier(), buffer, _incomplete) >= plan.Size)
                 {
-                    int want = (int)Math.Min(BufferSize, frontier - hashed);
-                    int n = await RandomAccess.ReadAsync(handle, buffer.AsMemory(0, want), hashed, ct).ConfigureAwait(false);
-                    if (n <= 0)
-                    {
-                        throw new IOException($"{_incomplete} is shorter than expected");
-                    }
-                    hash.AppendData(buffer, 0, n);
-                    hashed += n;
-                }
-                if (hashed >= plan.Size)
-                {
-                    return Convert.ToHexStringLower(hash.GetHashAndReset());
+                    logger.LogDebug("{Path}: {Inline} hashed in-line, {Back} read back", plan.RepoPath, SizeParser.Format(plan.Size - cursor.ReadBack), SizeParser.Format(cursor.ReadBack));
+                    return cursor.Finish();
                 }
                 await signal.ReadAsync(ct).ConfigureAwait(false);
             }
@@ -606,4 +599,73 @@ internal sealed class FileDownload(HubClient client, LocalState store, FilePlan 
             ArrayPool<byte>.Shared.Return(buffer);
         }
     }
+}
+
+/// <summary>
+/// The in-order hash of a file whose chunks arrive out of order. A writer whose bytes start exactly at the hash
+/// position hashes them from its buffer (no second read); otherwise the hasher reads them back from the file
+/// once the contiguous prefix reaches them. Writers never wait for the lock.
+/// </summary>
+internal sealed class HashCursor(HashKind kind, long size) : IDisposable
+{
+    private readonly object _gate = new();
+    private readonly System.Security.Cryptography.IncrementalHash _hash = LocalState.StartHash(kind, size);
+    private long _hashed;
+
+    /// <summary>Bytes that had to be read back from the file.</summary>
+    public long ReadBack { get; private set; }
+
+    /// <summary>Hashes [offset, offset+data.Length) if it is next and the lock is free; the bytes are already in the file.</summary>
+    public bool TryAppend(long offset, ReadOnlySpan<byte> data)
+    {
+        if (!Monitor.TryEnter(_gate))
+        {
+            return false;
+        }
+        try
+        {
+            if (_hashed != offset)
+            {
+                return false;
+            }
+            _hash.AppendData(data);
+            _hashed += data.Length;
+            return true;
+        }
+        finally
+        {
+            Monitor.Exit(_gate);
+        }
+    }
+
+    /// <summary>Reads back and hashes everything up to <paramref name="frontier"/>; returns the hash position.</summary>
+    public long CatchUp(SafeFileHandle handle, long frontier, byte[] buffer, string path)
+    {
+        lock (_gate)
+        {
+            while (_hashed < frontier)
+            {
+                int want = (int)Math.Min(buffer.Length, frontier - _hashed);
+                int n = RandomAccess.Read(handle, buffer.AsSpan(0, want), _hashed);
+                if (n <= 0)
+                {
+                    throw new IOException($"{path} is shorter than expected");
+                }
+                _hash.AppendData(buffer, 0, n);
+                _hashed += n;
+                ReadBack += n;
+            }
+            return _hashed;
+        }
+    }
+
+    public string Finish()
+    {
+        lock (_gate)
+        {
+            return Convert.ToHexStringLower(_hash.GetHashAndReset());
+        }
+    }
+
+    public void Dispose() => _hash.Dispose();
 }
