@@ -1,5 +1,9 @@
 using System.CommandLine;
+using Microsoft.Extensions.Logging;
 using ModelCar.Common.Cli;
+using ModelCar.Common.Http;
+using ModelCar.Common.IO;
+using ModelCar.HuggingFace;
 
 namespace ModelCar.HfFetch;
 
@@ -11,7 +15,106 @@ public static class HfFetchCommand
     public static RootCommand Create()
     {
         var root = ToolApp.CreateRoot("Download a Hugging Face Hub repository at a revision: resumable, sha256-verified.");
-        root.SetToolAction(Name, (ctx, ct) => throw new ToolException("hf-fetch is not implemented yet"));
+        var repoId = new Argument<string>("REPO_ID") { Description = "Repository id, e.g. ibm-granite/granite-3.3-2b-instruct." };
+        var dest = new Option<string>("--dest")
+        {
+            Description = "Directory to download into (plain files; state under DIR/.hf-fetch/).",
+            HelpName = "DIR",
+            Required = true,
+        };
+        var revision = new Option<string?>("--revision")
+        {
+            Description = "Branch, tag, refs/pr/N or commit (default main).",
+            HelpName = "REV",
+        };
+        var repoType = new Option<string>("--repo-type")
+        {
+            Description = "model or dataset (default model).",
+            DefaultValueFactory = _ => "model",
+        };
+        repoType.AcceptOnlyFromAmong("model", "dataset");
+        var include = new Option<string[]>("--include")
+        {
+            Description = "Only files matching this glob (repeatable; fnmatch: '*' crosses '/', trailing '/' = folder).",
+            HelpName = "GLOB",
+            DefaultValueFactory = _ => [],
+        };
+        var exclude = new Option<string[]>("--exclude")
+        {
+            Description = "Skip files matching this glob (repeatable; applied after --include).",
+            HelpName = "GLOB",
+            DefaultValueFactory = _ => [],
+        };
+        var endpoint = new Option<string?>("--endpoint")
+        {
+            Description = "Hub URL (default $HF_ENDPOINT, else https://huggingface.co).",
+            HelpName = "URL",
+        };
+        var tokenFile = new Option<string?>("--token-file")
+        {
+            Description = "File holding the Hub token (default $HF_TOKEN, $HUGGING_FACE_HUB_TOKEN, $HF_HOME/token).",
+            HelpName = "FILE",
+        };
+        var jobs = CommonOptions.Jobs(4);
+        var offline = new Option<bool>("--offline")
+        {
+            Description = "No network: succeed only if DIR already holds a complete verified snapshot (also HF_HUB_OFFLINE=1).",
+        };
+        var chunkSize = CommonOptions.Size("--chunk-size", "Range chunk size; files of at least twice this size download in concurrent chunks (default 32M).");
+        var retries = CommonOptions.Retries();
+        var tlsVerify = CommonOptions.TlsVerify();
+        var caFile = CommonOptions.CaFile();
+        root.Arguments.Add(repoId);
+        foreach (var option in new Option[] { dest, revision, repoType, include, exclude, endpoint, tokenFile, jobs, offline, chunkSize, retries, tlsVerify, caFile })
+        {
+            root.Options.Add(option);
+        }
+
+        root.SetToolAction(Name, async (ctx, ct) =>
+        {
+            Func<string, string?> env = Environment.GetEnvironmentVariable;
+            var id = ctx.ParseResult.GetValue(repoId)!;
+            HubPaths.ValidateRepoId(id);
+            var rev = ctx.Get(revision);
+            if (rev is not null && (rev.Length == 0 || rev.Any(char.IsControl)))
+            {
+                throw new UsageException("--revision must not be empty");
+            }
+            var request = new FetchRequest
+            {
+                RepoId = id,
+                RepoType = ctx.Get(repoType) == "dataset" ? RepoType.Dataset : RepoType.Model,
+                Revision = rev ?? "main",
+                Dest = Path.GetFullPath(ctx.Required(dest)),
+                Include = ctx.Get(include) ?? [],
+                Exclude = ctx.Get(exclude) ?? [],
+                Jobs = ctx.Get(jobs),
+                ChunkSize = ctx.Get(chunkSize) ?? FetchRequest.DefaultChunkSize,
+            };
+            var fetcher = new SnapshotFetcher(ctx.Logger);
+            FetchSummary summary;
+            if (ctx.Get(offline) || HubPaths.IsOfflineEnv(env))
+            {
+                summary = await fetcher.VerifyOfflineAsync(request, rev is not null, ct);
+            }
+            else
+            {
+                var hubEndpoint = HubPaths.ResolveEndpoint(ctx.Get(endpoint), env);
+                var token = HubCredentials.ResolveToken(ctx.Get(tokenFile), env);
+                var settings = CommonOptions.HttpSettingsFrom(ctx.ParseResult, tlsVerify, caFile, retries);
+                using var http = HttpClientFactory.Create(settings);
+                var client = new HubClient(http, hubEndpoint, token, settings, ctx.Logger);
+                ctx.Logger.LogDebug("endpoint {Endpoint}, {Auth}", hubEndpoint, token is null ? "anonymous" : "with a token");
+                summary = await fetcher.FetchAsync(client, request, ct);
+            }
+            ctx.Logger.LogInformation("{Repo}@{Commit}: {Files} files, {Bytes} in {Dest} ({Downloaded} downloaded, {Skipped} files already verified)",
+                id, summary.Commit, summary.Files, SizeParser.Format(summary.Bytes), request.Dest, SizeParser.Format(summary.Downloaded), summary.Skipped);
+            ctx.Results.Write("commit", summary.Commit);
+            ctx.Results.Write("files", summary.Files.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            ctx.Results.Write("bytes", summary.Bytes.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            ctx.WriteResult(summary.Commit);
+            return ExitCodes.Ok;
+        });
         return root;
     }
 }

@@ -1,3 +1,0 @@
-namespace ModelCar.HuggingFace;
-
-internal static class AssemblyMarker;

@@ -1,0 +1,124 @@
+using System.Text.RegularExpressions;
+using ModelCar.Common.Cli;
+
+namespace ModelCar.HuggingFace;
+
+public enum RepoType
+{
+    Model,
+    Dataset,
+}
+
+/// <summary>Hub URLs (quoting as huggingface_hub does) and the checks on repo ids and server paths.</summary>
+public static partial class HubPaths
+{
+    public const string DefaultEndpoint = "https://huggingface.co";
+
+    public static string ApiSegment(RepoType type) => type == RepoType.Dataset ? "datasets" : "models";
+
+    public static string TypeName(RepoType type) => type == RepoType.Dataset ? "dataset" : "model";
+
+    /// <summary>Python's quote(s, safe=""): everything but unreserved characters percent-encoded (UTF-8).</summary>
+    public static string QuoteAll(string s) => Uri.EscapeDataString(s);
+
+    /// <summary>Python's quote(path): like <see cref="QuoteAll"/> but '/' kept.</summary>
+    public static string QuotePath(string path) => string.Join('/', path.Split('/').Select(Uri.EscapeDataString));
+
+    public static Uri Revision(string endpoint, RepoType type, string repoId, string revision) =>
+        new($"{endpoint}/api/{ApiSegment(type)}/{repoId}/revision/{QuoteAll(revision)}");
+
+    public static Uri Tree(string endpoint, RepoType type, string repoId, string commit) =>
+        new($"{endpoint}/api/{ApiSegment(type)}/{repoId}/tree/{QuoteAll(commit)}?recursive=true&expand=false");
+
+    public static Uri Resolve(string endpoint, RepoType type, string repoId, string commit, string path) =>
+        new($"{endpoint}/{(type == RepoType.Dataset ? "datasets/" : "")}{repoId}/resolve/{QuoteAll(commit)}/{QuotePath(path)}");
+
+    /// <summary>HF_ENDPOINT rules: --endpoint, else HF_ENDPOINT, else huggingface.co; trailing '/' stripped.</summary>
+    public static string ResolveEndpoint(string? option, Func<string, string?> env)
+    {
+        var value = !string.IsNullOrWhiteSpace(option) ? option : env("HF_ENDPOINT");
+        value = string.IsNullOrWhiteSpace(value) ? DefaultEndpoint : value.Trim();
+        value = value.TrimEnd('/');
+        if (!Uri.TryCreate(value, UriKind.Absolute, out var uri) || uri.Scheme is not ("https" or "http") || !string.IsNullOrEmpty(uri.Query))
+        {
+            throw new UsageException($"endpoint '{value}' is not an http(s) URL");
+        }
+        return value;
+    }
+
+    /// <summary>HF_HUB_OFFLINE as huggingface_hub reads it (1, ON, YES, TRUE).</summary>
+    public static bool IsOfflineEnv(Func<string, string?> env) =>
+        env("HF_HUB_OFFLINE")?.Trim().ToUpperInvariant() is "1" or "ON" or "YES" or "TRUE";
+
+    public static void ValidateRepoId(string repoId)
+    {
+        if (!RepoIdPattern().IsMatch(repoId) || repoId.Contains("--", StringComparison.Ordinal) || repoId.Contains("..", StringComparison.Ordinal))
+        {
+            throw new UsageException($"'{repoId}' is not a Hub repo id (expected NAME or ORG/NAME)");
+        }
+    }
+
+    /// <summary>
+    /// A repository path the server sent, checked before anything is written: relative, '/'-separated,
+    /// no '..' or '.' or empty segments, no backslash, no drive letter, no NUL, not in hf-fetch's own folder.
+    /// Returns the reason it is refused, or null if safe.
+    /// </summary>
+    public static string? UnsafeReason(string path)
+    {
+        if (string.IsNullOrEmpty(path))
+        {
+            return "empty path";
+        }
+        if (path.Contains('\\'))
+        {
+            return "backslash in path";
+        }
+        if (path.Contains('\0'))
+        {
+            return "NUL in path";
+        }
+        if (path.StartsWith('/'))
+        {
+            return "absolute path";
+        }
+        if (path.Length >= 2 && char.IsAsciiLetter(path[0]) && path[1] == ':')
+        {
+            return "drive-letter path";
+        }
+        foreach (var segment in path.Split('/'))
+        {
+            if (segment is "" or "." or "..")
+            {
+                return segment == ".." ? "'..' in path" : "empty or '.' segment in path";
+            }
+        }
+        var first = path.Split('/')[0];
+        if (first == StateFolder)
+        {
+            return $"path inside hf-fetch's state folder '{StateFolder}/'";
+        }
+        return null;
+    }
+
+    /// <summary>The folder under DIR holding hf-fetch's state (oci-pack excludes it).</summary>
+    public const string StateFolder = ".hf-fetch";
+
+    /// <summary>Full local path of a repo file under <paramref name="root"/>; throws if unsafe or outside it.</summary>
+    public static string LocalPath(string root, string repoPath)
+    {
+        if (UnsafeReason(repoPath) is { } why)
+        {
+            throw new ToolException($"refusing server path '{repoPath}': {why}");
+        }
+        var fullRoot = Path.GetFullPath(root);
+        var full = Path.GetFullPath(Path.Combine(fullRoot, repoPath));
+        if (!full.StartsWith(fullRoot.TrimEnd('/') + "/", StringComparison.Ordinal))
+        {
+            throw new ToolException($"refusing server path '{repoPath}': it resolves outside {fullRoot}");
+        }
+        return full;
+    }
+
+    [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}(/[A-Za-z0-9_.\-]{1,96})?$")]
+    private static partial Regex RepoIdPattern();
+}

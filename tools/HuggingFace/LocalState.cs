@@ -1,0 +1,193 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using ModelCar.Common.IO;
+
+namespace ModelCar.HuggingFace;
+
+public enum HashKind
+{
+    /// <summary>sha256 of the content (LFS files; the tree's lfs.oid).</summary>
+    Sha256,
+
+    /// <summary>git blob sha1: sha1("blob {len}\0" + content) (small files; the tree's oid).</summary>
+    GitSha1,
+}
+
+/// <summary>What a file must be: its repo path, local path, size and expected hash.</summary>
+public sealed record FilePlan(string RepoPath, string LocalPath, long Size, HashKind Kind, string Hash, TreeEntry Entry)
+{
+    public static FilePlan From(TreeEntry entry, string root)
+    {
+        var local = HubPaths.LocalPath(root, entry.Path);
+        if (entry.Lfs is { } lfs)
+        {
+            if (lfs.Oid is not { } sha || !HubClient.IsHex(sha, 64))
+            {
+                throw new Common.Cli.ToolException($"tree entry '{entry.Path}' has no valid lfs.oid (sha256)");
+            }
+            return new FilePlan(entry.Path, local, lfs.Size, HashKind.Sha256, sha.ToLowerInvariant(), entry);
+        }
+        if (entry.Oid is not { } oid || !HubClient.IsHex(oid, 40))
+        {
+            throw new Common.Cli.ToolException($"tree entry '{entry.Path}' has no valid oid (git sha1)");
+        }
+        return new FilePlan(entry.Path, local, entry.Size, HashKind.GitSha1, oid.ToLowerInvariant(), entry);
+    }
+
+    public string HashName => Kind == HashKind.Sha256 ? "sha256" : "git sha1";
+}
+
+/// <summary>
+/// hf-fetch's own files under DIR/.hf-fetch/: snapshot.json (the contract oci-pack reads), verified.jsonl
+/// (files verified earlier, with size, hash and mtime, so a re-run does not re-hash them) and
+/// incomplete/PATH.incomplete (+ .json sidecar) for partial downloads.
+/// </summary>
+public sealed class LocalState
+{
+    private readonly object _gate = new();
+    private Dictionary<string, VerifiedRecord>? _verified;
+
+    public LocalState(string root)
+    {
+        Root = Path.GetFullPath(root);
+        StateDir = Path.Combine(Root, HubPaths.StateFolder);
+    }
+
+    public string Root { get; }
+    public string StateDir { get; }
+    public string SnapshotPath => Path.Combine(StateDir, "snapshot.json");
+    public string VerifiedPath => Path.Combine(StateDir, "verified.jsonl");
+    public string IncompleteDir => Path.Combine(StateDir, "incomplete");
+
+    public string IncompletePath(string repoPath) => Path.Combine(IncompleteDir, repoPath) + ".incomplete";
+
+    public string SidecarPath(string repoPath) => IncompletePath(repoPath) + ".json";
+
+    public SnapshotMetadata? ReadSnapshot()
+    {
+        if (!File.Exists(SnapshotPath))
+        {
+            return null;
+        }
+        try
+        {
+            return JsonSerializer.Deserialize(File.ReadAllBytes(SnapshotPath), HubJson.Snapshot);
+        }
+        catch (JsonException e)
+        {
+            throw new Common.Cli.ToolException($"{SnapshotPath} is not valid JSON: {e.Message}");
+        }
+    }
+
+    public void DeleteSnapshot() => Files.TryDelete(SnapshotPath);
+
+    public void WriteSnapshot(SnapshotMetadata snapshot)
+    {
+        Files.EnsureDirectory(StateDir);
+        Files.WriteAllBytesAtomic(SnapshotPath, JsonSerializer.SerializeToUtf8Bytes(snapshot, HubJson.Snapshot));
+    }
+
+    private Dictionary<string, VerifiedRecord> Verified()
+    {
+        lock (_gate)
+        {
+            if (_verified is not null)
+            {
+                return _verified;
+            }
+            _verified = new Dictionary<string, VerifiedRecord>(StringComparer.Ordinal);
+            if (File.Exists(VerifiedPath))
+            {
+                foreach (var line in File.ReadLines(VerifiedPath))
+                {
+                    try
+                    {
+                        if (line.Length > 0 && JsonSerializer.Deserialize(line, HubJson.Verified) is { } r)
+                        {
+                            _verified[r.Path] = r;
+                        }
+                    }
+                    catch (JsonException)
+                    {
+                        // a torn last line after a kill: ignore it (that file is simply re-checked)
+                    }
+                }
+            }
+            return _verified;
+        }
+    }
+
+    /// <summary>True if the file was verified earlier and is unchanged since (size and mtime as recorded): no re-hash.</summary>
+    public bool IsRecordedVerified(FilePlan plan)
+    {
+        VerifiedRecord? r;
+        lock (_gate)
+        {
+            Verified().TryGetValue(plan.RepoPath, out r);
+        }
+        if (r is null || r.Size != plan.Size || !string.Equals(r.Hash, plan.Hash, StringComparison.OrdinalIgnoreCase))
+        {
+            return false;
+        }
+        var fi = new FileInfo(plan.LocalPath);
+        return fi.Exists && fi.Length == plan.Size && fi.LastWriteTimeUtc.Ticks == r.MtimeTicks;
+    }
+
+    /// <summary>Records a verified file (appends one JSON line; the last line for a path wins).</summary>
+    public void RecordVerified(FilePlan plan)
+    {
+        var record = new VerifiedRecord
+        {
+            Path = plan.RepoPath,
+            Size = plan.Size,
+            Hash = plan.Hash,
+            MtimeTicks = File.GetLastWriteTimeUtc(plan.LocalPath).Ticks,
+        };
+        var line = JsonSerializer.Serialize(record, HubJson.Verified) + "\n";
+        lock (_gate)
+        {
+            Verified()[plan.RepoPath] = record;
+            Files.EnsureDirectory(StateDir);
+            bool created = !File.Exists(VerifiedPath);
+            File.AppendAllText(VerifiedPath, line, Encoding.UTF8);
+            if (created)
+            {
+                Files.SetMode(VerifiedPath, Files.FileMode644);
+            }
+        }
+    }
+
+    /// <summary>Hashes a file already on disk (one read pass) and compares with the plan.</summary>
+    public static async Task<bool> HashMatchesAsync(FilePlan plan, string path, CancellationToken ct)
+    {
+        var fi = new FileInfo(path);
+        if (!fi.Exists || fi.Length != plan.Size)
+        {
+            return false;
+        }
+        using var hash = StartHash(plan.Kind, plan.Size);
+        await using var stream = Files.OpenRead(path);
+        var buffer = new byte[1 << 20];
+        int n;
+        long total = 0;
+        while ((n = await stream.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
+        {
+            hash.AppendData(buffer, 0, n);
+            total += n;
+        }
+        return total == plan.Size && string.Equals(Convert.ToHexStringLower(hash.GetHashAndReset()), plan.Hash, StringComparison.Ordinal);
+    }
+
+    /// <summary>An incremental hash for <paramref name="kind"/>; git sha1 already holds the "blob {len}\0" header.</summary>
+    public static IncrementalHash StartHash(HashKind kind, long size)
+    {
+        if (kind == HashKind.Sha256)
+        {
+            return IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        }
+        var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA1);
+        h.AppendData(Encoding.ASCII.GetBytes($"blob {size}\0"));
+        return h;
+    }
+}
