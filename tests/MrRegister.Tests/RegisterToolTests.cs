@@ -179,14 +179,30 @@ public sealed class RegisterToolTests
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task Two_concurrent_runs_make_one_model_one_version_one_artifact(bool legacyDuplicates)
+    [InlineData(false, "model")]
+    [InlineData(true, "model")]
+    [InlineData(false, "version")]
+    [InlineData(true, "version")]
+    [InlineData(false, "artifact")]
+    [InlineData(true, "artifact")]
+    public async Task Two_concurrent_runs_make_one_model_one_version_one_artifact(bool legacyDuplicates, string raceOn)
     {
         await using var fake = await FakeModelRegistry.StartAsync();
         fake.LegacyDuplicates = legacyDuplicates;
+        string racedPath = "/registered_models";
+        if (raceOn != "model")
+        {
+            var modelId = fake.AddModel(Tool.Granite[1]);
+            racedPath = "/model_versions";
+            if (raceOn == "artifact")
+            {
+                var versionId = fake.AddVersion(modelId, Tool.Granite[3]);
+                racedPath = $"/model_versions/{versionId}/artifacts";
+            }
+        }
         fake.ReadDelay = TimeSpan.FromMilliseconds(300); // both runs see "not found" before either creates
 
+        // two processes of the published binary at once
         var runs = await Task.WhenAll(Tool.RegisterAsync(fake, Tool.Granite), Tool.RegisterAsync(fake, Tool.Granite));
 
         Assert.All(runs, r => Assert.True(r.ExitCode == 0, r.ToString()));
@@ -195,7 +211,8 @@ public sealed class RegisterToolTests
         Assert.Single(fake.Versions);
         Assert.Single(fake.Artifacts);
         int duplicateStatus = legacyDuplicates ? 500 : 409;
-        Assert.Contains(fake.Log, r => r.Method == "POST" && r.Status == duplicateStatus);
+        Assert.Contains(fake.Log, r => r.Method == "POST" && r.Path == FakeModelRegistry.Prefix + racedPath && r.Status == duplicateStatus);
+        Assert.DoesNotContain(fake.Log, r => r.Status == duplicateStatus && r.Method == "GET");
     }
 
     [Fact]
