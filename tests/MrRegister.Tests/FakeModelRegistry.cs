@@ -65,6 +65,21 @@ public sealed class FakeModelRegistry : IAsyncDisposable
     /// <summary>One-shot or permanent fault injection: return a reply to answer with it instead.</summary>
     public Func<LoggedRequest, FakeReply?>? Fault { get; set; }
 
+    private Func<LoggedRequest, bool>? _gateMatch;
+    private int _gateParties;
+    private TaskCompletionSource? _gate;
+
+    /// <summary>
+    /// Makes a race certain: the first <paramref name="parties"/> requests matching <paramref name="match"/>
+    /// are held until all of them have arrived (at most 20 s), so every racer sees the same state.
+    /// </summary>
+    public void Gate(Func<LoggedRequest, bool> match, int parties = 2)
+    {
+        _gateMatch = match;
+        _gateParties = parties;
+        _gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
     public void Fail503(int times) => Interlocked.Exchange(ref _fail503, times);
 
     public static async Task<FakeModelRegistry> StartAsync(X509Certificate2? tls = null)
@@ -170,6 +185,17 @@ public sealed class FakeModelRegistry : IAsyncDisposable
             if (req.Method == "GET" && ReadDelay > TimeSpan.Zero)
             {
                 await Task.Delay(ReadDelay);
+            }
+            if (_gate is { } gate && _gateMatch!(req))
+            {
+                if (Interlocked.Decrement(ref _gateParties) >= 0)
+                {
+                    if (Volatile.Read(ref _gateParties) <= 0)
+                    {
+                        gate.TrySetResult();
+                    }
+                    await gate.Task.WaitAsync(TimeSpan.FromSeconds(20));
+                }
             }
             lock (_lock)
             {

@@ -60,7 +60,8 @@ public sealed class RegisterToolTests
     public async Task Minimal_register_sends_no_optional_fields()
     {
         await using var fake = await FakeModelRegistry.StartAsync();
-        var r = await Tool.RegisterAsync(fake, Tool.Granite);
+        // empty values (Tekton params defaulting to "") count as not given
+        var r = await Tool.RegisterAsync(fake, [.. Tool.Granite, "--version-description", "", "--author", "", "--storage-key", ""]);
         Assert.True(r.ExitCode == 0, r.ToString());
         var bodies = fake.Writes.Select(w => JsonNode.Parse(w.Body)!.AsObject().Select(p => p.Key).Order().ToArray()).ToList();
         Assert.Equal(["name"], bodies[0]);
@@ -189,18 +190,19 @@ public sealed class RegisterToolTests
     {
         await using var fake = await FakeModelRegistry.StartAsync();
         fake.LegacyDuplicates = legacyDuplicates;
-        string racedPath = "/registered_models";
+        string racedPath = "/registered_models", racedRead = "/registered_model";
         if (raceOn != "model")
         {
             var modelId = fake.AddModel(Tool.Granite[1]);
-            racedPath = "/model_versions";
+            (racedPath, racedRead) = ("/model_versions", "/model_version");
             if (raceOn == "artifact")
             {
                 var versionId = fake.AddVersion(modelId, Tool.Granite[3]);
-                racedPath = $"/model_versions/{versionId}/artifacts";
+                racedPath = racedRead = $"/model_versions/{versionId}/artifacts";
             }
         }
-        fake.ReadDelay = TimeSpan.FromMilliseconds(300); // both runs see "not found" before either creates
+        // both runs' lookups are answered only once both have asked: both see "not found" and both create
+        fake.Gate(r => r.Method == "GET" && r.Path == FakeModelRegistry.Prefix + racedRead);
 
         // two processes of the published binary at once
         var runs = await Task.WhenAll(Tool.RegisterAsync(fake, Tool.Granite), Tool.RegisterAsync(fake, Tool.Granite));
@@ -343,6 +345,28 @@ public sealed class RegisterToolTests
         Assert.Equal($"PATCH {FakeModelRegistry.Prefix}/model_artifacts/{id} {{\"artifactType\":\"model-artifact\",\"uri\":\"oci://q/new:1\"}}", planned.StdOut.Trim());
         Assert.Empty(fake.Writes);
         Assert.Equal(Tool.Granite[5], (string)fake.Artifacts[0]["uri"]!);
+    }
+
+    [Fact]
+    public async Task Dry_run_against_an_unreachable_server_plans_everything()
+    {
+        int port;
+        using (var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0))
+        {
+            l.Start();
+            port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+        } // closed again: connections are refused
+
+        var r = await ToolRunner.RunAsync(Tool.Name, ["register", "--server", $"http://127.0.0.1:{port}", "--tls-verify=false", .. Tool.Granite, "--dry-run"], Tool.Env());
+
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("cannot reach the server", r.StdErr);
+        var lines = r.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(["POST", "POST", "POST"], lines.Select(l => l.Split(' ')[0]));
+
+        var real = await ToolRunner.RunAsync(Tool.Name, ["register", "--server", $"http://127.0.0.1:{port}", "--tls-verify=false", .. Tool.Granite], Tool.Env());
+        Assert.Equal(1, real.ExitCode);
+        Assert.Contains("Connection refused", real.StdErr);
     }
 
     [Fact]

@@ -39,6 +39,9 @@ public sealed class Registrar(ModelRegistryClient client, ILogger logger)
 
     private bool DryRun => client.DryRun is not null;
 
+    /// <summary>Dry run only: the server could not be reached, so the plan assumes nothing exists.</summary>
+    private bool _offline;
+
     public async Task<RegistrationResult> RegisterAsync(RegistrationRequest req, CancellationToken ct)
     {
         int writes = 0;
@@ -94,7 +97,7 @@ public sealed class Registrar(ModelRegistryClient client, ILogger logger)
         string versionId = version?.Id ?? NewId;
 
         // 3. model artifact: the first one of the version is the one the deploy flow reads
-        ModelArtifact? artifact = version is null ? null : (await client.ListArtifactsAsync(versionId, ct)).FirstOrDefault();
+        ModelArtifact? artifact = version is null ? null : await FirstArtifactAsync(versionId, ct);
         if (artifact is null)
         {
             artifact = await client.CreateArtifactAsync(versionId, NewArtifact(req), ct);
@@ -105,7 +108,7 @@ public sealed class Registrar(ModelRegistryClient client, ILogger logger)
             }
             else if (!DryRun)
             {
-                artifact = (await client.ListArtifactsAsync(versionId, ct)).FirstOrDefault()
+                artifact = await FirstArtifactAsync(versionId, ct)
                     ?? throw new ToolException($"model version '{req.VersionName}' (id {versionId}): the server reported a duplicate model artifact on create, but the version lists none");
                 writes--;
                 logger.LogInformation("model artifact was created concurrently (id {Id})", artifact.Id);
@@ -126,7 +129,7 @@ public sealed class Registrar(ModelRegistryClient client, ILogger logger)
             ?? throw new ToolException($"registered model '{modelName}' does not exist");
         var version = await FindVersionAsync(model.Id, versionName, thorough: true, ct)
             ?? throw new ToolException($"model version '{versionName}' of registered model '{modelName}' (id {model.Id}) does not exist");
-        var artifact = (await client.ListArtifactsAsync(version.Id, ct)).FirstOrDefault()
+        var artifact = await FirstArtifactAsync(version.Id, ct)
             ?? throw new ToolException($"model version '{versionName}' (id {version.Id}) of '{modelName}' has no model artifact");
         if (string.IsNullOrEmpty(artifact.Uri))
         {
@@ -135,11 +138,37 @@ public sealed class Registrar(ModelRegistryClient client, ILogger logger)
         return (model, version, artifact);
     }
 
-    private async Task<RegisteredModel?> FindModelAsync(string name, bool thorough, CancellationToken ct) =>
-        await client.FindModelAsync(name, ct) ?? (thorough ? await client.FindModelByListingAsync(name, ct) : null);
+    private Task<RegisteredModel?> FindModelAsync(string name, bool thorough, CancellationToken ct) => ReadAsync(async () =>
+        await client.FindModelAsync(name, ct) ?? (thorough ? await client.FindModelByListingAsync(name, ct) : null));
 
-    private async Task<ModelVersion?> FindVersionAsync(string modelId, string name, bool thorough, CancellationToken ct) =>
-        await client.FindVersionAsync(modelId, name, ct) ?? (thorough ? await client.FindVersionByListingAsync(modelId, name, ct) : null);
+    private Task<ModelVersion?> FindVersionAsync(string modelId, string name, bool thorough, CancellationToken ct) => ReadAsync(async () =>
+        await client.FindVersionAsync(modelId, name, ct) ?? (thorough ? await client.FindVersionByListingAsync(modelId, name, ct) : null));
+
+    private Task<ModelArtifact?> FirstArtifactAsync(string versionId, CancellationToken ct) => ReadAsync(async () =>
+        (await client.ListArtifactsAsync(versionId, ct)).FirstOrDefault());
+
+    /// <summary>
+    /// A lookup. In a dry run a server that cannot be reached at all (name resolution, connection
+    /// refused) is not fatal: the plan continues as if nothing existed, with a warning.
+    /// </summary>
+    private async Task<T?> ReadAsync<T>(Func<Task<T?>> read) where T : class
+    {
+        if (_offline)
+        {
+            return null;
+        }
+        try
+        {
+            return await read();
+        }
+        catch (HttpRequestException e) when (DryRun && e.StatusCode is null
+            && e.HttpRequestError is HttpRequestError.NameResolutionError or HttpRequestError.ConnectionError)
+        {
+            logger.LogWarning("dry run: cannot reach the server ({Cause}); planning as if nothing is registered yet", ToolApp.Describe(e));
+            _offline = true;
+            return null;
+        }
+    }
 
     private Task<ModelArtifact?> ReconcileAsync(RegistrationRequest req, string versionId, ModelArtifact existing, ref int writes, CancellationToken ct)
     {

@@ -115,21 +115,21 @@ public static class MrRegisterCommand
                 ModelName = ctx.Get(modelName)!,
                 VersionName = ctx.Get(versionName)!,
                 Uri = ctx.Get(uri)!,
-                ModelFormatName = ctx.Get(formatName),
-                ModelFormatVersion = ctx.Get(formatVersion),
-                StorageKey = ctx.Get(storageKey),
-                StoragePath = ctx.Get(storagePath),
-                Author = ctx.Get(author),
-                Owner = ctx.Get(owner),
-                ModelDescription = ctx.Get(description),
-                VersionDescription = ctx.Get(versionDescription),
+                ModelFormatName = Optional(ctx.Get(formatName)),
+                ModelFormatVersion = Optional(ctx.Get(formatVersion)),
+                StorageKey = Optional(ctx.Get(storageKey)),
+                StoragePath = Optional(ctx.Get(storagePath)),
+                Author = Optional(ctx.Get(author)),
+                Owner = Optional(ctx.Get(owner)),
+                ModelDescription = Optional(ctx.Get(description)),
+                VersionDescription = Optional(ctx.Get(versionDescription)),
                 Properties = ParseProperties(ctx.Get(property) ?? []),
                 Update = ctx.Get(update),
             };
             CheckVersionPattern(request.VersionName, ctx.Get(versionPattern));
 
-            using var client = CreateClient(ctx, conn);
             bool dry = ctx.Get(dryRun);
+            using var client = CreateClient(ctx, conn, dry);
             if (dry)
             {
                 client.DryRun = line => ctx.WriteResult(line);
@@ -170,6 +170,9 @@ public static class MrRegisterCommand
         return cmd;
     }
 
+    /// <summary>An empty optional value (a Tekton param defaulting to "") means "not given": the field is omitted.</summary>
+    private static string? Optional(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
+
     private static void WriteResults(ToolContext ctx, string modelId, string versionId, string artifactId, string uri)
     {
         ctx.Results.Write("registered-model-id", modelId);
@@ -178,9 +181,13 @@ public static class MrRegisterCommand
         ctx.Results.Write("model-uri", uri);
     }
 
-    private static ModelRegistryClient CreateClient(ToolContext ctx, Connection conn)
+    private static ModelRegistryClient CreateClient(ToolContext ctx, Connection conn, bool dryRun = false)
     {
         var settings = CommonOptions.HttpSettingsFrom(ctx.ParseResult, conn.TlsVerify, conn.CaFile);
+        if (dryRun)
+        {
+            settings = settings with { MaxRetries = 1 }; // a preview: do not wait half a minute for a server that is not there
+        }
         var server = ctx.Get(conn.Server)!;
         if (server.Scheme == "http" && settings.TlsVerify)
         {
