@@ -137,6 +137,25 @@ public sealed class RegisterToolTests
     }
 
     [Fact]
+    public async Task Same_uri_with_other_fields_is_left_alone_unless_update()
+    {
+        await using var fake = await FakeModelRegistry.StartAsync();
+        Assert.Equal(0, (await Tool.RegisterAsync(fake, [.. Tool.Granite, "--property", "params:int=8"])).ExitCode);
+        fake.ClearLog();
+
+        var kept = await Tool.RegisterAsync(fake, [.. Tool.Granite, "--property", "params:int=9", "--model-format-name", "vLLM"]);
+        Assert.True(kept.ExitCode == 0, kept.ToString());
+        Assert.Contains("pass --update", kept.StdErr);
+        Assert.Empty(fake.Writes);
+
+        var updated = await Tool.RegisterAsync(fake, [.. Tool.Granite, "--property", "params:int=9", "--model-format-name", "vLLM", "--update"]);
+        Assert.True(updated.ExitCode == 0, updated.ToString());
+        var patch = Assert.Single(fake.Writes);
+        Assert.Equal("""{"artifactType":"model-artifact","modelFormatName":"vLLM","customProperties":{"params":{"metadataType":"MetadataIntValue","int_value":"9"}}}""", patch.Body);
+        Assert.Equal("9", (string)Assert.Single(fake.Artifacts)["customProperties"]!["params"]!["int_value"]!);
+    }
+
+    [Fact]
     public async Task Failure_between_version_and_artifact_then_rerun_completes()
     {
         await using var fake = await FakeModelRegistry.StartAsync();
