@@ -57,6 +57,14 @@ public sealed class UnitTests
     public void Base_url_adds_the_api_prefix_once(string server, string expected) =>
         Assert.Equal(expected, ModelRegistryClient.BaseUrlFor(new Uri(server)));
 
+    [Fact]
+    public void Invalid_version_pattern_is_usage_error_naming_the_pattern()
+    {
+        var e = Assert.Throws<UsageException>(() => MrRegisterCommand.CheckVersionPattern("v", "("));
+        Assert.Equal(2, e.ExitCode);
+        Assert.StartsWith("--version-pattern '(' is not a valid regex: Invalid pattern '('", e.Message);
+    }
+
     [Theory]
     [InlineData("quantized-w4a16-2501", true)]
     [InlineData("full-fp16-2501", true)]

@@ -235,6 +235,7 @@ public static class MrRegisterCommand
         Regex regex;
         try
         {
+            _ = new Regex(pattern, RegexOptions.CultureInvariant); // errors name the user's pattern, not the anchored one
             regex = new Regex($"^(?:{pattern})$", RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
         }
         catch (ArgumentException e)
