@@ -1,17 +1,298 @@
+using Microsoft.Extensions.Logging;
 using System.CommandLine;
+using System.Globalization;
+using System.Text.RegularExpressions;
 using ModelCar.Common.Cli;
+using ModelCar.Common.Http;
+using ModelCar.Common.IO;
+using ModelCar.ModelRegistry;
 
 namespace ModelCar.MrRegister;
 
-/// <summary>Register a model, version and artifact in the Kubeflow Model Registry, idempotently.</summary>
+/// <summary>
+/// mr-register: `register` (idempotent find-or-create of model, version and artifact) and
+/// `lookup` (the artifact uri of an existing version, for the deploy pipeline).
+/// </summary>
 public static class MrRegisterCommand
 {
     public const string Name = "mr-register";
 
+    /// <summary>The pod's service-account token, used when neither --token-file nor the env variable is given.</summary>
+    public const string ServiceAccountTokenPath = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+    public const string TokenPathVariable = "KF_PIPELINES_SA_TOKEN_PATH";
+
+    // Shared by both subcommands (each gets its own instances: an option belongs to one parent).
+    private sealed class Connection
+    {
+        public Option<Uri> Server { get; } = new("--server")
+        {
+            Description = "Model Registry REST URL, e.g. https://registry.rhoai-model-registries.svc:8443 (the /api/model_registry/v1alpha3 prefix is added).",
+            HelpName = "URL",
+            Required = true,
+            CustomParser = r =>
+            {
+                var text = r.Tokens.Count > 0 ? r.Tokens[0].Value : "";
+                if (System.Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && uri.Host.Length > 0)
+                {
+                    return uri;
+                }
+                r.AddError($"--server '{text}' is not an http(s) URL");
+                return null;
+            },
+        };
+
+        public Option<string?> TokenFile { get; } = new("--token-file")
+        {
+            Description = $"File with the Bearer token (default: ${TokenPathVariable}, else {ServiceAccountTokenPath} if it exists).",
+            HelpName = "FILE",
+        };
+
+        public Option<string[]> CaFile { get; } = CommonOptions.CaFile();
+        public Option<bool> TlsVerify { get; } = CommonOptions.TlsVerify();
+
+        public void AddTo(Command c)
+        {
+            c.Options.Add(Server);
+            c.Options.Add(TokenFile);
+            c.Options.Add(CaFile);
+            c.Options.Add(TlsVerify);
+        }
+    }
+
     public static RootCommand Create()
     {
-        var root = ToolApp.CreateRoot("Register a model, version and artifact in the Kubeflow Model Registry, idempotently.");
-        root.SetToolAction(Name, (ctx, ct) => throw new ToolException("mr-register is not implemented yet"));
+        var root = ToolApp.CreateRoot("Register a model, version and artifact in the Kubeflow Model Registry, idempotently; or look up a version's artifact uri.");
+        root.Subcommands.Add(CreateRegister());
+        root.Subcommands.Add(CreateLookup());
         return root;
+    }
+
+    private static Option<string> RequiredText(string name, string description, string helpName) => new(name)
+    {
+        Description = description,
+        HelpName = helpName,
+        Required = true,
+        Validators = { r => { if (string.IsNullOrWhiteSpace(r.GetValueOrDefault<string>())) { r.AddError($"{name} must not be empty"); } } },
+    };
+
+    private static Option<string?> Text(string name, string description, string helpName) => new(name) { Description = description, HelpName = helpName };
+
+    private static Command CreateRegister()
+    {
+        var cmd = new Command("register", "Find or create the registered model and its version, then create (or check / --update) the version's model artifact.");
+        var conn = new Connection();
+        var modelName = RequiredText("--model-name", "Registered model name (matched exactly).", "NAME");
+        var versionName = RequiredText("--version-name", "Model version name, unique within the model (matched exactly).", "NAME");
+        var uri = RequiredText("--uri", "Artifact uri, e.g. oci://quay.io/org/model:tag (the InferenceService storageUri).", "URI");
+        var formatName = Text("--model-format-name", "Model format name (selects the serving runtime), e.g. vLLM.", "N");
+        var formatVersion = Text("--model-format-version", "Model format version.", "V");
+        var storageKey = Text("--storage-key", "Storage connection (secret) name.", "K");
+        var storagePath = Text("--storage-path", "Path within the storage connection.", "P");
+        var author = Text("--author", "Model version author (set when the version is created).", "A");
+        var owner = Text("--owner", "Registered model owner (set when the model is created).", "O");
+        var description = Text("--description", "Registered model description (set when the model is created).", "D");
+        var versionDescription = Text("--version-description", "Model version description (set when the version is created).", "D");
+        var property = new Option<string[]>("--property")
+        {
+            Description = "Artifact custom property (repeatable): KEY=VALUE (string), KEY:int=5, KEY:double=1.5, KEY:bool=true.",
+            HelpName = "KEY=VALUE",
+            DefaultValueFactory = _ => [],
+        };
+        var versionPattern = Text("--version-pattern", "Regex the whole version name must match, checked before any request (exit 2 if not).", "REGEX");
+        var update = new Option<bool>("--update") { Description = "Update the existing artifact in place when its uri or fields differ (otherwise a different uri is an error)." };
+        var dryRun = new Option<bool>("--dry-run") { Description = "Send only reads; print each write it would send (METHOD PATH BODY) on stdout instead." };
+
+        conn.AddTo(cmd);
+        foreach (var o in new Option[] { modelName, versionName, uri, formatName, formatVersion, storageKey, storagePath, author, owner, description, versionDescription, property, versionPattern, update, dryRun })
+        {
+            cmd.Options.Add(o);
+        }
+
+        cmd.SetToolAction(Name, async (ctx, ct) =>
+        {
+            var request = new RegistrationRequest
+            {
+                ModelName = ctx.Get(modelName)!,
+                VersionName = ctx.Get(versionName)!,
+                Uri = ctx.Get(uri)!,
+                ModelFormatName = Optional(ctx.Get(formatName)),
+                ModelFormatVersion = Optional(ctx.Get(formatVersion)),
+                StorageKey = Optional(ctx.Get(storageKey)),
+                StoragePath = Optional(ctx.Get(storagePath)),
+                Author = Optional(ctx.Get(author)),
+                Owner = Optional(ctx.Get(owner)),
+                ModelDescription = Optional(ctx.Get(description)),
+                VersionDescription = Optional(ctx.Get(versionDescription)),
+                Properties = ParseProperties(ctx.Get(property) ?? []),
+                Update = ctx.Get(update),
+            };
+            CheckVersionPattern(request.VersionName, ctx.Get(versionPattern));
+
+            bool dry = ctx.Get(dryRun);
+            using var client = CreateClient(ctx, conn, dry);
+            if (dry)
+            {
+                client.DryRun = line => ctx.WriteResult(line);
+            }
+            var result = await new Registrar(client, ctx.Logger).RegisterAsync(request, ct);
+            if (dry)
+            {
+                ctx.Logger.LogInformation("dry run: {Count} write(s) not sent", result.Writes);
+                return ExitCodes.Ok;
+            }
+            ctx.WriteResult($"registered-model-id={result.RegisteredModelId}");
+            ctx.WriteResult($"model-version-id={result.ModelVersionId}");
+            ctx.WriteResult($"model-artifact-id={result.ModelArtifactId}");
+            WriteResults(ctx, result.RegisteredModelId, result.ModelVersionId, result.ModelArtifactId, result.Uri);
+            ctx.Logger.LogInformation("registered '{Model}' version '{Version}': {Writes} write(s)", request.ModelName, request.VersionName, result.Writes);
+            return ExitCodes.Ok;
+        });
+        return cmd;
+    }
+
+    private static Command CreateLookup()
+    {
+        var cmd = new Command("lookup", "Print the uri of the first model artifact of an existing model version (exit 1 if the model or version does not exist).");
+        var conn = new Connection();
+        var modelName = RequiredText("--model-name", "Registered model name (matched exactly).", "NAME");
+        var versionName = RequiredText("--version-name", "Model version name (matched exactly).", "NAME");
+        conn.AddTo(cmd);
+        cmd.Options.Add(modelName);
+        cmd.Options.Add(versionName);
+        cmd.SetToolAction(Name, async (ctx, ct) =>
+        {
+            using var client = CreateClient(ctx, conn);
+            var (model, version, artifact) = await new Registrar(client, ctx.Logger).LookupAsync(ctx.Get(modelName)!, ctx.Get(versionName)!, ct);
+            ctx.WriteResult(artifact.Uri!);
+            WriteResults(ctx, model.Id, version.Id, artifact.Id, artifact.Uri!);
+            return ExitCodes.Ok;
+        });
+        return cmd;
+    }
+
+    /// <summary>An empty optional value (a Tekton param defaulting to "") means "not given": the field is omitted.</summary>
+    private static string? Optional(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
+
+    private static void WriteResults(ToolContext ctx, string modelId, string versionId, string artifactId, string uri)
+    {
+        ctx.Results.Write("registered-model-id", modelId);
+        ctx.Results.Write("model-version-id", versionId);
+        ctx.Results.Write("model-artifact-id", artifactId);
+        ctx.Results.Write("model-uri", uri);
+    }
+
+    private static ModelRegistryClient CreateClient(ToolContext ctx, Connection conn, bool dryRun = false)
+    {
+        var settings = CommonOptions.HttpSettingsFrom(ctx.ParseResult, conn.TlsVerify, conn.CaFile);
+        if (dryRun)
+        {
+            settings = settings with { MaxRetries = 1 }; // a preview: do not wait half a minute for a server that is not there
+        }
+        var server = ctx.Get(conn.Server)!;
+        if (server.Scheme == "http" && settings.TlsVerify)
+        {
+            throw new UsageException($"--server '{server}' is plain http: pass --tls-verify=false to allow it");
+        }
+        var token = ResolveToken(ctx.Get(conn.TokenFile));
+        if (token is null)
+        {
+            ctx.Logger.LogDebug("no token file: requests are sent without Authorization");
+        }
+        else
+        {
+            ctx.Logger.LogDebug("using the Bearer token from '{File}' ({How})", token.File, token.How);
+        }
+        var http = HttpClientFactory.Create(settings);
+        var retry = HttpRetry.Create(settings.MaxRetries, settings.RetryBaseDelay, ctx.Logger);
+        return new ModelRegistryClient(http, server, token, retry, ctx.Logger);
+    }
+
+    /// <summary>--token-file, else $KF_PIPELINES_SA_TOKEN_PATH, else the pod's service-account token if present.</summary>
+    public static TokenSource? ResolveToken(string? tokenFile)
+    {
+        if (!string.IsNullOrEmpty(tokenFile))
+        {
+            return new TokenSource(SecretFile.Read(tokenFile, "token"), tokenFile, "--token-file");
+        }
+        if (Environment.GetEnvironmentVariable(TokenPathVariable) is { Length: > 0 } fromEnv)
+        {
+            return new TokenSource(SecretFile.Read(fromEnv, "token"), fromEnv, "$" + TokenPathVariable);
+        }
+        if (File.Exists(ServiceAccountTokenPath))
+        {
+            return new TokenSource(SecretFile.Read(ServiceAccountTokenPath, "token"), ServiceAccountTokenPath, "pod service account");
+        }
+        return null;
+    }
+
+    /// <summary>The whole version name must match (the pattern is anchored). Exit 2 otherwise.</summary>
+    public static void CheckVersionPattern(string versionName, string? pattern)
+    {
+        if (string.IsNullOrEmpty(pattern))
+        {
+            return;
+        }
+        Regex regex;
+        try
+        {
+            _ = new Regex(pattern, RegexOptions.CultureInvariant); // errors name the user's pattern, not the anchored one
+            regex = new Regex($"^(?:{pattern})$", RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
+        }
+        catch (ArgumentException e)
+        {
+            throw new UsageException($"--version-pattern '{pattern}' is not a valid regex: {e.Message}");
+        }
+        if (!regex.IsMatch(versionName))
+        {
+            throw new UsageException($"--version-name '{versionName}' does not match --version-pattern '{pattern}'");
+        }
+    }
+
+    /// <summary>KEY=VALUE (string), KEY:int=5, KEY:double=1.5, KEY:bool=true|false. Bad input is exit 2.</summary>
+    public static Dictionary<string, MetadataValue> ParseProperties(IEnumerable<string> specs)
+    {
+        var result = new Dictionary<string, MetadataValue>(StringComparer.Ordinal);
+        foreach (var spec in specs)
+        {
+            int eq = spec.IndexOf('=');
+            if (eq <= 0)
+            {
+                throw new UsageException($"--property '{spec}' is not KEY=VALUE (or KEY:int=, KEY:double=, KEY:bool=)");
+            }
+            string key = spec[..eq];
+            string value = spec[(eq + 1)..];
+            string type = "string";
+            int colon = key.LastIndexOf(':');
+            if (colon > 0 && key[(colon + 1)..] is "string" or "int" or "double" or "bool")
+            {
+                type = key[(colon + 1)..];
+                key = key[..colon];
+            }
+            if (key.Trim().Length == 0)
+            {
+                throw new UsageException($"--property '{spec}' has an empty key");
+            }
+            MetadataValue v = type switch
+            {
+                "int" => int.TryParse(value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int i) && Math.Abs((long)i) <= 999_999_999
+                    ? MetadataValue.Of(i) // the API's int_value pattern allows at most 9 digits
+                    : throw new UsageException($"--property '{spec}': '{value}' is not an integer of at most 9 digits"),
+                "double" => double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double d) && double.IsFinite(d)
+                    ? MetadataValue.Of(d)
+                    : throw new UsageException($"--property '{spec}': '{value}' is not a finite number"),
+                "bool" => value switch
+                {
+                    "true" => MetadataValue.Of(true),
+                    "false" => MetadataValue.Of(false),
+                    _ => throw new UsageException($"--property '{spec}': '{value}' is not true or false"),
+                },
+                _ => MetadataValue.Of(value),
+            };
+            if (!result.TryAdd(key, v))
+            {
+                throw new UsageException($"--property '{key}' is given twice");
+            }
+        }
+        return result;
     }
 }

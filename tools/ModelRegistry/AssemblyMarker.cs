@@ -1,3 +1,0 @@
-namespace ModelCar.ModelRegistry;
-
-internal static class AssemblyMarker;

@@ -1,0 +1,242 @@
+using Microsoft.Extensions.Logging;
+using ModelCar.Common.Cli;
+
+namespace ModelCar.ModelRegistry;
+
+/// <summary>What to register: one model, one version of it, one model artifact of that version.</summary>
+public sealed record RegistrationRequest
+{
+    public required string ModelName { get; init; }
+    public required string VersionName { get; init; }
+    public required string Uri { get; init; }
+    public string? ModelDescription { get; init; }
+    public string? Owner { get; init; }
+    public string? VersionDescription { get; init; }
+    public string? Author { get; init; }
+    public string? ModelFormatName { get; init; }
+    public string? ModelFormatVersion { get; init; }
+    public string? StorageKey { get; init; }
+    public string? StoragePath { get; init; }
+    public IReadOnlyDictionary<string, MetadataValue> Properties { get; init; } = new Dictionary<string, MetadataValue>();
+
+    /// <summary>Update the existing artifact in place when its fields differ (otherwise a different uri is an error).</summary>
+    public bool Update { get; init; }
+}
+
+public sealed record RegistrationResult(string RegisteredModelId, string ModelVersionId, string ModelArtifactId, string Uri, int Writes);
+
+/// <summary>
+/// Idempotent registration: find-or-create the RegisteredModel, find-or-create the ModelVersion
+/// under it, then create the ModelArtifact or reuse/update the existing first one. A duplicate
+/// answer on create (409, or 500 with code "" from old servers) means another run won the race:
+/// look it up again. Lookups never adopt a SQL LIKE look-alike; a 404 that may mean "several"
+/// falls back to listing with an exact name filter.
+/// </summary>
+public sealed class Registrar(ModelRegistryClient client, ILogger logger)
+{
+    /// <summary>Placeholder id shown in dry-run bodies for an object that would be created first.</summary>
+    public const string NewId = "NEW";
+
+    private bool DryRun => client.DryRun is not null;
+
+    /// <summary>Dry run only: the server could not be reached, so the plan assumes nothing exists.</summary>
+    private bool _offline;
+
+    public async Task<RegistrationResult> RegisterAsync(RegistrationRequest req, CancellationToken ct)
+    {
+        int writes = 0;
+
+        // 1. registered model
+        RegisteredModel? model = await FindModelAsync(req.ModelName, thorough: DryRun, ct);
+        if (model is null)
+        {
+            var body = new RegisteredModelCreate { Name = req.ModelName, Description = req.ModelDescription, Owner = req.Owner };
+            model = await client.CreateModelAsync(body, ct);
+            writes++;
+            if (model is not null)
+            {
+                logger.LogInformation("created registered model '{Name}' (id {Id})", model.Name, model.Id);
+            }
+            else if (!DryRun)
+            {
+                model = await FindModelAsync(req.ModelName, thorough: true, ct)
+                    ?? throw new ToolException($"registered model '{req.ModelName}': the server reported a duplicate on create, but no model with exactly that name can be found");
+                writes--;
+                logger.LogInformation("registered model '{Name}' was created concurrently (id {Id})", model.Name, model.Id);
+            }
+        }
+        else
+        {
+            logger.LogInformation("found registered model '{Name}' (id {Id})", model.Name, model.Id);
+        }
+        string modelId = model?.Id ?? NewId;
+
+        // 2. model version, scoped to that model
+        ModelVersion? version = model is null ? null : await FindVersionAsync(modelId, req.VersionName, thorough: DryRun, ct);
+        if (version is null)
+        {
+            var body = new ModelVersionCreate { Name = req.VersionName, RegisteredModelId = modelId, Description = req.VersionDescription, Author = req.Author };
+            version = await client.CreateVersionAsync(body, ct);
+            writes++;
+            if (version is not null)
+            {
+                logger.LogInformation("created model version '{Name}' (id {Id})", version.Name, version.Id);
+            }
+            else if (!DryRun)
+            {
+                version = await FindVersionAsync(modelId, req.VersionName, thorough: true, ct)
+                    ?? throw new ToolException($"model version '{req.VersionName}' of model '{req.ModelName}' (id {modelId}): the server reported a duplicate on create, but no version with exactly that name can be found");
+                writes--;
+                logger.LogInformation("model version '{Name}' was created concurrently (id {Id})", version.Name, version.Id);
+            }
+        }
+        else
+        {
+            logger.LogInformation("found model version '{Name}' (id {Id})", version.Name, version.Id);
+        }
+        string versionId = version?.Id ?? NewId;
+
+        // 3. model artifact: the first one of the version is the one the deploy flow reads
+        ModelArtifact? artifact = version is null ? null : await FirstArtifactAsync(versionId, ct);
+        if (artifact is null)
+        {
+            artifact = await client.CreateArtifactAsync(versionId, NewArtifact(req), ct);
+            writes++;
+            if (artifact is not null)
+            {
+                logger.LogInformation("created model artifact '{Name}' (id {Id}) with uri {Uri}", artifact.Name, artifact.Id, artifact.Uri);
+            }
+            else if (!DryRun)
+            {
+                artifact = await FirstArtifactAsync(versionId, ct)
+                    ?? throw new ToolException($"model version '{req.VersionName}' (id {versionId}): the server reported a duplicate model artifact on create, but the version lists none");
+                writes--;
+                logger.LogInformation("model artifact was created concurrently (id {Id})", artifact.Id);
+                artifact = await ReconcileAsync(req, versionId, artifact, ref writes, ct);
+            }
+        }
+        else
+        {
+            artifact = await ReconcileAsync(req, versionId, artifact, ref writes, ct);
+        }
+        return new RegistrationResult(modelId, versionId, artifact?.Id ?? NewId, artifact?.Uri ?? req.Uri, writes);
+    }
+
+    /// <summary>Read-only: the first model artifact of an existing model version (for `lookup`).</summary>
+    public async Task<(RegisteredModel Model, ModelVersion Version, ModelArtifact Artifact)> LookupAsync(string modelName, string versionName, CancellationToken ct)
+    {
+        var model = await FindModelAsync(modelName, thorough: true, ct)
+            ?? throw new ToolException($"registered model '{modelName}' does not exist");
+        var version = await FindVersionAsync(model.Id, versionName, thorough: true, ct)
+            ?? throw new ToolException($"model version '{versionName}' of registered model '{modelName}' (id {model.Id}) does not exist");
+        var artifact = await FirstArtifactAsync(version.Id, ct)
+            ?? throw new ToolException($"model version '{versionName}' (id {version.Id}) of '{modelName}' has no model artifact");
+        if (string.IsNullOrEmpty(artifact.Uri))
+        {
+            throw new ToolException($"model artifact {artifact.Id} of version '{versionName}' (id {version.Id}) has no uri");
+        }
+        return (model, version, artifact);
+    }
+
+    private Task<RegisteredModel?> FindModelAsync(string name, bool thorough, CancellationToken ct) => ReadAsync(async () =>
+        await client.FindModelAsync(name, ct) ?? (thorough ? await client.FindModelByListingAsync(name, ct) : null));
+
+    private Task<ModelVersion?> FindVersionAsync(string modelId, string name, bool thorough, CancellationToken ct) => ReadAsync(async () =>
+        await client.FindVersionAsync(modelId, name, ct) ?? (thorough ? await client.FindVersionByListingAsync(modelId, name, ct) : null));
+
+    private Task<ModelArtifact?> FirstArtifactAsync(string versionId, CancellationToken ct) => ReadAsync(async () =>
+        (await client.ListArtifactsAsync(versionId, ct)).FirstOrDefault());
+
+    /// <summary>
+    /// A lookup. In a dry run a server that cannot be reached at all (name resolution, connection
+    /// refused) is not fatal: the plan continues as if nothing existed, with a warning.
+    /// </summary>
+    private async Task<T?> ReadAsync<T>(Func<Task<T?>> read) where T : class
+    {
+        if (_offline)
+        {
+            return null;
+        }
+        try
+        {
+            return await read();
+        }
+        catch (HttpRequestException e) when (DryRun && e.StatusCode is null
+            && e.HttpRequestError is HttpRequestError.NameResolutionError or HttpRequestError.ConnectionError)
+        {
+            logger.LogWarning("dry run: cannot reach the server ({Cause}); planning as if nothing is registered yet", ToolApp.Describe(e));
+            _offline = true;
+            return null;
+        }
+    }
+
+    private Task<ModelArtifact?> ReconcileAsync(RegistrationRequest req, string versionId, ModelArtifact existing, ref int writes, CancellationToken ct)
+    {
+        var update = UpdateFor(req, existing);
+        if (update is null)
+        {
+            logger.LogInformation("found model artifact '{Name}' (id {Id}) with uri {Uri}: up to date", existing.Name, existing.Id, existing.Uri);
+            return Task.FromResult<ModelArtifact?>(existing);
+        }
+        if (!req.Update)
+        {
+            if (existing.Uri != req.Uri)
+            {
+                throw new ToolException($"model version '{req.VersionName}' (id {versionId}) already has model artifact {existing.Id} with uri '{existing.Uri}', not '{req.Uri}'; pass --update to replace it in place");
+            }
+            logger.LogWarning("model artifact {Id} has the same uri but other fields differ; left unchanged (pass --update to update it)", existing.Id);
+            return Task.FromResult<ModelArtifact?>(existing);
+        }
+        writes++;
+        logger.LogInformation("updating model artifact {Id} in place (uri {Old} -> {New})", existing.Id, existing.Uri, req.Uri);
+        return UpdateAsync(existing, update, ct);
+    }
+
+    private async Task<ModelArtifact?> UpdateAsync(ModelArtifact existing, ModelArtifactUpdate update, CancellationToken ct) =>
+        await client.UpdateArtifactAsync(existing.Id, update, ct) ?? existing;
+
+    private static ModelArtifactCreate NewArtifact(RegistrationRequest req) => new()
+    {
+        Name = req.ModelName, // fixed per version: two racing runs collide on it (409) instead of creating two artifacts
+        Uri = req.Uri,
+        ModelFormatName = req.ModelFormatName,
+        ModelFormatVersion = req.ModelFormatVersion,
+        StorageKey = req.StorageKey,
+        StoragePath = req.StoragePath,
+        CustomProperties = req.Properties.Count == 0 ? null : new Dictionary<string, MetadataValue>(req.Properties),
+    };
+
+    /// <summary>The PATCH body that brings the artifact to the request, or null if it already matches.</summary>
+    public static ModelArtifactUpdate? UpdateFor(RegistrationRequest req, ModelArtifact a)
+    {
+        var update = new ModelArtifactUpdate();
+        bool changed = false;
+        string? Diff(string? wanted, string? current)
+        {
+            if (wanted is null || wanted == current)
+            {
+                return null;
+            }
+            changed = true;
+            return wanted;
+        }
+        update.Uri = Diff(req.Uri, a.Uri);
+        update.ModelFormatName = Diff(req.ModelFormatName, a.ModelFormatName);
+        update.ModelFormatVersion = Diff(req.ModelFormatVersion, a.ModelFormatVersion);
+        update.StorageKey = Diff(req.StorageKey, a.StorageKey);
+        update.StoragePath = Diff(req.StoragePath, a.StoragePath);
+        var current = a.CustomProperties ?? [];
+        if (req.Properties.Any(p => !p.Value.SameAs(current.GetValueOrDefault(p.Key))))
+        {
+            // PATCH replaces the whole map: keep the properties others set, override ours.
+            var merged = new Dictionary<string, MetadataValue>(current);
+            foreach (var (k, v) in req.Properties)
+            {
+                merged[k] = v;
+            }
+            update.CustomProperties = merged;
+            changed = true;
+        }
+        return changed ? update : null;
+    }
+}
