@@ -10,6 +10,16 @@ namespace ModelCar.HfFetch;
 /// <summary>Download a Hugging Face Hub repository at a revision: resumable, sha256-verified.</summary>
 public static class HfFetchCommand
 {
+    /// <summary>The Tekton results this tool writes with --results-dir (the Tasks' contract test checks them).</summary>
+    public static class Result
+    {
+        public const string Commit = "commit";
+        public const string Files = "files";
+        public const string Bytes = "bytes";
+    }
+
+    public static IReadOnlyList<string> ResultNames { get; } = [Result.Commit, Result.Files, Result.Bytes];
+
     public const string Name = "hf-fetch";
 
     public static RootCommand Create()
@@ -109,9 +119,9 @@ public static class HfFetchCommand
             }
             ctx.Logger.LogInformation("{Repo}@{Commit}: {Files} files, {Bytes} in {Dest} ({Downloaded} downloaded, {Skipped} files already verified)",
                 id, summary.Commit, summary.Files, SizeParser.Format(summary.Bytes), request.Dest, SizeParser.Format(summary.Downloaded), summary.Skipped);
-            ctx.Results.Write("commit", summary.Commit);
-            ctx.Results.Write("files", summary.Files.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            ctx.Results.Write("bytes", summary.Bytes.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            ctx.Results.Write(Result.Commit, summary.Commit);
+            ctx.Results.Write(Result.Files, summary.Files.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            ctx.Results.Write(Result.Bytes, summary.Bytes.ToString(System.Globalization.CultureInfo.InvariantCulture));
             ctx.WriteResult(summary.Commit);
             return ExitCodes.Ok;
         });

@@ -15,6 +15,17 @@ namespace ModelCar.MrRegister;
 /// </summary>
 public static class MrRegisterCommand
 {
+    /// <summary>The Tekton results this tool writes with --results-dir (the Tasks' contract test checks them).</summary>
+    public static class Result
+    {
+        public const string RegisteredModelId = "registered-model-id";
+        public const string ModelVersionId = "model-version-id";
+        public const string ModelArtifactId = "model-artifact-id";
+        public const string ModelUri = "model-uri";
+    }
+
+    public static IReadOnlyList<string> ResultNames { get; } = [Result.RegisteredModelId, Result.ModelVersionId, Result.ModelArtifactId, Result.ModelUri];
+
     public const string Name = "mr-register";
 
     /// <summary>The pod's service-account token, used when neither --token-file nor the env variable is given.</summary>
@@ -175,10 +186,10 @@ public static class MrRegisterCommand
 
     private static void WriteResults(ToolContext ctx, string modelId, string versionId, string artifactId, string uri)
     {
-        ctx.Results.Write("registered-model-id", modelId);
-        ctx.Results.Write("model-version-id", versionId);
-        ctx.Results.Write("model-artifact-id", artifactId);
-        ctx.Results.Write("model-uri", uri);
+        ctx.Results.Write(Result.RegisteredModelId, modelId);
+        ctx.Results.Write(Result.ModelVersionId, versionId);
+        ctx.Results.Write(Result.ModelArtifactId, artifactId);
+        ctx.Results.Write(Result.ModelUri, uri);
     }
 
     private static ModelRegistryClient CreateClient(ToolContext ctx, Connection conn, bool dryRun = false)

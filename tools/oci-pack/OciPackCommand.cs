@@ -13,6 +13,15 @@ namespace ModelCar.OciPack;
 /// <summary>Turn a model directory into a KServe ModelCar OCI image (layout or oci-archive).</summary>
 public static class OciPackCommand
 {
+    /// <summary>The Tekton results this tool writes with --results-dir (the Tasks' contract test checks them).</summary>
+    public static class Result
+    {
+        public const string ImageDigest = "IMAGE_DIGEST";
+        public const string ImageSize = "IMAGE_SIZE";
+    }
+
+    public static IReadOnlyList<string> ResultNames { get; } = [Result.ImageDigest, Result.ImageSize];
+
     public const string Name = "oci-pack";
     public const long DefaultLayerThreshold = 16L << 20;
 
@@ -103,8 +112,8 @@ public static class OciPackCommand
             sink.Commit(result.Manifest, TagOf(destination));
             log.LogInformation("wrote {Output}: manifest {Digest}, {Layers} model layers, image {Size}", destination, result.Manifest.Digest, result.ModelLayers, SizeParser.Format(result.ImageSize));
             ctx.WriteResult(result.Manifest.Digest.ToString());
-            ctx.Results.Write("IMAGE_DIGEST", result.Manifest.Digest.ToString());
-            ctx.Results.Write("IMAGE_SIZE", result.ImageSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            ctx.Results.Write(Result.ImageDigest, result.Manifest.Digest.ToString());
+            ctx.Results.Write(Result.ImageSize, result.ImageSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
             return ExitCodes.Ok;
         });
         return root;

@@ -14,6 +14,15 @@ namespace ModelCar.RegistryPush;
 /// <summary>Push an OCI image (oci: layout or oci-archive:) to one or more registries.</summary>
 public static class RegistryPushCommand
 {
+    /// <summary>The Tekton results this tool writes with --results-dir (the Tasks' contract test checks them).</summary>
+    public static class Result
+    {
+        public const string ImageDigest = "IMAGE_DIGEST";
+        public const string ImageUrl = "IMAGE_URL";
+    }
+
+    public static IReadOnlyList<string> ResultNames { get; } = [Result.ImageDigest, Result.ImageUrl];
+
     public const string Name = "registry-push";
 
     public static readonly Option<string> Source = new("--source")
@@ -125,9 +134,9 @@ public static class RegistryPushCommand
         {
             ctx.WriteResult(r.PinnedReference);
         }
-        ctx.Results.Write("IMAGE_DIGEST", root.Digest.ToString());
+        ctx.Results.Write(Result.ImageDigest, root.Digest.ToString());
         var first = destinations[0];
-        ctx.Results.Write("IMAGE_URL", first.Digest is null ? $"{first.Name}:{first.Tag ?? "latest"}" : $"{first.Name}@{first.Digest}");
+        ctx.Results.Write(Result.ImageUrl, first.Digest is null ? $"{first.Name}:{first.Tag ?? "latest"}" : $"{first.Name}@{first.Digest}");
         if (ctx.Get(DigestFile) is { Length: > 0 } digestFile)
         {
             Files.WriteAllTextAtomic(digestFile, root.Digest.ToString());
