@@ -87,7 +87,7 @@ wait_http "http://127.0.0.1:$port/v2/"
 dest="127.0.0.1:$port/models/tiny-model"
 "$bin/registry-push" --source "oci:$work/image:$tag" --dest "docker://$dest:$tag" --tls-verify=false \
   --results-dir "$work/results/push" | tee "$work/pushed.txt"
-image_url="$(cat "$work/results/push/IMAGE_URL")"
+image_url="$dest@$(cat "$work/results/push/IMAGE_DIGEST")"
 
 say "6/6 register (mr-register)"
 mr_args=(register --model-name "Mistral-Small-24B-Instruct" --version-name "$tag" --uri "oci://$image_url"
