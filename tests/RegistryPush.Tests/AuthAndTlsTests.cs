@@ -84,8 +84,10 @@ public sealed class AuthAndTlsTests
         // tokens are cached per scope: a handful of token requests, not one per request
         Assert.InRange(issuer.Requests, 2, 8);
         Assert.Contains("repository:tok/a:pull,push", issuer.Scopes.Items);
-        Assert.Contains("3 mounted", r.StdErr);
-        Assert.Contains(issuer.Scopes.Items, s => s == "repository:tok/a:pull");
+        Assert.Contains("repository:tok/b:pull,push", issuer.Scopes.Items);
+        var mounted = System.Text.RegularExpressions.Regex.Matches(r.StdErr, @"(\d+) mounted, (\d+) uploaded");
+        Assert.Equal(3, mounted.Sum(m => int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture))); // mounts work with tokens
+        Assert.Contains(issuer.Scopes.Items, s => s is "repository:tok/a:pull" or "repository:tok/b:pull"); // the mount's source scope
         Assert.DoesNotContain("t0ken-pass-123", r.AllOutput);
         Assert.DoesNotContain("eyJ", r.AllOutput); // no JWT in the logs
 

@@ -344,4 +344,15 @@ public sealed class ProtocolUnitTests
         Assert.False(cdn.Headers.ContainsKey("Authorization"));
         Assert.Contains(handler.Calls, c => c.Uri.Host == "reg.example" && c.Headers.ContainsKey("Authorization"));
     }
+
+    [Fact]
+    public void Blobs_over_10_GiB_go_chunked_by_default_and_chunk_size_forces_chunks()
+    {
+        var defaults = new UploadOptions();
+        Assert.Null(defaults.ChunkSizeFor(10L << 30));
+        Assert.Equal(1L << 30, defaults.ChunkSizeFor((10L << 30) + 1));
+        var forced = new UploadOptions { ChunkSize = 64 << 20 };
+        Assert.Null(forced.ChunkSizeFor(64 << 20));
+        Assert.Equal(64 << 20, forced.ChunkSizeFor((64 << 20) + 1));
+    }
 }
