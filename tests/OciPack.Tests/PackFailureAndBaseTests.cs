@@ -88,6 +88,23 @@ public sealed class PackFailureAndBaseTests : IDisposable
     }
 
     [Fact]
+    public async Task Layout_is_readable_by_any_uid_whatever_the_umask()
+    {
+        var model = Model();
+        var output = _dir.Combine("umask-out");
+        var r = await PeerTools.RunAsync("sh", ["-c", "umask 077; exec \"$0\" \"$@\"", ToolRunner.PathOf("oci-pack"),
+            "--model", model, "--base", $"oci:{BaseLayout()}:1", "--output", $"oci:{output}:v1"]);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        foreach (var dir in new[] { output, Path.Combine(output, "blobs"), Path.Combine(output, "blobs", "sha256") })
+        {
+            Assert.Equal((UnixFileMode)0b111_101_101, File.GetUnixFileMode(dir));
+        }
+        var files = Directory.GetFiles(output, "*", SearchOption.AllDirectories);
+        Assert.True(files.Length >= 6, string.Join(", ", files));
+        Assert.All(files, f => Assert.Equal((UnixFileMode)0b110_100_100, File.GetUnixFileMode(f)));
+    }
+
+    [Fact]
     public async Task Full_disk_leaves_no_complete_looking_output()
     {
         var model = Model();
