@@ -150,6 +150,12 @@ public sealed class FakeHub : IAsyncDisposable
                 ctx.Response.StatusCode = 403;
                 return;
             }
+            if (SignedUrlMaxUses > 0 && _signedUses.AddOrUpdate(query, 1, (_, n) => n + 1) > SignedUrlMaxUses)
+            {
+                ctx.Response.StatusCode = 403;
+                await ctx.Response.WriteAsync("<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>");
+                return;
+            }
             var cdnRepo = Repos[int.Parse(segments[1])];
             var cdnFile = cdnRepo.Files.First(f => f.Lfs && f.Sha256 == segments[2]);
             ctx.Response.Headers.ETag = $"\"{cdnFile.Sha256}\"";
@@ -241,7 +247,7 @@ public sealed class FakeHub : IAsyncDisposable
                 int index = Repos.IndexOf(repo);
                 ctx.Response.Headers["X-Linked-Etag"] = $"\"{file.Sha256}\"";
                 ctx.Response.Headers.ETag = $"\"{file.GitOid}\"";
-                ctx.Response.Headers.Location = $"http://127.0.0.1:{CdnPort}/xet/{index}/{file.Sha256}?Expires=9999999999&Signature=sig&Key-Pair-Id=K";
+                ctx.Response.Headers.Location = $"http://127.0.0.1:{CdnPort}/xet/{index}/{file.Sha256}?Expires={Interlocked.Increment(ref _signatures)}&Signature=sig&Key-Pair-Id=K";
                 ctx.Response.StatusCode = 302;
             }
             else
@@ -258,6 +264,11 @@ public sealed class FakeHub : IAsyncDisposable
     }
 
     private int _tooMany;
+    private int _signatures = 1_000_000;
+    private readonly ConcurrentDictionary<string, int> _signedUses = new();
+
+    /// <summary>A signed CDN URL answers 403 (expired) after this many uses (0 = never expires).</summary>
+    public int SignedUrlMaxUses { get; set; }
 
     /// <summary>Answer 429 (Retry-After: 1) to the next N API requests.</summary>
     public void RateLimitFirst(int n) => _tooMany = n;

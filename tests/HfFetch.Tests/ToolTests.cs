@@ -460,4 +460,18 @@ public sealed class ToolTests : IAsyncLifetime
         Assert.Contains("ignored Range", r.StdErr);
         AssertSnapshot(repo);
     }
+
+    [Fact]
+    public async Task Expired_signed_cdn_url_is_resolved_again_without_leaking_the_token()
+    {
+        var repo = StandardRepo(big: 4 << 20);
+        var big = repo.Files[4];
+        _hub.SignedUrlMaxUses = 2;
+        _hub.ValidTokens.Add("hf_tok_expiry");
+        var r = await RunAsync(Args(repo.Id, "--chunk-size", "1M", "--jobs", "1"), Env("hf_tok_expiry"));
+        Assert.True(r.ExitCode == 0, r.ToString());
+        AssertSnapshot(repo); // also: no Authorization ever reached the CDN
+        Assert.True(_hub.Requests.Count(q => q.RawTarget.EndsWith("/" + big.Path, StringComparison.Ordinal) && q.RawTarget.Contains("/resolve/", StringComparison.Ordinal)) >= 2);
+        Assert.Contains(_hub.Requests, q => q.Port == _hub.CdnPort && q.RawTarget.Contains(big.Sha256, StringComparison.Ordinal));
+    }
 }

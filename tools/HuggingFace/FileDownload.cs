@@ -461,7 +461,8 @@ internal sealed class FileDownload(HubClient client, LocalState store, FilePlan 
         if (first.Etag is { } etag && (HubClient.IsHex(etag, 40) || HubClient.IsHex(etag, 64)) && etag.Length == plan.Hash.Length
             && !string.Equals(etag, plan.Hash, StringComparison.OrdinalIgnoreCase))
         {
-            throw new VerificationException($"{plan.RepoPath}: the Hub's etag {etag} differs from the tree listing's {plan.HashName} {plan.Hash}");
+            // the content hash decides; an etag that is not the content hash is a server quirk worth a warning, not a failure
+            logger.LogWarning("{Path}: the Hub's etag {Etag} differs from the tree listing's {HashName} {Hash}", plan.RepoPath, etag, plan.HashName, plan.Hash);
         }
         if (first.LinkedSize is { } size && size != plan.Size)
         {
