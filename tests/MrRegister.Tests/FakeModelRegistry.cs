@@ -59,9 +59,6 @@ public sealed class FakeModelRegistry : IAsyncDisposable
     /// <summary>Servers before v0.2.15: duplicates answer 500 with code "".</summary>
     public bool LegacyDuplicates { get; set; }
 
-    /// <summary>Delay before answering reads (widens race windows for the concurrency test).</summary>
-    public TimeSpan ReadDelay { get; set; }
-
     /// <summary>One-shot or permanent fault injection: return a reply to answer with it instead.</summary>
     public Func<LoggedRequest, FakeReply?>? Fault { get; set; }
 
@@ -182,10 +179,6 @@ public sealed class FakeModelRegistry : IAsyncDisposable
         }
         else
         {
-            if (req.Method == "GET" && ReadDelay > TimeSpan.Zero)
-            {
-                await Task.Delay(ReadDelay);
-            }
             if (_gate is { } gate && _gateMatch!(req))
             {
                 if (Interlocked.Decrement(ref _gateParties) >= 0)

@@ -183,6 +183,40 @@ public sealed class RegisterToolTests
     }
 
     [Fact]
+    public async Task Process_killed_after_creating_the_version_then_rerun_completes()
+    {
+        await using var fake = await FakeModelRegistry.StartAsync();
+        var arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        fake.Fault = req =>
+        {
+            if (req.Method == "GET" && req.Path.EndsWith("/artifacts") && arrived.TrySetResult())
+            {
+                release.Task.Wait(TimeSpan.FromSeconds(20)); // hold the first artifact lookup while the process is killed
+            }
+            return null;
+        };
+        using (var process = ToolRunner.Start(Tool.Name, Tool.Args(fake, "register", Tool.Granite), Tool.Env()))
+        {
+            await arrived.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+        }
+        release.TrySetResult();
+        Assert.Single(fake.Models);
+        Assert.Single(fake.Versions);
+        Assert.Empty(fake.Artifacts);
+
+        var rerun = await Tool.RegisterAsync(fake, Tool.Granite);
+
+        Assert.True(rerun.ExitCode == 0, rerun.ToString());
+        Assert.Single(fake.Models);
+        Assert.Single(fake.Versions);
+        Assert.Single(fake.Artifacts);
+        Assert.Equal((string)fake.Versions[0]["id"]!, Tool.Ids(rerun)["model-version-id"]);
+    }
+
+    [Fact]
     public async Task Version_left_behind_by_another_client_is_reused()
     {
         await using var fake = await FakeModelRegistry.StartAsync();

@@ -62,7 +62,7 @@ public sealed class Registrar(ModelRegistryClient client, ILogger logger)
                 model = await FindModelAsync(req.ModelName, thorough: true, ct)
                     ?? throw new ToolException($"registered model '{req.ModelName}': the server reported a duplicate on create, but no model with exactly that name can be found");
                 writes--;
-                logger.LogInformation("registered model '{Name}' was created concurrently (id {Id})", model.Name, model.Id);
+                logger.LogInformation("registered model '{Name}' already exists (id {Id}): found after the duplicate answer", model.Name, model.Id);
             }
         }
         else
@@ -87,7 +87,7 @@ public sealed class Registrar(ModelRegistryClient client, ILogger logger)
                 version = await FindVersionAsync(modelId, req.VersionName, thorough: true, ct)
                     ?? throw new ToolException($"model version '{req.VersionName}' of model '{req.ModelName}' (id {modelId}): the server reported a duplicate on create, but no version with exactly that name can be found");
                 writes--;
-                logger.LogInformation("model version '{Name}' was created concurrently (id {Id})", version.Name, version.Id);
+                logger.LogInformation("model version '{Name}' already exists (id {Id}): found after the duplicate answer", version.Name, version.Id);
             }
         }
         else
@@ -111,7 +111,7 @@ public sealed class Registrar(ModelRegistryClient client, ILogger logger)
                 artifact = await FirstArtifactAsync(versionId, ct)
                     ?? throw new ToolException($"model version '{req.VersionName}' (id {versionId}): the server reported a duplicate model artifact on create, but the version lists none");
                 writes--;
-                logger.LogInformation("model artifact was created concurrently (id {Id})", artifact.Id);
+                logger.LogInformation("model artifact already exists (id {Id}): found after the duplicate answer", artifact.Id);
                 artifact = await ReconcileAsync(req, versionId, artifact, ref writes, ct);
             }
         }
