@@ -355,4 +355,34 @@ public sealed class ProtocolUnitTests
         Assert.Null(forced.ChunkSizeFor(64 << 20));
         Assert.Equal(64 << 20, forced.ChunkSizeFor((64 << 20) + 1));
     }
+
+    [Fact]
+    public async Task A_401_mid_push_re_reads_the_rotated_password_file_and_continues()
+    {
+        using var tmp = new TempDir();
+        var file = tmp.WriteFile("token", "first-token-111\n");
+        var accepted = "first-token-111";
+        var (repo, handler) = Create((req, _) =>
+        {
+            var expected = "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes("sa:" + Volatile.Read(ref accepted)));
+            if (req.Headers.Authorization?.ToString() != expected)
+            {
+                var r = new HttpResponseMessage(HttpStatusCode.Unauthorized);
+                r.Headers.TryAddWithoutValidation("WWW-Authenticate", "Basic realm=\"r\"");
+                return Task.FromResult(r);
+            }
+            return Task.FromResult(FakeHttpHandler.Status(HttpStatusCode.OK));
+        }, new ExplicitCredentialProvider("sa", null, file));
+        repo.Client.UseBaseUri(new Uri("https://reg.example/"));
+        Assert.True(await repo.BlobExistsAsync(Digest.Sha256([1]), CancellationToken.None));
+
+        // the kubelet rotates the token: the registry now only accepts the new one
+        File.WriteAllText(file, "second-token-222\n");
+        Volatile.Write(ref accepted, "second-token-222");
+        int before = handler.Calls.Count;
+        Assert.True(await repo.BlobExistsAsync(Digest.Sha256([2]), CancellationToken.None));
+        Assert.Equal(2, handler.Calls.Count - before); // one 401, one success with the re-read token
+        Assert.True(await repo.BlobExistsAsync(Digest.Sha256([3]), CancellationToken.None));
+        Assert.Equal(3, handler.Calls.Count - before);
+    }
 }
