@@ -57,6 +57,9 @@ public sealed class RegistryClient
 
     public Uri BaseUri => _baseUri ?? throw new InvalidOperationException("PingAsync first");
 
+    /// <summary>Skips discovery when the scheme is known (the challenge is then learned from the first 401).</summary>
+    public void UseBaseUri(Uri baseUri) => _baseUri = baseUri;
+
     /// <summary>
     /// <c>GET /v2/</c>: picks https or (TLS verification off) http, and learns the auth challenge.
     /// A network failure here is the "registry unreachable" error.
@@ -75,36 +78,48 @@ public sealed class RegistryClient
                 return;
             }
             var https = new Uri($"https://{ApiHost}/");
-            Exception? httpsError;
+            Exception? httpsError = null;
             try
             {
-                await PingAtAsync(https, ct).ConfigureAwait(false);
+                // one plain attempt first: a TLS failure is not worth retrying
+                await PingAtAsync(https, retry: false, ct).ConfigureAwait(false);
                 _baseUri = https;
                 return;
             }
-            catch (Exception e) when (e is HttpRequestException or IOException or TimeoutException or System.Security.Authentication.AuthenticationException || (e is OperationCanceledException && !ct.IsCancellationRequested))
+            catch (Exception e) when (IsNetworkError(e, ct))
             {
                 httpsError = e;
+            }
+            bool tlsFailure = IsTlsFailure(httpsError);
+            if (!tlsFailure)
+            {
+                try
+                {
+                    await PingAtAsync(https, retry: true, ct).ConfigureAwait(false);
+                    _baseUri = https;
+                    return;
+                }
+                catch (Exception e) when (IsNetworkError(e, ct))
+                {
+                    httpsError = e;
+                }
             }
             if (!_settings.TlsVerify)
             {
                 var http = new Uri($"http://{ApiHost}/");
                 try
                 {
-                    await PingAtAsync(http, ct).ConfigureAwait(false);
+                    await PingAtAsync(http, retry: tlsFailure, ct).ConfigureAwait(false);
                     _baseUri = http;
                     _logger.LogDebug("{Registry}: using plain http (https failed: {Error})", Registry, ToolApp.Describe(httpsError));
                     return;
                 }
-                catch (Exception e) when (e is HttpRequestException or IOException or TimeoutException || (e is OperationCanceledException && !ct.IsCancellationRequested))
+                catch (Exception e) when (IsNetworkError(e, ct))
                 {
                     throw new ToolException($"registry {Registry} is unreachable: https: {ToolApp.Describe(httpsError)}; http: {ToolApp.Describe(e)}", e);
                 }
             }
-            var hint = httpsError.ToString().Contains("SSL", StringComparison.OrdinalIgnoreCase) || httpsError is System.Security.Authentication.AuthenticationException
-                || httpsError.InnerException is System.Security.Authentication.AuthenticationException
-                ? " (TLS verification failed: add the CA with --ca-file, or --tls-verify=false)"
-                : string.Empty;
+            var hint = IsTlsFailure(httpsError) ? " (TLS verification failed: add the registry's CA with --ca-file, or use --tls-verify=false)" : string.Empty;
             throw new ToolException($"registry {Registry} is unreachable: {ToolApp.Describe(httpsError)}{hint}", httpsError);
         }
         finally
@@ -113,10 +128,27 @@ public sealed class RegistryClient
         }
     }
 
-    private async Task PingAtAsync(Uri baseUri, CancellationToken ct)
+    private static bool IsNetworkError(Exception e, CancellationToken ct) =>
+        e is HttpRequestException or IOException or TimeoutException or System.Security.Authentication.AuthenticationException
+        || (e is OperationCanceledException && !ct.IsCancellationRequested);
+
+    private static bool IsTlsFailure(Exception? e)
+    {
+        for (var x = e; x is not null; x = x.InnerException)
+        {
+            if (x is System.Security.Authentication.AuthenticationException || x is HttpRequestException { HttpRequestError: HttpRequestError.SecureConnectionError })
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private async Task PingAtAsync(Uri baseUri, bool retry, CancellationToken ct)
     {
         var url = new Uri(baseUri, "/v2/");
-        using var response = await _retry.ExecuteAsync(async token =>
+        var pipeline = retry ? _retry : Polly.ResiliencePipeline<HttpResponseMessage>.Empty;
+        using var response = await pipeline.ExecuteAsync(async token =>
         {
             Interlocked.Increment(ref _requests);
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(token);

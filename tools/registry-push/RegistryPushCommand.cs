@@ -1,5 +1,13 @@
 using System.CommandLine;
+using Microsoft.Extensions.Logging;
 using ModelCar.Common.Cli;
+using ModelCar.Common.Http;
+using ModelCar.Common.IO;
+using ModelCar.Oci;
+using ModelCar.Oci.Archive;
+using ModelCar.Oci.Layout;
+using ModelCar.Registry;
+using ModelCar.Registry.Auth;
 
 namespace ModelCar.RegistryPush;
 
@@ -8,10 +16,191 @@ public static class RegistryPushCommand
 {
     public const string Name = "registry-push";
 
+    public static readonly Option<string> Source = new("--source")
+    {
+        Description = "Image to push: oci:DIR[:REF] or oci-archive:FILE[:REF] (REF = org.opencontainers.image.ref.name; without REF the index must hold one image).",
+        HelpName = "IMAGE",
+        Required = true,
+    };
+
+    public static readonly Option<string[]> Dest = new("--dest")
+    {
+        Description = "Destination docker://HOST[:PORT]/REPO[:TAG] (repeatable: all are pushed concurrently).",
+        HelpName = "docker://HOST/REPO[:TAG]",
+        Required = true,
+        Arity = ArgumentArity.OneOrMore,
+        AllowMultipleArgumentsPerToken = false,
+    };
+
+    public static readonly Option<string?> AuthFile = new("--authfile")
+    {
+        Description = "containers-auth.json / docker config.json with credentials (default: $REGISTRY_AUTH_FILE, then the standard locations).",
+        HelpName = "FILE",
+    };
+
+    public static readonly Option<string?> Creds = new("--creds")
+    {
+        Description = "Credentials USER:PASSWORD for every destination (prefer --username with --password-file).",
+        HelpName = "USER[:PASS]",
+    };
+
+    public static readonly Option<string?> Username = new("--username") { Description = "User name (with --password-file).", HelpName = "USER" };
+
+    public static readonly Option<string?> PasswordFile = new("--password-file")
+    {
+        Description = "File holding the password or token; read again after a 401 in the middle of a push (rotated tokens).",
+        HelpName = "FILE",
+    };
+
+    public static readonly Option<bool> TlsVerify = CommonOptions.TlsVerify();
+    public static readonly Option<string[]> CaFile = CommonOptions.CaFile();
+    public static readonly Option<int> Jobs = CommonOptions.Jobs(4);
+    public static readonly Option<int> Retries = CommonOptions.Retries(5);
+
+    public static readonly Option<long?> ChunkSize = CommonOptions.Size("--chunk-size",
+        "Upload blobs larger than SIZE in PATCH chunks of SIZE (default: monolithic, except blobs over 10 GiB which go in 1 GiB chunks).");
+
+    public static readonly Option<string?> DigestFile = new("--digestfile")
+    {
+        Description = "Write the pushed manifest digest to FILE.",
+        HelpName = "FILE",
+    };
+
     public static RootCommand Create()
     {
         var root = ToolApp.CreateRoot("Push an OCI image (oci: layout or oci-archive:) to one or more registries.");
-        root.SetToolAction(Name, (ctx, ct) => throw new ToolException("registry-push is not implemented yet"));
+        foreach (var option in new Option[] { Source, Dest, AuthFile, Creds, Username, PasswordFile, TlsVerify, CaFile, Jobs, ChunkSize, Retries, DigestFile })
+        {
+            root.Options.Add(option);
+        }
+        root.SetToolAction(Name, RunAsync);
         return root;
+    }
+
+    private static async Task<int> RunAsync(ToolContext ctx, CancellationToken ct)
+    {
+        var sourceLocation = ParseSource(ctx.Required(Source));
+        var destinations = (ctx.Get(Dest) ?? []).Select(ParseDest).ToList();
+        if (destinations.Count == 0)
+        {
+            throw new UsageException("at least one --dest is required");
+        }
+        var credentials = CredentialsFrom(ctx);
+        var settings = CommonOptions.HttpSettingsFrom(ctx.ParseResult, TlsVerify, CaFile, Retries);
+        var upload = new UploadOptions
+        {
+            ChunkSize = ctx.Get(ChunkSize),
+            MaxRecoveries = Math.Max(settings.MaxRetries, 1),
+            RetryBaseDelay = settings.RetryBaseDelay,
+        };
+
+        using IImageSource source = sourceLocation switch
+        {
+            OciLayoutLocation l => OciLayout.Open(l.Path),
+            OciArchiveLocation a => OciArchiveReader.Open(a.Path),
+            _ => throw new UsageException($"--source {sourceLocation}: only oci: and oci-archive: sources are supported"),
+        };
+        var reference = sourceLocation switch
+        {
+            OciLayoutLocation l => l.Reference,
+            OciArchiveLocation a => a.Reference,
+            _ => null,
+        };
+        var root = source.ResolveRoot(reference);
+        using var progress = new ProgressReporter(ctx.Logger, "push", 0);
+        var pusher = new ImagePusher(source, root, upload, ctx.Get(Jobs), ctx.Logger, progress);
+        pusher.CheckSource();
+        ctx.Logger.LogInformation("pushing {Source} ({Digest}, {Blobs} blobs, {Size}) to {Count} destination(s)", source.Description, root.Digest,
+            pusher.Blobs.Count, SizeParser.Format(pusher.TotalBlobBytes), destinations.Count);
+
+        using var http = HttpClientFactory.Create(settings);
+        var targets = destinations.Select(d =>
+        {
+            var client = new RegistryClient(d.Registry, http, settings, credentials, ctx.Logger) { AuthRepository = d.Repository };
+            return (d, client);
+        }).ToList();
+        var results = await pusher.PushAsync(targets, ct).ConfigureAwait(false);
+
+        foreach (var r in results)
+        {
+            ctx.WriteResult(r.PinnedReference);
+        }
+        ctx.Results.Write("IMAGE_DIGEST", root.Digest.ToString());
+        var first = destinations[0];
+        ctx.Results.Write("IMAGE_URL", first.Digest is null ? $"{first.Name}:{first.Tag ?? "latest"}" : $"{first.Name}@{first.Digest}");
+        if (ctx.Get(DigestFile) is { Length: > 0 } digestFile)
+        {
+            Files.WriteAllTextAtomic(digestFile, root.Digest.ToString());
+        }
+        return ExitCodes.Ok;
+    }
+
+    private static ImageLocation ParseSource(string text)
+    {
+        ImageLocation location;
+        try
+        {
+            location = ImageLocation.Parse(text);
+        }
+        catch (FormatException e)
+        {
+            throw new UsageException($"--source: {e.Message}");
+        }
+        if (location is not (OciLayoutLocation or OciArchiveLocation))
+        {
+            throw new UsageException($"--source '{text}': use oci:DIR[:REF] or oci-archive:FILE[:REF]");
+        }
+        return location;
+    }
+
+    private static RegistryReference ParseDest(string text)
+    {
+        if (!text.StartsWith("docker://", StringComparison.Ordinal))
+        {
+            throw new UsageException($"--dest '{text}': use docker://HOST[:PORT]/REPO[:TAG]");
+        }
+        try
+        {
+            return ((RegistryLocation)ImageLocation.Parse(text)).Reference;
+        }
+        catch (FormatException e)
+        {
+            throw new UsageException($"--dest: {e.Message}");
+        }
+    }
+
+    private static ICredentialProvider CredentialsFrom(ToolContext ctx)
+    {
+        var creds = ctx.Get(Creds);
+        var user = ctx.Get(Username);
+        var passwordFile = ctx.Get(PasswordFile);
+        if (creds is not null && (user is not null || passwordFile is not null))
+        {
+            throw new UsageException("--creds cannot be combined with --username/--password-file");
+        }
+        if (creds is not null)
+        {
+            int colon = creds.IndexOf(':');
+            if (colon <= 0)
+            {
+                throw new UsageException("--creds must be USER:PASSWORD (there is no interactive prompt; or use --username with --password-file)");
+            }
+            return new ExplicitCredentialProvider(creds[..colon], creds[(colon + 1)..], null);
+        }
+        if (user is not null || passwordFile is not null)
+        {
+            if (user is null || passwordFile is null)
+            {
+                throw new UsageException("--username and --password-file go together");
+            }
+            _ = SecretFile.Read(passwordFile, "password"); // fail early if unreadable
+            return new ExplicitCredentialProvider(user, null, passwordFile);
+        }
+        var authFile = ctx.Get(AuthFile);
+        if (authFile is not null && !File.Exists(authFile))
+        {
+            throw new ToolException($"auth file '{authFile}' does not exist");
+        }
+        return new AuthFileLookup(AuthFileLookup.CandidateFiles(authFile, Environment.GetEnvironmentVariable), ctx.Logger);
     }
 }

@@ -1,0 +1,225 @@
+using System.Collections.Concurrent;
+using System.Net.Http.Headers;
+using Microsoft.AspNetCore.Http;
+
+namespace ModelCar.RegistryPush.Tests;
+
+/// <summary>What the proxy does with one request.</summary>
+public enum Fault
+{
+    Forward,
+    /// <summary>Answer 503 without forwarding.</summary>
+    Unavailable,
+    /// <summary>Answer 429 with Retry-After: 0 without forwarding.</summary>
+    TooMany,
+    /// <summary>Answer 401 with a Basic challenge without forwarding (an expired token).</summary>
+    Unauthorized,
+    /// <summary>Answer 413 (an nginx body limit) without forwarding.</summary>
+    TooLarge,
+    /// <summary>Answer 403 DENIED without forwarding.</summary>
+    Denied,
+    /// <summary>Read part of the body, then cut the client connection; nothing reaches the registry (a buffering front proxy).</summary>
+    CutBeforeForward,
+    /// <summary>Forward half of the body to the registry, then cut both connections (the registry keeps partial bytes).</summary>
+    CutMidForward,
+}
+
+/// <summary>
+/// An HTTP proxy on 127.0.0.1 between the tool and the registry that can inject faults per request,
+/// and counts and logs everything ("METHOD /path → status").
+/// </summary>
+public sealed class FaultProxy : IAsyncDisposable
+{
+    private readonly HttpClient _upstream;
+    private readonly Uri _target;
+    private TestServer? _server;
+    private int _count;
+
+    private FaultProxy(Uri target)
+    {
+        _target = target;
+        _upstream = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false }) { Timeout = Timeout.InfiniteTimeSpan };
+    }
+
+    /// <summary>Decides the fault for request number n (1-based) given method and path.</summary>
+    public Func<int, string, string, Fault> Decide { get; set; } = (_, _, _) => Fault.Forward;
+
+    public ConcurrentQueue<string> Log { get; } = new();
+
+    public int Requests => _count;
+
+    public string HostPort => _server!.HostPort;
+
+    public static async Task<FaultProxy> StartAsync(Uri target)
+    {
+        var proxy = new FaultProxy(target);
+        proxy._server = await TestServer.StartAsync(proxy.HandleAsync);
+        return proxy;
+    }
+
+    private async Task HandleAsync(HttpContext ctx)
+    {
+        int n = Interlocked.Increment(ref _count);
+        var method = ctx.Request.Method;
+        var path = ctx.Request.Path + ctx.Request.QueryString;
+        var fault = Decide(n, method, ctx.Request.Path.Value ?? "/");
+        switch (fault)
+        {
+            case Fault.Unavailable:
+                Log.Enqueue($"{method} {ctx.Request.Path} -> 503 (injected)");
+                await Drain(ctx);
+                ctx.Response.StatusCode = 503;
+                return;
+            case Fault.TooMany:
+                Log.Enqueue($"{method} {ctx.Request.Path} -> 429 (injected)");
+                await Drain(ctx);
+                ctx.Response.StatusCode = 429;
+                ctx.Response.Headers.RetryAfter = "0";
+                return;
+            case Fault.Unauthorized:
+                Log.Enqueue($"{method} {ctx.Request.Path} -> 401 (injected)");
+                await Drain(ctx);
+                ctx.Response.StatusCode = 401;
+                ctx.Response.Headers.WWWAuthenticate = "Basic realm=\"modelcar-test\"";
+                return;
+            case Fault.TooLarge:
+                Log.Enqueue($"{method} {ctx.Request.Path} -> 413 (injected)");
+                ctx.Response.StatusCode = 413;
+                ctx.Response.ContentType = "text/html";
+                await ctx.Response.WriteAsync("<html><body><h1>413 Request Entity Too Large</h1></body></html>");
+                return;
+            case Fault.Denied:
+                Log.Enqueue($"{method} {ctx.Request.Path} -> 403 (injected)");
+                await Drain(ctx);
+                ctx.Response.StatusCode = 403;
+                ctx.Response.ContentType = "application/json";
+                await ctx.Response.WriteAsync("""{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}""");
+                return;
+            case Fault.CutBeforeForward:
+            {
+                Log.Enqueue($"{method} {ctx.Request.Path} -> cut before forwarding (injected)");
+                long half = (ctx.Request.ContentLength ?? 0) / 2;
+                var buffer = new byte[65536];
+                long read = 0;
+                while (read < half)
+                {
+                    int r = await ctx.Request.Body.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, half - read)));
+                    if (r == 0)
+                    {
+                        break;
+                    }
+                    read += r;
+                }
+                ctx.Abort();
+                return;
+            }
+        }
+
+        var url = new Uri(_target, path);
+        using var request = new HttpRequestMessage(new HttpMethod(method), url);
+        long? length = ctx.Request.ContentLength;
+        if (length is > 0 || method is "PUT" or "PATCH" or "POST")
+        {
+            Stream body = ctx.Request.Body;
+            if (fault == Fault.CutMidForward)
+            {
+                body = new CuttingStream(body, (length ?? 0) / 2);
+            }
+            request.Content = new StreamContent(body);
+            if (length is { } l)
+            {
+                request.Content.Headers.ContentLength = l;
+            }
+        }
+        foreach (var (key, values) in ctx.Request.Headers)
+        {
+            if (key is "Host" or "Content-Length" or "Transfer-Encoding" or "Connection")
+            {
+                continue;
+            }
+            if (!request.Headers.TryAddWithoutValidation(key, (IEnumerable<string>)values))
+            {
+                request.Content?.Headers.TryAddWithoutValidation(key, (IEnumerable<string>)values);
+            }
+        }
+        request.Headers.Host = ctx.Request.Host.Value;
+        HttpResponseMessage response;
+        try
+        {
+            response = await _upstream.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ctx.RequestAborted);
+        }
+        catch (Exception) when (fault == Fault.CutMidForward || ctx.RequestAborted.IsCancellationRequested)
+        {
+            Log.Enqueue($"{method} {ctx.Request.Path} -> cut after forwarding half the body (injected)");
+            ctx.Abort();
+            return;
+        }
+        using (response)
+        {
+            Log.Enqueue($"{method} {ctx.Request.Path} -> {(int)response.StatusCode}");
+            ctx.Response.StatusCode = (int)response.StatusCode;
+            foreach (var (key, values) in response.Headers.Concat(response.Content.Headers))
+            {
+                if (key is "Transfer-Encoding" or "Connection")
+                {
+                    continue;
+                }
+                ctx.Response.Headers[key] = values.ToArray();
+            }
+            await response.Content.CopyToAsync(ctx.Response.Body, ctx.RequestAborted);
+        }
+    }
+
+    private static async Task Drain(HttpContext ctx)
+    {
+        try
+        {
+            await ctx.Request.Body.CopyToAsync(Stream.Null);
+        }
+        catch (Exception)
+        {
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_server is not null)
+        {
+            await _server.DisposeAsync();
+        }
+        _upstream.Dispose();
+    }
+
+    /// <summary>Passes through <c>limit</c> bytes, then fails (the upstream request is aborted mid-body).</summary>
+    private sealed class CuttingStream(Stream inner, long limit) : Stream
+    {
+        private long _passed;
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => _passed; set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (_passed >= limit)
+            {
+                throw new IOException("cut by the fault proxy");
+            }
+            int n = await inner.ReadAsync(buffer[..(int)Math.Min(buffer.Length, limit - _passed)], cancellationToken);
+            _passed += n;
+            return n;
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}

@@ -1,0 +1,129 @@
+using ModelCar.TestSupport;
+
+namespace ModelCar.RegistryPush.Tests;
+
+public sealed class HtpasswdRegistryFixture : IAsyncLifetime
+{
+    public const string User = "pusher";
+    public const string Password = "fault-test-pass-42";
+
+    public RegistryContainer Registry { get; private set; } = null!;
+
+    public async Task InitializeAsync() =>
+        Registry = await new RegistryContainer(new RegistryContainerOptions { Htpasswd = await AuthAndTlsTests.Htpasswd(User, Password) }).StartAsync();
+
+    public Task DisposeAsync() => Registry.DisposeAsync().AsTask();
+}
+
+/// <summary>
+/// A fault proxy between the published binary and the registry cuts connections mid-blob, answers
+/// 503/429 bursts and one 401 in the middle of the push: the push completes with the same digest.
+/// </summary>
+public sealed class FaultProxyTests(HtpasswdRegistryFixture fixture) : IClassFixture<HtpasswdRegistryFixture>
+{
+    private static bool IsBlobHead(string m, string p) => m == "HEAD" && p.Contains("/blobs/sha256:", StringComparison.Ordinal);
+
+    private static bool IsUpload(string m, string p) => p.Contains("/blobs/uploads/", StringComparison.Ordinal);
+
+    private async Task<(ToolResult Result, FaultProxy Proxy, TestImage Image, TempDir Tmp)> PushThroughAsync(string repo, Func<int, string, string, Fault> decide, params string[] extra)
+    {
+        var tmp = new TempDir();
+        var image = TestImages.WriteLayout(tmp.Combine("layout"), "v1", TestImages.RandomLayers(repo.Length + 40, (4 << 20) + (512 << 10), 3 << 20, 700));
+        var proxy = await FaultProxy.StartAsync(fixture.Registry.BaseUri);
+        proxy.Decide = decide;
+        var passwordFile = tmp.WriteFile("password", HtpasswdRegistryFixture.Password);
+        var r = await PushTests.Push(["--source", $"oci:{image.LayoutPath}:v1", "--dest", $"docker://{proxy.HostPort}/{repo}:v1", "--tls-verify=false",
+            "--username", HtpasswdRegistryFixture.User, "--password-file", passwordFile, "--retries", "6", .. extra]);
+        return (r, proxy, image, tmp);
+    }
+
+    private async Task AssertLandedAsync(string repo, TestImage image, ToolResult r, FaultProxy proxy, string workDir)
+    {
+        Assert.True(r.ExitCode == 0, r + "\n--- proxy ---\n" + string.Join("\n", proxy.Log));
+        Assert.Equal($"{proxy.HostPort}/{repo}@{image.ManifestDigest}", r.StdOut.Trim());
+        var creds = $"{HtpasswdRegistryFixture.User}:{HtpasswdRegistryFixture.Password}";
+        Assert.Equal(image.ManifestDigest, await Skopeo.InspectDigestAsync($"{fixture.Registry.HostPort}/{repo}:v1", "--creds", creds));
+        await Skopeo.AssertPullsBackAsync($"{fixture.Registry.HostPort}/{repo}:v1", image, workDir, "--src-creds", creds);
+        Assert.DoesNotContain(HtpasswdRegistryFixture.Password, r.AllOutput);
+    }
+
+    [Fact]
+    public async Task Monolithic_push_survives_cuts_503_429_bursts_and_a_mid_push_401()
+    {
+        int heads = 0, posts = 0, puts = 0, manifestHeads = 0;
+        var (r, proxy, image, tmp) = await PushThroughAsync("fault/mono", (_, m, p) =>
+        {
+            if (IsBlobHead(m, p))
+            {
+                return Interlocked.Increment(ref heads) <= 2 ? Fault.Unavailable : Fault.Forward;
+            }
+            if (m == "POST" && IsUpload(m, p))
+            {
+                return Interlocked.Increment(ref posts) == 1 ? Fault.TooMany : Fault.Forward;
+            }
+            if (m == "PUT" && IsUpload(m, p))
+            {
+                return Interlocked.Increment(ref puts) switch { 1 => Fault.CutBeforeForward, 2 => Fault.CutMidForward, _ => Fault.Forward };
+            }
+            if (m == "HEAD" && p.Contains("/manifests/", StringComparison.Ordinal))
+            {
+                return Interlocked.Increment(ref manifestHeads) == 1 ? Fault.Unauthorized : Fault.Forward;
+            }
+            return Fault.Forward;
+        }, "--jobs", "1");
+        await using (proxy)
+        using (tmp)
+        {
+            await AssertLandedAsync("fault/mono", image, r, proxy, tmp.Path);
+            Assert.Contains("retry 1/6", r.StdErr);                       // 503 / 429 retried
+            Assert.Contains("upload failed", r.StdErr);                   // the cut PUTs
+            Assert.Contains("starting it again", r.StdErr);
+            Assert.Contains("401 Unauthorized in the middle of the push; credentials re-read", r.StdErr);
+            Assert.Contains(proxy.Log, l => l.Contains("cut before forwarding", StringComparison.Ordinal));
+            Assert.Contains(proxy.Log, l => l.Contains("cut after forwarding", StringComparison.Ordinal));
+        }
+    }
+
+    [Fact]
+    public async Task Chunked_push_resumes_from_the_registry_range_after_a_cut_resending_at_most_one_chunk()
+    {
+        int patches = 0, manifestHeads = 0;
+        var (r, proxy, image, tmp) = await PushThroughAsync("fault/chunked", (_, m, p) =>
+        {
+            if (m == "PATCH")
+            {
+                return Interlocked.Increment(ref patches) switch { 2 => Fault.CutBeforeForward, 4 => Fault.Unavailable, _ => Fault.Forward };
+            }
+            if (m == "HEAD" && p.Contains("/manifests/", StringComparison.Ordinal))
+            {
+                return Interlocked.Increment(ref manifestHeads) == 1 ? Fault.Unauthorized : Fault.Forward;
+            }
+            return Fault.Forward;
+        }, "--chunk-size", "1M", "--jobs", "1");
+        await using (proxy)
+        using (tmp)
+        {
+            await AssertLandedAsync("fault/chunked", image, r, proxy, tmp.Path);
+            Assert.Contains("resuming from there", r.StdErr);
+            Assert.DoesNotContain("starting the blob again", r.StdErr);
+            // 4.5 MiB + 3 MiB in 1 MiB chunks = 5 + 3 chunks: each reached the registry exactly once
+            Assert.Equal(8, proxy.Log.Count(l => l.StartsWith("PATCH", StringComparison.Ordinal) && l.EndsWith("-> 202", StringComparison.Ordinal)));
+            Assert.Contains("401 Unauthorized in the middle of the push; credentials re-read", r.StdErr);
+        }
+    }
+
+    [Fact]
+    public async Task Chunked_push_restarts_a_blob_whose_session_the_registry_killed()
+    {
+        int patches = 0;
+        var (r, proxy, image, tmp) = await PushThroughAsync("fault/dead", (_, m, _) =>
+            m == "PATCH" && Interlocked.Increment(ref patches) == 3 ? Fault.CutMidForward : Fault.Forward,
+            "--chunk-size", "1M", "--jobs", "1");
+        await using (proxy)
+        using (tmp)
+        {
+            await AssertLandedAsync("fault/dead", image, r, proxy, tmp.Path);
+            Assert.True(r.StdErr.Contains("resuming from there", StringComparison.Ordinal) || r.StdErr.Contains("starting the blob again", StringComparison.Ordinal), r.StdErr);
+        }
+    }
+}

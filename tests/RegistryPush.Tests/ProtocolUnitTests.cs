@@ -1,0 +1,388 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Text;
+using Microsoft.Extensions.Logging.Abstractions;
+using ModelCar.Common.Http;
+using ModelCar.Oci;
+using ModelCar.Registry;
+using ModelCar.Registry.Auth;
+using ModelCar.TestSupport;
+
+namespace ModelCar.RegistryPush.Tests;
+
+/// <summary>Protocol logic against in-process fakes (FakeHttpHandler): no registry, no network.</summary>
+public sealed class ProtocolUnitTests
+{
+    private static readonly HttpSettings Settings = new() { TlsVerify = true, MaxRetries = 3, RetryBaseDelay = TimeSpan.FromMilliseconds(1) };
+
+    private static (RegistryRepository Repo, FakeHttpHandler Handler) Create(Func<HttpRequestMessage, byte[]?, Task<HttpResponseMessage>> respond,
+        ICredentialProvider? credentials = null, string repository = "org/model")
+    {
+        var handler = new FakeHttpHandler(respond);
+        var http = HttpClientFactory.Create(Settings, handler);
+        var client = new RegistryClient("reg.example", http, Settings, credentials ?? new AnonymousCredentialProvider(), NullLogger.Instance) { AuthRepository = repository };
+        return (new RegistryRepository(client, repository), handler);
+    }
+
+    private static HttpResponseMessage Accepted(string location, string? range = null, long? minChunk = null)
+    {
+        var r = new HttpResponseMessage(HttpStatusCode.Accepted);
+        r.Headers.TryAddWithoutValidation("Location", location);
+        if (range is not null)
+        {
+            r.Headers.TryAddWithoutValidation("Range", range);
+        }
+        if (minChunk is not null)
+        {
+            r.Headers.TryAddWithoutValidation("OCI-Chunk-Min-Length", minChunk.Value.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+        return r;
+    }
+
+    [Theory]
+    [InlineData("/v2/org/model/blobs/uploads/u1?_state=abc", "https://reg.example/v2/org/model/blobs/uploads/u1?_state=abc")]
+    [InlineData("u2?_state=x%2By", "https://reg.example/v2/org/model/blobs/uploads/u2?_state=x%2By")]
+    [InlineData("https://cdn.example/upload/u3?sig=1", "https://cdn.example/upload/u3?sig=1")]
+    public void Location_is_resolved_against_the_request_url_keeping_its_query(string location, string expected)
+    {
+        using var response = Accepted(location);
+        var resolved = RegistryClient.ResolveLocation(new Uri("https://reg.example/v2/org/model/blobs/uploads/"), response);
+        Assert.Equal(expected, resolved.AbsoluteUri);
+        var withDigest = RegistryClient.WithQuery(resolved, "digest", "sha256:" + new string('a', 64));
+        Assert.EndsWith("&digest=sha256%3A" + new string('a', 64), withDigest.AbsoluteUri);
+        Assert.Contains("?", withDigest.Query);
+    }
+
+    [Fact]
+    public void Challenges_are_parsed_with_quoted_commas_and_several_schemes()
+    {
+        var bearer = Challenge.Parse("Bearer realm=\"https://auth.example/token\",service=\"registry.example\",scope=\"repository:a/b:pull,push\"")!;
+        Assert.True(bearer.IsBearer);
+        Assert.Equal("https://auth.example/token", bearer.Realm);
+        Assert.Equal("registry.example", bearer.Service);
+        Assert.Equal("repository:a/b:pull,push", bearer.Scope);
+
+        var all = Challenge.ParseAll("Basic realm=\"Registry \\\"Realm\\\"\", Bearer realm=\"https://t\", service=svc");
+        Assert.Equal(2, all.Count);
+        Assert.True(all[0].IsBasic);
+        Assert.Equal("Registry \"Realm\"", all[0].Realm);
+        Assert.Equal("svc", all[1].Service);
+    }
+
+    [Fact]
+    public void Auth_files_are_searched_in_containers_auth_json_order()
+    {
+        var env = new Dictionary<string, string?> { ["HOME"] = "/home/u", ["XDG_RUNTIME_DIR"] = "/run/user/1", ["DOCKER_CONFIG"] = "/dc" };
+        var files = AuthFileLookup.CandidateFiles(null, k => env.GetValueOrDefault(k));
+        Assert.Equal(["/run/user/1/containers/auth.json", "/home/u/.config/containers/auth.json", "/dc/config.json", "/home/u/.dockercfg"], files.Select(f => f.Path));
+        Assert.True(files[^1].Legacy);
+
+        env.Remove("DOCKER_CONFIG");
+        env["XDG_CONFIG_HOME"] = "/cfg";
+        Assert.Equal(["/run/user/1/containers/auth.json", "/cfg/containers/auth.json", "/home/u/.docker/config.json", "/home/u/.dockercfg"],
+            AuthFileLookup.CandidateFiles(null, k => env.GetValueOrDefault(k)).Select(f => f.Path));
+
+        env["REGISTRY_AUTH_FILE"] = "/env/auth.json";
+        Assert.Equal(["/env/auth.json"], AuthFileLookup.CandidateFiles(null, k => env.GetValueOrDefault(k)).Select(f => f.Path));
+        Assert.Equal(["/flag/auth.json"], AuthFileLookup.CandidateFiles("/flag/auth.json", k => env.GetValueOrDefault(k)).Select(f => f.Path));
+
+        Assert.Equal(["quay.io/org/team/repo", "quay.io/org/team", "quay.io/org", "quay.io"], AuthFileLookup.KeysFor("quay.io", "org/team/repo"));
+        Assert.Equal("docker.io", AuthFileLookup.NormalizeKey("https://index.docker.io/v1/"));
+        Assert.Equal("quay.io", AuthFileLookup.NormalizeKey("https://quay.io"));
+        Assert.Equal("quay.io/org", AuthFileLookup.NormalizeKey("quay.io/org"));
+    }
+
+    [Fact]
+    public void Most_specific_key_wins_then_later_files_and_cred_helpers_come_first()
+    {
+        using var tmp = new TempDir();
+        static string B64(string s) => Convert.ToBase64String(Encoding.UTF8.GetBytes(s));
+        var first = tmp.WriteFile("first.json", $$$$"""{"auths":{"quay.io":{"auth":"{{{{B64("host:h")}}}}"},"quay.io/org/repo":{"auth":"{{{{B64("repo:r")}}}}"}}}""");
+        var second = tmp.WriteFile("second.json", $$$"""{"auths":{"other.io":{"username":"u2","password":"p2"}},"credHelpers":{"helped.io":"fake"}}""");
+        var legacy = tmp.WriteFile(".dockercfg", $$$"""{"https://legacy.io":{"auth":"{{{B64("old:o")}}}"}}""");
+        var helperCalls = new List<string>();
+        var lookup = new AuthFileLookup([(first, false), (tmp.Combine("missing.json"), false), (second, false), (legacy, true)], NullLogger.Instance,
+            (helper, host) => { helperCalls.Add($"{helper}:{host}"); return """{"ServerURL":"helped.io","Username":"hu","Secret":"hs"}"""; });
+
+        Assert.Equal(("repo", "r"), Pair(lookup.Get("quay.io", "org/repo")));
+        Assert.Equal(("host", "h"), Pair(lookup.Get("quay.io", "org/other")));
+        Assert.Equal(("u2", "p2"), Pair(lookup.Get("other.io", "x")));
+        Assert.Equal(("hu", "hs"), Pair(lookup.Get("helped.io", "x")));
+        Assert.Equal(["fake:helped.io"], helperCalls);
+        Assert.Equal(("old", "o"), Pair(lookup.Get("legacy.io", "x")));
+        Assert.Null(lookup.Get("nowhere.io", "x"));
+
+        static (string, string) Pair(Credential? c) => (c!.Username, c.Password);
+    }
+
+    [Fact]
+    public void Registry_error_bodies_become_one_line_with_the_server_code()
+    {
+        var entry = RegistryErrors.Parse("""{"errors":[{"code":"DENIED","message":"requested access to the resource is denied","detail":{"x":1}}]}""")!;
+        Assert.Equal("DENIED", entry.Code);
+        Assert.Equal("requested access to the resource is denied", entry.Message);
+        Assert.Null(RegistryErrors.Parse("<html>nope</html>"));
+
+        var response = FakeHttpHandler.Status(HttpStatusCode.RequestEntityTooLarge, """{"errors":[{"code":"SIZE_INVALID","message":"too big"}]}""");
+        response.RequestMessage = new HttpRequestMessage(HttpMethod.Put, "https://reg.example/v2/a/blobs/uploads/u?digest=sha256:x&_state=secret");
+        var ex = RegistryErrors.ToExceptionAsync(response, CancellationToken.None).GetAwaiter().GetResult();
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, ex.Status);
+        Assert.Equal("SIZE_INVALID", ex.ServerCode);
+        Assert.Contains("PUT https://reg.example/v2/a/blobs/uploads/u?digest=sha256:x&_state=***: 413", ex.Message);
+        Assert.Contains("SIZE_INVALID: too big", ex.Message);
+        Assert.Contains("--chunk-size", ex.Message);
+    }
+
+    /// <summary>A fake upload endpoint: keeps the bytes it received per session, answers Range, can fail on demand.</summary>
+    private sealed class FakeUploads
+    {
+        public ConcurrentDictionary<string, MemoryStream> Sessions { get; } = new();
+        public List<string> ContentRanges { get; } = [];
+        public int Posts;
+        public Func<int, string?> PatchFault { get; set; } = _ => null;
+        public long MinChunk { get; set; }
+        public byte[]? Final;
+        private int _patches;
+
+        public async Task<HttpResponseMessage> Respond(HttpRequestMessage req, byte[]? body)
+        {
+            var path = req.RequestUri!.AbsolutePath;
+            if (req.Method == HttpMethod.Post)
+            {
+                var id = $"s{Interlocked.Increment(ref Posts)}";
+                Sessions[id] = new MemoryStream();
+                return Accepted($"/v2/org/model/blobs/uploads/{id}?_state=0", minChunk: MinChunk > 0 ? MinChunk : null);
+            }
+            var sid = path[(path.LastIndexOf('/') + 1)..];
+            if (!Sessions.TryGetValue(sid, out var data))
+            {
+                return FakeHttpHandler.Status(HttpStatusCode.NotFound, """{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN","message":"unknown"}]}""");
+            }
+            if (req.Method == HttpMethod.Patch)
+            {
+                int n = Interlocked.Increment(ref _patches);
+                var range = req.Content!.Headers.GetValues("Content-Range").Single();
+                lock (ContentRanges)
+                {
+                    ContentRanges.Add(range);
+                }
+                switch (PatchFault(n))
+                {
+                    case "cut":
+                        throw new HttpRequestException("connection reset (fake)", new IOException("reset"));
+                    case "dead":
+                        return FakeHttpHandler.Status(HttpStatusCode.NotFound, """{"errors":[{"code":"BLOB_UPLOAD_INVALID","message":"upload resumed at wrong offset"}]}""");
+                    case "503":
+                        return FakeHttpHandler.Status(HttpStatusCode.ServiceUnavailable);
+                }
+                long start = long.Parse(range.Split('-')[0], System.Globalization.CultureInfo.InvariantCulture);
+                if (start != data.Length)
+                {
+                    return FakeHttpHandler.Status(HttpStatusCode.RequestedRangeNotSatisfiable);
+                }
+                data.Write(body!);
+                return Accepted($"/v2/org/model/blobs/uploads/{sid}?_state={data.Length}", range: $"0-{data.Length - 1}");
+            }
+            if (req.Method == HttpMethod.Get)
+            {
+                var r = new HttpResponseMessage(HttpStatusCode.NoContent);
+                r.Headers.TryAddWithoutValidation("Range", $"0-{data.Length - 1}");
+                r.Headers.TryAddWithoutValidation("Location", $"/v2/org/model/blobs/uploads/{sid}?_state={data.Length}");
+                return r;
+            }
+            if (req.Method == HttpMethod.Put)
+            {
+                if (body is { Length: > 0 })
+                {
+                    data.Write(body);
+                }
+                Final = data.ToArray();
+                var digest = Digest.Sha256(Final).ToString();
+                var expected = Uri.UnescapeDataString(req.RequestUri.Query.Split("digest=")[1]);
+                if (digest != expected)
+                {
+                    return FakeHttpHandler.Status(HttpStatusCode.BadRequest, """{"errors":[{"code":"DIGEST_INVALID","message":"digest invalid"}]}""");
+                }
+                var r = new HttpResponseMessage(HttpStatusCode.Created);
+                r.Headers.TryAddWithoutValidation("Docker-Content-Digest", digest);
+                return r;
+            }
+            if (req.Method == HttpMethod.Head)
+            {
+                return FakeHttpHandler.Status(HttpStatusCode.NotFound);
+            }
+            await Task.CompletedTask;
+            return FakeHttpHandler.Status(HttpStatusCode.MethodNotAllowed);
+        }
+    }
+
+    private static async Task<(FakeUploads Fake, byte[] Data, List<long> Progress)> UploadChunked(int size, long chunk, Action<FakeUploads> setup)
+    {
+        var fake = new FakeUploads();
+        setup(fake);
+        var (repo, _) = Create(fake.Respond);
+        repo.Client.UseBaseUri(new Uri("https://reg.example/"));
+        var data = TempDir.RandomBytes(size, size);
+        var blob = new Descriptor { MediaType = MediaTypes.Layer, Digest = Digest.Sha256(data), Size = data.Length };
+        var uploader = new BlobUploader(repo, new UploadOptions { ChunkSize = chunk, RetryBaseDelay = TimeSpan.FromMilliseconds(1) }, NullLogger.Instance);
+        var progress = new List<long>();
+        await uploader.UploadAsync(blob, () => new MemoryStream(data), offset => new MemoryStream(data, (int)offset, data.Length - (int)offset), null,
+            n => { lock (progress) { progress.Add(n); } }, CancellationToken.None);
+        return (fake, data, progress);
+    }
+
+    [Fact]
+    public async Task Chunked_upload_sends_inclusive_content_ranges_and_honours_the_minimum_chunk_length()
+    {
+        var (fake, data, progress) = await UploadChunked(10_000, 3000, f => f.MinChunk = 4000);
+        Assert.Equal(["0-3999", "4000-7999", "8000-9999"], fake.ContentRanges);
+        Assert.Equal(data, fake.Final);
+        Assert.Equal(10_000, progress.Sum());
+    }
+
+    [Fact]
+    public async Task A_cut_chunk_resumes_from_the_registry_range_and_resends_only_that_chunk()
+    {
+        var (fake, data, progress) = await UploadChunked(10_000, 3000, f => f.PatchFault = n => n == 2 ? "cut" : n == 4 ? "503" : null);
+        Assert.Equal(["0-2999", "3000-5999", "3000-5999", "6000-8999", "6000-8999", "9000-9999"], fake.ContentRanges);
+        Assert.Equal(1, fake.Posts);
+        Assert.Equal(data, fake.Final);
+        Assert.Equal(10_000, progress.Sum());
+    }
+
+    [Fact]
+    public async Task A_dead_upload_session_restarts_the_blob_with_a_new_post()
+    {
+        var (fake, data, _) = await UploadChunked(9000, 3000, f => f.PatchFault = n => n == 3 ? "dead" : null);
+        Assert.Equal(2, fake.Posts);
+        Assert.Equal(["0-2999", "3000-5999", "6000-8999", "0-2999", "3000-5999", "6000-8999"], fake.ContentRanges);
+        Assert.Equal(data, fake.Final);
+    }
+
+    [Fact]
+    public async Task Bearer_tokens_are_fetched_once_per_scope_and_basic_credentials_go_to_the_realm()
+    {
+        int tokenRequests = 0;
+        var seenAuth = new ConcurrentQueue<string>();
+        var (repo, handler) = Create(async (req, _) =>
+        {
+            await Task.CompletedTask;
+            if (req.RequestUri!.Host == "auth.example")
+            {
+                Interlocked.Increment(ref tokenRequests);
+                seenAuth.Enqueue(req.Headers.Authorization?.ToString() ?? "none");
+                Assert.Contains("service=reg.example", req.RequestUri.Query);
+                var scope = Uri.UnescapeDataString(req.RequestUri.Query.Split("scope=")[1]);
+                return FakeHttpHandler.Status(HttpStatusCode.OK, $$"""{"token":"tok-{{scope}}","expires_in":3600}""");
+            }
+            var auth = req.Headers.Authorization?.ToString();
+            if (auth is null || !auth.StartsWith("Bearer tok-", StringComparison.Ordinal))
+            {
+                var r = new HttpResponseMessage(HttpStatusCode.Unauthorized);
+                r.Headers.TryAddWithoutValidation("WWW-Authenticate", "Bearer realm=\"https://auth.example/token\",service=\"reg.example\"");
+                return r;
+            }
+            return FakeHttpHandler.Status(HttpStatusCode.OK);
+        }, new ExplicitCredentialProvider("me", "pw-123456", null));
+        repo.Client.UseBaseUri(new Uri("https://reg.example/"));
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.True(await repo.BlobExistsAsync(Digest.Sha256([(byte)i]), CancellationToken.None));
+        }
+        Assert.Equal(1, tokenRequests);
+        Assert.True(await repo.BlobExistsAsync(Digest.Sha256([9]), CancellationToken.None, scope: "repository:org/model:pull"));
+        Assert.Equal(2, tokenRequests);
+        Assert.All(seenAuth, a => Assert.Equal("Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes("me:pw-123456")), a));
+        // the first request learned the challenge (one 401), everything after carried a token
+        Assert.Single(handler.Calls, c => c.Uri.Host == "reg.example" && c.Headers.ContainsKey("Authorization") is false);
+    }
+
+    [Fact]
+    public async Task A_wrong_basic_password_costs_two_requests_and_no_retries()
+    {
+        var (repo, handler) = Create((req, _) =>
+        {
+            var r = new HttpResponseMessage(HttpStatusCode.Unauthorized);
+            r.Headers.TryAddWithoutValidation("WWW-Authenticate", "Basic realm=\"x\"");
+            return Task.FromResult(r);
+        }, new ExplicitCredentialProvider("me", "wrong-pass", null));
+        repo.Client.UseBaseUri(new Uri("https://reg.example/"));
+        int before = handler.Calls.Count;
+        var ex = await Assert.ThrowsAsync<HttpFailureException>(() => repo.BlobExistsAsync(Digest.Sha256([1]), CancellationToken.None));
+        Assert.Equal(HttpStatusCode.Unauthorized, ex.Status);
+        Assert.Equal(2, handler.Calls.Count - before);
+    }
+
+    [Fact]
+    public async Task Blob_downloads_follow_redirects_without_sending_credentials_to_another_host()
+    {
+        var data = TempDir.RandomBytes(5000, 5);
+        var digest = Digest.Sha256(data);
+        var (repo, handler) = Create((req, _) =>
+        {
+            if (req.RequestUri!.Host == "cdn.example")
+            {
+                return Task.FromResult(new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent(data) });
+            }
+            if (req.Headers.Authorization is null)
+            {
+                var challenge = new HttpResponseMessage(HttpStatusCode.Unauthorized);
+                challenge.Headers.TryAddWithoutValidation("WWW-Authenticate", "Basic realm=\"r\"");
+                return Task.FromResult(challenge);
+            }
+            var redirect = new HttpResponseMessage(HttpStatusCode.TemporaryRedirect);
+            redirect.Headers.TryAddWithoutValidation("Location", "https://cdn.example/blobs/x?X-Amz-Signature=abc");
+            return Task.FromResult(redirect);
+        }, new ExplicitCredentialProvider("me", "pw-123456", null));
+        repo.Client.UseBaseUri(new Uri("https://reg.example/"));
+        var source = new RegistryImageSource(repo.Client, RegistryReference.Parse("reg.example/org/model:v1"));
+        using var stream = source.OpenVerified(new Descriptor { MediaType = MediaTypes.Layer, Digest = digest, Size = data.Length });
+        var ms = new MemoryStream();
+        await stream.CopyToAsync(ms);
+        Assert.Equal(data, ms.ToArray());
+        var cdn = Assert.Single(handler.Calls, c => c.Uri.Host == "cdn.example");
+        Assert.False(cdn.Headers.ContainsKey("Authorization"));
+        Assert.Contains(handler.Calls, c => c.Uri.Host == "reg.example" && c.Headers.ContainsKey("Authorization"));
+    }
+
+    [Fact]
+    public void Blobs_over_10_GiB_go_chunked_by_default_and_chunk_size_forces_chunks()
+    {
+        var defaults = new UploadOptions();
+        Assert.Null(defaults.ChunkSizeFor(10L << 30));
+        Assert.Equal(1L << 30, defaults.ChunkSizeFor((10L << 30) + 1));
+        var forced = new UploadOptions { ChunkSize = 64 << 20 };
+        Assert.Null(forced.ChunkSizeFor(64 << 20));
+        Assert.Equal(64 << 20, forced.ChunkSizeFor((64 << 20) + 1));
+    }
+
+    [Fact]
+    public async Task A_401_mid_push_re_reads_the_rotated_password_file_and_continues()
+    {
+        using var tmp = new TempDir();
+        var file = tmp.WriteFile("token", "first-token-111\n");
+        var accepted = "first-token-111";
+        var (repo, handler) = Create((req, _) =>
+        {
+            var expected = "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes("sa:" + Volatile.Read(ref accepted)));
+            if (req.Headers.Authorization?.ToString() != expected)
+            {
+                var r = new HttpResponseMessage(HttpStatusCode.Unauthorized);
+                r.Headers.TryAddWithoutValidation("WWW-Authenticate", "Basic realm=\"r\"");
+                return Task.FromResult(r);
+            }
+            return Task.FromResult(FakeHttpHandler.Status(HttpStatusCode.OK));
+        }, new ExplicitCredentialProvider("sa", null, file));
+        repo.Client.UseBaseUri(new Uri("https://reg.example/"));
+        Assert.True(await repo.BlobExistsAsync(Digest.Sha256([1]), CancellationToken.None));
+
+        // the kubelet rotates the token: the registry now only accepts the new one
+        File.WriteAllText(file, "second-token-222\n");
+        Volatile.Write(ref accepted, "second-token-222");
+        int before = handler.Calls.Count;
+        Assert.True(await repo.BlobExistsAsync(Digest.Sha256([2]), CancellationToken.None));
+        Assert.Equal(2, handler.Calls.Count - before); // one 401, one success with the re-read token
+        Assert.True(await repo.BlobExistsAsync(Digest.Sha256([3]), CancellationToken.None));
+        Assert.Equal(3, handler.Calls.Count - before);
+    }
+}

@@ -1,0 +1,411 @@
+using System.Net;
+using System.Net.Http.Headers;
+using Microsoft.Extensions.Logging;
+using ModelCar.Common.Cli;
+using ModelCar.Common.Http;
+using ModelCar.Common.Logging;
+using ModelCar.Oci;
+
+namespace ModelCar.Registry;
+
+/// <summary>How blobs are uploaded.</summary>
+public sealed record UploadOptions
+{
+    /// <summary>Default threshold above which a blob goes chunked: 10 GiB, half of quay's 20G body limit.</summary>
+    public const long DefaultChunkedThreshold = 10L << 30;
+
+    /// <summary>Default chunk size for blobs over the threshold: 1 GiB.</summary>
+    public const long DefaultChunkSize = 1L << 30;
+
+    /// <summary>Set by --chunk-size: every blob larger than this is sent in PATCH chunks of this size.</summary>
+    public long? ChunkSize { get; init; }
+
+    public long ChunkedThreshold { get; init; } = DefaultChunkedThreshold;
+
+    /// <summary>Attempts to recover one blob (cuts, 5xx, dead sessions) before giving up.</summary>
+    public int MaxRecoveries { get; init; } = 5;
+
+    public TimeSpan RetryBaseDelay { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Chunk size for a blob, or null for a monolithic upload.</summary>
+    public long? ChunkSizeFor(long blobSize) => ChunkSize is { } c
+        ? (blobSize > c ? c : null)
+        : (blobSize > ChunkedThreshold ? DefaultChunkSize : null);
+}
+
+/// <summary>
+/// Uploads one blob. Monolithic: POST, then PUT ?digest= with the streamed body (the source is
+/// verified while it is read). Chunked: PATCH with Content-Range per chunk (at least
+/// OCI-Chunk-Min-Length), then PUT ?digest=. After a cut the upload URL is asked for its Range and
+/// the upload continues from there (at most one chunk is sent again); when the registry reports
+/// the session dead (404 BLOB_UPLOAD_INVALID / BLOB_UPLOAD_UNKNOWN, as distribution 2.8 does after
+/// a PATCH was cut inside its body) the blob starts again with a new POST.
+/// </summary>
+public sealed class BlobUploader(RegistryRepository repository, UploadOptions options, ILogger logger)
+{
+    /// <summary>Opens the source at an offset (the raw, unverified bytes from there on).</summary>
+    public delegate Stream OpenAt(long offset);
+
+    public async Task UploadAsync(Descriptor blob, Func<Stream> openVerified, OpenAt openAt, UploadSession? session, Action<long> progress, CancellationToken ct)
+    {
+        if (options.ChunkSizeFor(blob.Size) is { } chunk)
+        {
+            await ChunkedAsync(blob, openAt, session, chunk, progress, ct).ConfigureAwait(false);
+        }
+        else
+        {
+            await MonolithicAsync(blob, openVerified, session, progress, ct).ConfigureAwait(false);
+        }
+    }
+
+    private async Task MonolithicAsync(Descriptor blob, Func<Stream> openVerified, UploadSession? session, Action<long> progress, CancellationToken ct)
+    {
+        for (int failures = 0; ; failures++)
+        {
+            session ??= await repository.StartUploadAsync(ct).ConfigureAwait(false);
+            var url = RegistryClient.WithQuery(session.Location, "digest", blob.Digest.ToString());
+            long sent = 0;
+            HttpResponseMessage? response = null;
+            Exception? error = null;
+            try
+            {
+                response = await repository.Client.SendAsync(() =>
+                {
+                    sent = 0;
+                    var content = new StreamingContent(() => new EndCheckingStream(openVerified(), blob.Size), blob.Size, n => { sent += n; progress(n); },
+                        repository.Client.Settings.StallTimeout);
+                    content.Headers.ContentType = RegistryClient.OctetStream;
+                    return new HttpRequestMessage(HttpMethod.Put, url) { Content = content };
+                }, repository.PushScope, ct, retry: false).ConfigureAwait(false);
+            }
+            catch (Exception e) when (IsRecoverable(e, ct))
+            {
+                error = e;
+            }
+            catch (HttpRequestException e) when (PermanentCause(e) is { } cause)
+            {
+                throw cause;
+            }
+            if (response is not null)
+            {
+                if (response.StatusCode is HttpStatusCode.Created or HttpStatusCode.NoContent or HttpStatusCode.OK)
+                {
+                    using (response)
+                    {
+                        RegistryRepository.CheckReportedDigest(response, blob.Digest, $"PUT blob {blob.Digest}");
+                    }
+                    return;
+                }
+                if (!HttpRetry.IsTransient(response.StatusCode) && !await IsDeadSessionAsync(response, ct).ConfigureAwait(false))
+                {
+                    throw await RegistryErrors.ToExceptionAsync(response, ct, HintFor(response)).ConfigureAwait(false);
+                }
+                error = new HttpRequestException($"{(int)response.StatusCode} {response.ReasonPhrase}");
+                response.Dispose();
+            }
+            progress(-sent);
+            if (failures >= options.MaxRecoveries)
+            {
+                throw new ToolException($"upload of blob {blob.Digest} failed {failures + 1} times; last error: {ToolApp.Describe(error!)}", error);
+            }
+            logger.LogWarning("blob {Digest}: upload failed ({Error}); starting it again (attempt {Attempt}/{Max})", blob.Digest.Encoded[..12], ToolApp.Describe(error!), failures + 2, options.MaxRecoveries + 1);
+            await Task.Delay(Backoff(failures), ct).ConfigureAwait(false);
+            session = null;
+        }
+    }
+
+    private async Task ChunkedAsync(Descriptor blob, OpenAt openAt, UploadSession? session, long chunkSize, Action<long> progress, CancellationToken ct)
+    {
+        session ??= await repository.StartUploadAsync(ct).ConfigureAwait(false);
+        long offset = 0;
+        int failures = 0;
+        long acknowledged = 0; // bytes reported to progress
+        while (true)
+        {
+            long chunk = Math.Max(chunkSize, session.MinChunkLength);
+            Exception? error = null;
+            bool restart = false;
+            if (offset < blob.Size)
+            {
+                long length = Math.Min(chunk, blob.Size - offset);
+                long start = offset;
+                HttpResponseMessage? response = null;
+                try
+                {
+                    var location = session.Location;
+                    response = await repository.Client.SendAsync(() =>
+                    {
+                        var content = new StreamingContent(() => openAt(start), length, null, repository.Client.Settings.StallTimeout);
+                        content.Headers.ContentType = RegistryClient.OctetStream;
+                        var request = new HttpRequestMessage(HttpMethod.Patch, location) { Content = content };
+                        request.Content.Headers.TryAddWithoutValidation("Content-Range", $"{start}-{start + length - 1}");
+                        return request;
+                    }, repository.PushScope, ct, retry: false).ConfigureAwait(false);
+                }
+                catch (Exception e) when (IsRecoverable(e, ct))
+                {
+                    error = e;
+                }
+                catch (HttpRequestException e) when (PermanentCause(e) is { } cause)
+                {
+                    throw cause;
+                }
+                if (response is not null)
+                {
+                    using (response)
+                    {
+                        if (response.StatusCode == HttpStatusCode.Accepted)
+                        {
+                            session = session with { Location = RegistryClient.ResolveLocation(session.Location, response) };
+                            offset = RangeEnd(response) is { } end ? end + 1 : start + length;
+                            progress(offset - acknowledged);
+                            acknowledged = offset;
+                            failures = 0;
+                            continue;
+                        }
+                        if (await IsDeadSessionAsync(response, ct).ConfigureAwait(false))
+                        {
+                            restart = true;
+                            error = new HttpRequestException($"{(int)response.StatusCode} {ServerCode(response)}");
+                        }
+                        else if (response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable || HttpRetry.IsTransient(response.StatusCode))
+                        {
+                            error = new HttpRequestException($"{(int)response.StatusCode} {response.ReasonPhrase}");
+                        }
+                        else
+                        {
+                            throw await RegistryErrors.ToExceptionAsync(response, ct, HintFor(response)).ConfigureAwait(false);
+                        }
+                    }
+                }
+            }
+            else
+            {
+                // all bytes are there: close the session
+                var url = RegistryClient.WithQuery(session.Location, "digest", blob.Digest.ToString());
+                HttpResponseMessage? response = null;
+                try
+                {
+                    response = await repository.Client.SendAsync(() => new HttpRequestMessage(HttpMethod.Put, url) { Content = new ByteArrayContent([]) },
+                        repository.PushScope, ct, retry: false).ConfigureAwait(false);
+                }
+                catch (Exception e) when (IsRecoverable(e, ct))
+                {
+                    error = e;
+                }
+                if (response is not null)
+                {
+                    using (response)
+                    {
+                        if (response.StatusCode is HttpStatusCode.Created or HttpStatusCode.NoContent or HttpStatusCode.OK)
+                        {
+                            RegistryRepository.CheckReportedDigest(response, blob.Digest, $"PUT blob {blob.Digest}");
+                            return;
+                        }
+                        if (await IsDeadSessionAsync(response, ct).ConfigureAwait(false))
+                        {
+                            // a PUT that was cut may still have completed: the blob may be there now
+                            if (await repository.BlobExistsAsync(blob.Digest, ct).ConfigureAwait(false))
+                            {
+                                return;
+                            }
+                            restart = true;
+                            error = new HttpRequestException($"{(int)response.StatusCode} {ServerCode(response)}");
+                        }
+                        else if (HttpRetry.IsTransient(response.StatusCode))
+                        {
+                            error = new HttpRequestException($"{(int)response.StatusCode} {response.ReasonPhrase}");
+                        }
+                        else
+                        {
+                            var hint = ServerCode(response) == "DIGEST_INVALID" ? $"the source's content does not match {blob.Digest}" : HintFor(response);
+                            throw await RegistryErrors.ToExceptionAsync(response, ct, hint).ConfigureAwait(false);
+                        }
+                    }
+                }
+            }
+
+            failures++;
+            if (failures > options.MaxRecoveries)
+            {
+                throw new ToolException($"upload of blob {blob.Digest} failed {failures} times in a row at offset {offset}; last error: {ToolApp.Describe(error!)}", error);
+            }
+            await Task.Delay(Backoff(failures - 1), ct).ConfigureAwait(false);
+            if (!restart)
+            {
+                // ask the session how much it has
+                var status = await StatusAsync(session, ct).ConfigureAwait(false);
+                if (status is null)
+                {
+                    restart = true;
+                }
+                else
+                {
+                    session = status.Value.Session;
+                    logger.LogWarning("blob {Digest}: {Error} at offset {Offset}; the registry has {Have} bytes, resuming from there",
+                        blob.Digest.Encoded[..12], ToolApp.Describe(error!), offset, status.Value.Offset);
+                    offset = status.Value.Offset;
+                }
+            }
+            if (restart)
+            {
+                logger.LogWarning("blob {Digest}: upload session lost ({Error}); starting the blob again with a new session", blob.Digest.Encoded[..12], ToolApp.Describe(error!));
+                if (await repository.BlobExistsAsync(blob.Digest, ct).ConfigureAwait(false))
+                {
+                    progress(blob.Size - acknowledged);
+                    return;
+                }
+                session = await repository.StartUploadAsync(ct).ConfigureAwait(false);
+                offset = 0;
+            }
+            if (offset != acknowledged)
+            {
+                progress(offset - acknowledged);
+                acknowledged = offset;
+            }
+        }
+    }
+
+    /// <summary>GET the upload URL: the offset to resume from (end of Range + 1), or null if the session is gone.</summary>
+    private async Task<(UploadSession Session, long Offset)?> StatusAsync(UploadSession session, CancellationToken ct)
+    {
+        using var response = await repository.Client.SendAsync(() => new HttpRequestMessage(HttpMethod.Get, session.Location), repository.PushScope, ct).ConfigureAwait(false);
+        if (response.StatusCode is HttpStatusCode.NoContent or HttpStatusCode.OK or HttpStatusCode.Accepted)
+        {
+            var next = response.Headers.Location is not null ? session with { Location = RegistryClient.ResolveLocation(session.Location, response) } : session;
+            return (next, RangeEnd(response) is { } end ? end + 1 : 0);
+        }
+        if (response.StatusCode is HttpStatusCode.NotFound or HttpStatusCode.BadRequest)
+        {
+            return null;
+        }
+        throw await RegistryErrors.ToExceptionAsync(response, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The inclusive end of a <c>Range: 0-N</c> header (some registries write "bytes=0-N").</summary>
+    public static long? RangeEnd(HttpResponseMessage response)
+    {
+        if (!response.Headers.TryGetValues("Range", out var values))
+        {
+            return null;
+        }
+        var v = values.First().Trim();
+        if (v.StartsWith("bytes=", StringComparison.OrdinalIgnoreCase))
+        {
+            v = v[6..];
+        }
+        int dash = v.IndexOf('-');
+        return dash > 0 && long.TryParse(v[(dash + 1)..], out long end) && long.TryParse(v[..dash], out long start) && start == 0 ? end : null;
+    }
+
+    private static async Task<bool> IsDeadSessionAsync(HttpResponseMessage response, CancellationToken ct)
+    {
+        if (response.StatusCode != HttpStatusCode.NotFound)
+        {
+            return false;
+        }
+        await response.Content.LoadIntoBufferAsync(ct).ConfigureAwait(false);
+        var code = ServerCode(response);
+        return code is null or "BLOB_UPLOAD_INVALID" or "BLOB_UPLOAD_UNKNOWN";
+    }
+
+    private static string? ServerCode(HttpResponseMessage response)
+    {
+        try
+        {
+            var body = response.Content.ReadAsStringAsync().GetAwaiter().GetResult();
+            return RegistryErrors.Parse(body)?.Code;
+        }
+        catch (Exception e) when (e is IOException or HttpRequestException or InvalidOperationException)
+        {
+            return null;
+        }
+    }
+
+    private static string? HintFor(HttpResponseMessage response) => response.StatusCode == HttpStatusCode.RequestEntityTooLarge
+        ? "the registry refuses a body this large: set --chunk-size (e.g. 512M)"
+        : null;
+
+    private TimeSpan Backoff(int failures)
+    {
+        var ms = options.RetryBaseDelay.TotalMilliseconds * Math.Pow(2, Math.Min(failures, 5));
+        ms = Math.Min(ms, 30_000) * (0.8 + Random.Shared.NextDouble() * 0.4);
+        return TimeSpan.FromMilliseconds(ms);
+    }
+
+    private static bool IsRecoverable(Exception e, CancellationToken ct) =>
+        !ct.IsCancellationRequested && PermanentCause(e) is null && HttpRetry.IsTransient(e, ct);
+
+    /// <summary>A ToolException (bad source data) inside an HTTP failure: that is the real error.</summary>
+    public static ToolException? PermanentCause(Exception e)
+    {
+        for (Exception? x = e; x is not null; x = x.InnerException)
+        {
+            if (x is ToolException te)
+            {
+                return te;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>Reads exactly <c>length</c> bytes, then one more (empty) read so a verifying stream checks its digest.</summary>
+    private sealed class EndCheckingStream(Stream inner, long length) : Stream
+    {
+        private long _read;
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => length;
+        public override long Position { get => _read; set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            int n = inner.Read(buffer);
+            return After(n);
+        }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            int n = await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+            return After(n);
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        private int After(int n)
+        {
+            _read += n;
+            if (n > 0 && _read == length)
+            {
+                // end of the declared size: one empty read so the verifier checks size and digest now
+                if (inner.Read(Span<byte>.Empty) != 0)
+                {
+                    throw new InvalidOperationException("empty read returned data");
+                }
+            }
+            return n;
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                inner.Dispose();
+            }
+            base.Dispose(disposing);
+        }
+    }
+}
