@@ -100,6 +100,17 @@ public class LayerWriterTests
     }
 
     [Fact]
+    public void OpenShift_sized_uid_round_trips()
+    {
+        var (plans, dir) = PlanFor(d => d.WriteFile("a.txt", "x"));
+        using var _ = dir;
+        using var ms = new MemoryStream();
+        LayerWriter.Write(plans[0].Entries, ms, Attrs with { Uid = 1000680000, Gid = 0 });
+        Assert.Equal(plans[0].TarSize, ms.Length);
+        Assert.All(ReadAll(ms.ToArray()), e => Assert.Equal(1000680000, e.Uid));
+    }
+
+    [Fact]
     public void Same_input_same_bytes()
     {
         var (plans, dir) = PlanFor(d => d.WriteFile("x/y.txt", "hello"));

@@ -188,13 +188,9 @@ public sealed class OciArchiveWriter : IDisposable
 
     private void WriteHeader(long at, string name, long size, bool isDirectory)
     {
+        // Padding after the data is never written: it stays a hole (zeros) until Commit's end-of-archive
+        // blocks extend the file past it. No SetLength here — with parallel writers it could truncate.
         RandomAccess.Write(_handle, BuildHeader(name, size, isDirectory, _mtime), at);
-        // make sure the file covers the padding of the last entry even if nothing else follows yet
-        long padEnd = at + Block + (size + Block - 1) / Block * Block;
-        if (RandomAccess.GetLength(_handle) < padEnd)
-        {
-            RandomAccess.SetLength(_handle, padEnd);
-        }
     }
 
     /// <summary>A GNU tar header (magic "ustar  "), mode 0644/0755, owner 0:0, base-256 size from 8 GiB on.</summary>
