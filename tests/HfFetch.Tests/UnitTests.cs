@@ -1,3 +1,4 @@
+using ModelCar.Common.IO;
 using System.Net.Http;
 using ModelCar.Common.Cli;
 using ModelCar.HuggingFace;

@@ -1,3 +1,4 @@
+using ModelCar.Common.IO;
 using ModelCar.Common.Cli;
 using ModelCar.Oci.Tar;
 using ModelCar.TestSupport;
@@ -17,7 +18,7 @@ public class FilterAndTreeTests
     [InlineData("model-[!0-4].bin", "model-3.bin", false)]
     [InlineData("a+b(c).txt", "a+b(c).txt", true)]
     public void Glob_has_fnmatch_semantics(string pattern, string path, bool expected) =>
-        Assert.Equal(expected, new Glob(pattern).IsMatch(path));
+        Assert.Equal(expected, GlobFilter.FnMatch(path, pattern));
 
     [Fact]
     public void Include_exclude_and_default_metadata_excludes()

@@ -44,7 +44,7 @@ public sealed class ModelTree
         if (entries.Count == 0)
         {
             throw new ToolException($"model directory '{directory}' has no files to pack" +
-                (filter.Includes.Count > 0 ? " (after --include/--exclude)" : string.Empty));
+                (filter.HasIncludes ? " (after --include/--exclude)" : string.Empty));
         }
         entries.Sort((a, b) => string.CompareOrdinal(a.RelativePath, b.RelativePath));
         var tree = new ModelTree(root, entries);
@@ -72,7 +72,7 @@ public sealed class ModelTree
             {
                 case FileType.Kind.Directory:
                     // descend unless a folder pattern ("x/") excludes all of it
-                    if (filter.Excludes.Any(g => g.Pattern.EndsWith('/') && g.IsMatch(rel + "/")))
+                    if (filter.ExcludesFolder(rel))
                     {
                         continue;
                     }

@@ -1,10 +1,10 @@
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace ModelCar.HuggingFace;
+namespace ModelCar.Common.IO;
 
 /// <summary>
-/// huggingface_hub's filter_repo_objects: Python fnmatch (case-sensitive on POSIX, '*' and '?' also match
+/// huggingface_hub's filter_repo_objects (shared: hf-fetch filters the repo listing, oci-pack the model folder): Python fnmatch (case-sensitive on POSIX, '*' and '?' also match
 /// '/', [seq] and [!seq] classes, a '[' without ']' is literal), a pattern ending in '/' means that folder
 /// ('/*' appended); a path must match some include pattern (if any), then no exclude pattern.
 /// </summary>
