@@ -9,9 +9,8 @@ public sealed class DigestMismatchException(string message) : ModelCar.Common.Cl
 /// Verify-on-read: passes bytes through while hashing them, and at end of stream checks size and
 /// digest against the descriptor. A short, long or altered blob throws; nothing is read twice.
 /// </summary>
-public sealed class VerifyingStream : Stream
+public sealed class VerifyingStream : ModelCar.Common.IO.ReadOnlyWrapperStream
 {
-    private readonly Stream _inner;
     private readonly Digest _expected;
     private readonly long _expectedSize;
     private readonly string _what;
@@ -20,40 +19,32 @@ public sealed class VerifyingStream : Stream
     private bool _verified;
 
     public VerifyingStream(Stream inner, Digest expected, long expectedSize, string what)
+        : base(inner)
     {
         if (expected.Algorithm is not "sha256" and not "sha512")
         {
             throw new NotSupportedException($"digest algorithm '{expected.Algorithm}'");
         }
-        _inner = inner;
         _expected = expected;
         _expectedSize = expectedSize;
         _what = what;
         _hash = IncrementalHash.CreateHash(expected.Algorithm == "sha512" ? HashAlgorithmName.SHA512 : HashAlgorithmName.SHA256);
     }
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
     public override long Length => _expectedSize;
     public override long Position { get => _read; set => throw new NotSupportedException(); }
 
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
     public override int Read(Span<byte> buffer)
     {
-        int n = _inner.Read(buffer);
+        int n = Inner.Read(buffer);
         return Account(buffer[..n], n);
     }
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        int n = await _inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+        int n = await Inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
         return Account(buffer.Span[..n], n);
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     private int Account(ReadOnlySpan<byte> data, int n)
     {
@@ -89,19 +80,11 @@ public sealed class VerifyingStream : Stream
         }
     }
 
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {
         if (disposing)
         {
-            _inner.Dispose();
             _hash.Dispose();
         }
         base.Dispose(disposing);

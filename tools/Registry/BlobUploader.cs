@@ -350,32 +350,24 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
     }
 
     /// <summary>Reads exactly <c>length</c> bytes, then one more (empty) read so a verifying stream checks its digest.</summary>
-    private sealed class EndCheckingStream(Stream inner, long length) : Stream
+    private sealed class EndCheckingStream(Stream inner, long length) : ModelCar.Common.IO.ReadOnlyWrapperStream(inner)
     {
         private long _read;
 
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
         public override long Length => length;
         public override long Position { get => _read; set => throw new NotSupportedException(); }
 
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
         public override int Read(Span<byte> buffer)
         {
-            int n = inner.Read(buffer);
+            int n = Inner.Read(buffer);
             return After(n);
         }
 
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
-            int n = await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+            int n = await Inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
             return After(n);
         }
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
         private int After(int n)
         {
@@ -383,7 +375,7 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
             if (n > 0 && _read == length)
             {
                 // end of the declared size: one empty read so the verifier checks size and digest now
-                if (inner.Read(Span<byte>.Empty) != 0)
+                if (Inner.Read(Span<byte>.Empty) != 0)
                 {
                     throw new InvalidOperationException("empty read returned data");
                 }
@@ -391,21 +383,5 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
             return n;
         }
 
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing)
-            {
-                inner.Dispose();
-            }
-            base.Dispose(disposing);
-        }
     }
 }

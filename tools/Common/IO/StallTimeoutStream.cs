@@ -4,13 +4,8 @@ namespace ModelCar.Common.IO;
 /// Read-only wrapper over a network stream: each read must make progress within the stall
 /// timeout, else it throws <see cref="TimeoutException"/> (a retryable network failure).
 /// </summary>
-public sealed class StallTimeoutStream(Stream inner, TimeSpan stallTimeout) : Stream
+public sealed class StallTimeoutStream(Stream inner, TimeSpan stallTimeout) : ReadOnlyWrapperStream(inner)
 {
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -18,7 +13,7 @@ public sealed class StallTimeoutStream(Stream inner, TimeSpan stallTimeout) : St
         cts.CancelAfter(stallTimeout);
         try
         {
-            return await inner.ReadAsync(buffer, cts.Token).ConfigureAwait(false);
+            return await Inner.ReadAsync(buffer, cts.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -26,25 +21,18 @@ public sealed class StallTimeoutStream(Stream inner, TimeSpan stallTimeout) : St
         }
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer, offset, count, CancellationToken.None).GetAwaiter().GetResult();
-
-    public override void Flush()
+    public override int Read(Span<byte> buffer)
     {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing)
+        var rented = System.Buffers.ArrayPool<byte>.Shared.Rent(buffer.Length);
+        try
         {
-            inner.Dispose();
+            int n = ReadAsync(rented.AsMemory(0, buffer.Length)).AsTask().GetAwaiter().GetResult();
+            rented.AsSpan(0, n).CopyTo(buffer);
+            return n;
         }
-        base.Dispose(disposing);
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(rented);
+        }
     }
 }
