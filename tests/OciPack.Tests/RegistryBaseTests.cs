@@ -40,6 +40,16 @@ public sealed class RegistryBaseTests : IDisposable
         Assert.Equal(local.StdOut, remote.StdOut);
         Assert.DoesNotContain(password, remote.AllOutput);
 
+        // the packed image pushed with registry-push and pulled back by skopeo keeps its digest
+        var push2 = await ToolRunner.RunAsync("registry-push", "--source", $"oci:{_dir.Combine("a")}", "--dest", $"docker://{registry.HostPort}/models/tiny:v1",
+            "--tls-verify=false", "--authfile", authFile);
+        Assert.True(push2.ExitCode == 0, push2.ToString());
+        var pulled = await PeerTools.RunAsync("skopeo", ["inspect", "--tls-verify=false", "--creds", $"{user}:{password}", $"docker://{registry.HostPort}/models/tiny:v1"]);
+        Assert.True(pulled.ExitCode == 0, pulled.ToString());
+        Assert.Equal(local.StdOut.Trim(), System.Text.Json.JsonDocument.Parse(pulled.StdOut).RootElement.GetProperty("Digest").GetString());
+        var back = await PeerTools.RunAsync("skopeo", ["copy", "--src-tls-verify=false", "--src-creds", $"{user}:{password}", $"docker://{registry.HostPort}/models/tiny:v1", $"oci:{_dir.Combine("pulled")}:v1"]);
+        Assert.True(back.ExitCode == 0, back.ToString());
+
         var anonymous = await ToolRunner.RunAsync("oci-pack", ["--model", model, "--base", $"docker://{registry.HostPort}/base/busybox:1",
             "--tls-verify=false", "--output", $"oci:{_dir.Combine("c")}"], new Dictionary<string, string?> { ["REGISTRY_AUTH_FILE"] = null, ["HOME"] = _dir.Path, ["XDG_RUNTIME_DIR"] = null, ["DOCKER_CONFIG"] = null });
         Assert.Equal(1, anonymous.ExitCode);
