@@ -159,22 +159,31 @@ public sealed class OciLayout : IImageSource
                 }
             }
             var digest = Digest.FromSha256Hash(hash.GetHashAndReset());
-            var path = BlobPath(digest);
-            if (File.Exists(path))
-            {
-                Files.TryDelete(tmp);
-            }
-            else
-            {
-                File.Move(tmp, path);
-            }
-            return new Descriptor { MediaType = mediaType, Digest = digest, Size = size };
+            return CommitTempBlob(tmp, digest, size, mediaType);
         }
         catch
         {
             Files.TryDelete(tmp);
             throw;
         }
+    }
+
+    /// <summary>
+    /// Moves a fully written, hashed temp file (in this layout's blob directory) to its digest's path;
+    /// if that blob already exists the temp file is dropped, since blobs are never rewritten.
+    /// </summary>
+    internal Descriptor CommitTempBlob(string tmp, Digest digest, long size, string mediaType)
+    {
+        var path = BlobPath(digest);
+        if (File.Exists(path))
+        {
+            Files.TryDelete(tmp);
+        }
+        else
+        {
+            File.Move(tmp, path);
+        }
+        return new Descriptor { MediaType = mediaType, Digest = digest, Size = size };
     }
 
     /// <summary>

@@ -29,16 +29,7 @@ public static class OciLayoutStreamWriter
                 digest = hashing.GetDigest();
                 size = hashing.BytesWritten;
             }
-            var path = layout.BlobPath(digest);
-            if (File.Exists(path))
-            {
-                Files.TryDelete(tmp);
-            }
-            else
-            {
-                File.Move(tmp, path);
-            }
-            return new Descriptor { MediaType = mediaType, Digest = digest, Size = size };
+            return layout.CommitTempBlob(tmp, digest, size, mediaType);
         }
         catch
         {
