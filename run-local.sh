@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# The main job, locally: the whole ModelCar pipeline on this machine.
+# The main job, locally: the whole ModelCar pipeline on this machine, then what KServe would see.
 #
-#   download (hf-fetch) → pack (oci-pack, busybox base built here) → push (registry-push, a local
-#   registry) → register (mr-register; --dry-run unless --model-registry URL is given)
+#   download (hf-fetch) → base image (busybox, built here) → pack (oci-pack) → push (registry-push,
+#   a local registry) → register (mr-register, a local Model Registry stand-in) → look up (as the
+#   deploy side does) → start the ModelCar as KServe does (podman, random UID, GID 0)
 #
 # Default: the embedded sample model (samples/tiny-model + a generated safetensors) served by a
 # local stand-in for the Hub, so it runs without network. With --repo ORG/NAME it downloads that
 # repo from $HF_ENDPOINT (default https://huggingface.co; set HF_TOKEN for gated repos).
+# --model-registry URL [--token-file F] registers in a real Model Registry instead of the stand-in.
+# --keep leaves the local registry (and the Model Registry stand-in) running after the script.
 #
 # Usage: ./run-local.sh [--repo ORG/NAME] [--revision REV] [--model-registry URL] [--token-file F]
 #                       [--tag TAG] [--work DIR] [--keep]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
+. scripts/lib.sh
 repo="" revision="main" mr_url="" mr_token="" tag="quantized-w4a16-$(date +%m%d)" work="$here/.run-local" keep=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -21,98 +25,198 @@ while [ $# -gt 0 ]; do
     --model-registry) mr_url="$2"; shift 2 ;;
     --token-file) mr_token="$2"; shift 2 ;;
     --tag) tag="$2"; shift 2 ;;
-    --work) work="$2"; shift 2 ;;
+    --work) work="$(realpath -m "$2")"; shift 2 ;;
     --keep) keep=1; shift ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run-local.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
 
-say() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ "$keep" = 1 ] || rm -rf "$work/registry"; }
+bold() { printf '\033[1m%s\033[0m\n' "$*"; }
+steps=() step_name="" step_start=0
+step() { # step "N/M title": closes the previous step's clock, prints a header
+  [ -n "$step_name" ] && steps+=("$(printf '%-22s %4ss' "${step_name%% (*}" "$((SECONDS - step_start))")")
+  step_name="$1" step_start=$SECONDS
+  [ -n "$1" ] && printf '\n\033[1m==> %s\033[0m\n' "$1" >&2
+  return 0
+}
+produced() { printf '    → %s\n' "$*" >&2; }
+pids=() modelcar=""
+cleanup() {
+  [ -n "$modelcar" ] && podman rm -f -t 0 "$modelcar" >/dev/null 2>&1
+  if [ "$keep" = 0 ]; then
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    [ -n "${regdir:-}" ] && rm -rf "$regdir"
+  fi
+  return 0
+}
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 1 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "run-local.sh: $1 did not answer" >&2; return 1; }
 
-say "1/6 prerequisites and the four Native-AOT binaries (./build.sh)"
+step "1/8 prerequisites and the four Native-AOT binaries (./build.sh)"
 scripts/prerequisites.sh
-./build.sh >/dev/null 2>&1 || ./build.sh
+mkdir -p "$work"
+./build.sh >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; exit 1; }
 bin="$here/out/bin"
-rm -rf "$work/model" "$work/image" "$work/results"
+produced "$(ls "$bin" | tr '\n' ' ')in $bin"
+rm -rf "$work/model" "$work/image" "$work/results" "$work/mnt"
 mkdir -p "$work/results"
 
-say "2/6 download (hf-fetch)"
+step "2/8 download (hf-fetch)"
 if [ -n "$repo" ]; then
-  "$bin/hf-fetch" "$repo" --revision "$revision" --dest "$work/model" --results-dir "$work/results/download"
+  commit="$("$bin/hf-fetch" "$repo" --revision "$revision" --dest "$work/model" --results-dir "$work/results/download")"
 else
   repo="modelcar-samples/tiny-model"
   python3 scripts/make-sample-model.py "$work/sample-src"
-  python3 scripts/fake-hub.py "$work/sample-src" "$repo" "$work/hub.port" & pids+=($!)
-  for _ in $(seq 1 100); do [ -s "$work/hub.port" ] && break; sleep 0.1; done
-  endpoint="http://127.0.0.1:$(cat "$work/hub.port")"
-  echo "serving the embedded sample model as $repo at $endpoint" >&2
-  "$bin/hf-fetch" "$repo" --revision "$revision" --endpoint "$endpoint" --dest "$work/model" --results-dir "$work/results/download"
+  hub_port="$(free_port)"
+  python3 scripts/fake-hub.py "$work/sample-src" "$repo" "$hub_port" >"$work/hub.log" 2>&1 & pids+=($!)
+  endpoint="http://127.0.0.1:$hub_port"
+  wait_http "$endpoint/api/models/$repo/revision/$revision" "${pids[-1]}"
+  echo "serving the embedded sample model as $repo at $endpoint (a local stand-in for the Hub)" >&2
+  commit="$("$bin/hf-fetch" "$repo" --revision "$revision" --endpoint "$endpoint" --dest "$work/model" --results-dir "$work/results/download")"
 fi
+produced "$repo at commit $commit: $(cat "$work/results/download/files") files, $(cat "$work/results/download/bytes") bytes in $work/model"
 
-say "3/6 a busybox base image (sh for KServe's modelcar sidecar), built here from busybox-static with umoci"
+step "3/8 a busybox base image (sh for KServe's modelcar container), built here with umoci"
 if [ ! -f "$work/busybox/index.json" ]; then
-  rm -rf "$work/busybox" "$work/busybox-bundle"
-  umoci init --layout "$work/busybox"
-  umoci new --image "$work/busybox:latest"
-  umoci unpack --image "$work/busybox:latest" "$work/busybox-bundle" >/dev/null
+  # built aside and renamed into place, so an interrupted build never looks finished
+  rm -rf "$work/busybox.new" "$work/busybox-bundle"
+  umoci init --layout "$work/busybox.new"
+  umoci new --image "$work/busybox.new:latest"
+  umoci unpack --image "$work/busybox.new:latest" "$work/busybox-bundle" >/dev/null
   mkdir -p "$work/busybox-bundle/rootfs/bin"
   cp /bin/busybox "$work/busybox-bundle/rootfs/bin/busybox"
-  for a in sh ln sleep ls mkdir echo '[' test cat; do ln -sf busybox "$work/busybox-bundle/rootfs/bin/$a"; done
-  umoci repack --image "$work/busybox:latest" "$work/busybox-bundle"
-  umoci config --image "$work/busybox:latest" --config.cmd sh
+  for a in sh ln sleep ls mkdir echo '[' test cat find; do ln -sf busybox "$work/busybox-bundle/rootfs/bin/$a"; done
+  umoci repack --image "$work/busybox.new:latest" "$work/busybox-bundle"
+  umoci config --image "$work/busybox.new:latest" --config.cmd sh
   rm -rf "$work/busybox-bundle"
-fi
-
-say "4/6 pack (oci-pack → OCI image layout)"
-"$bin/oci-pack" --model "$work/model" --output "oci:$work/image:$tag" --base "oci:$work/busybox:latest" \
-  --layer-threshold 64K --results-dir "$work/results/pack"
-
-say "5/6 push (registry-push → a local registry)"
-port="$(free_port)"
-mkdir -p "$work/registry/data"
-cat >"$work/registry/config.yml" <<YML
-version: 0.1
-log: { level: warn }
-storage: { filesystem: { rootdirectory: $work/registry/data } }
-http: { addr: 127.0.0.1:$port }
-YML
-docker-registry serve "$work/registry/config.yml" >"$work/registry/log" 2>&1 & pids+=($!)
-wait_http "http://127.0.0.1:$port/v2/"
-dest="127.0.0.1:$port/models/tiny-model"
-"$bin/registry-push" --source "oci:$work/image:$tag" --dest "docker://$dest:$tag" --tls-verify=false \
-  --results-dir "$work/results/push" | tee "$work/pushed.txt"
-image_url="$dest@$(cat "$work/results/push/IMAGE_DIGEST")"
-
-say "6/6 register (mr-register)"
-mr_args=(register --model-name "Mistral-Small-24B-Instruct" --version-name "$tag" --uri "oci://$image_url"
-  --model-format-name vLLM --model-format-version 1 --results-dir "$work/results/register")
-if [ -n "$mr_url" ]; then
-  [ -n "$mr_token" ] && mr_args+=(--token-file "$mr_token")
-  "$bin/mr-register" "${mr_args[@]}" --server "$mr_url"
+  mv "$work/busybox.new" "$work/busybox"
+  produced "oci:$work/busybox:latest (new)"
 else
-  echo "no --model-registry URL given: showing what would be sent (--dry-run)" >&2
-  "$bin/mr-register" "${mr_args[@]}" --server "https://modelregistry.example:8443" --dry-run
+  produced "oci:$work/busybox:latest (built by an earlier run)"
 fi
 
+step "4/8 pack (oci-pack → OCI image layout)"
+"$bin/oci-pack" --model "$work/model" --output "oci:$work/image:$tag" --base "oci:$work/busybox:latest" \
+  --layer-threshold 64K --results-dir "$work/results/pack" >/dev/null
+digest="$(cat "$work/results/pack/IMAGE_DIGEST")"
+produced "oci:$work/image:$tag = $digest ($(cat "$work/results/pack/IMAGE_SIZE") bytes)"
+
+step "5/8 push (registry-push → a local CNCF distribution registry)"
+regdir="$work/registry-$$"
+rm -rf "$regdir"
+start_registry "$regdir"; pids+=("$REGISTRY_PID")
+registry="127.0.0.1:$REGISTRY_PORT"
+dest="$registry/models/tiny-model"
+"$bin/registry-push" --source "oci:$work/image:$tag" --dest "docker://$dest:$tag" --tls-verify=false \
+  --results-dir "$work/results/push" >/dev/null
+pushed="$(cat "$work/results/push/IMAGE_DIGEST")"
+# what the registry itself now serves under the tag
+served="$(curl -fsSI -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$registry/v2/models/tiny-model/manifests/$tag" \
+  | tr -d '\r' | sed -n 's/^[Dd]ocker-[Cc]ontent-[Dd]igest: *//p')"
+if [ "$pushed" != "$digest" ] || [ "$served" != "$digest" ]; then
+  echo "run-local.sh: the registry serves $dest:$tag as '$served', registry-push reported '$pushed', the layout holds $digest" >&2
+  exit 1
+fi
+image_url="$dest@$digest"
+produced "docker://$dest:$tag = $served (checked with a HEAD of the manifest)"
+
+step "6/8 register (mr-register)"
+if [ -z "$mr_url" ]; then
+  mr_port="$(free_port)"
+  python3 scripts/fake-model-registry.py "$mr_port" >"$work/model-registry.log" 2>&1 & pids+=($!)
+  mr_url="http://127.0.0.1:$mr_port"
+  wait_http "$mr_url/api/model_registry/v1alpha3/registered_models" "${pids[-1]}"
+  echo "using a local stand-in for the Model Registry at $mr_url (--model-registry URL for a real one)" >&2
+  mr_tls=(--tls-verify=false)
+else
+  mr_tls=()
+  [ -n "$mr_token" ] && mr_tls+=(--token-file "$mr_token")
+fi
+model_name="Mistral-Small-24B-Instruct"
+"$bin/mr-register" register --server "$mr_url" "${mr_tls[@]}" --model-name "$model_name" --version-name "$tag" \
+  --uri "oci://$image_url" --model-format-name vLLM \
+  --property "hf-repo=$repo" --property "hf-commit=$commit" --property "image-digest=$digest" \
+  --results-dir "$work/results/register" >"$work/results/register.out"
+while read -r line; do produced "$line"; done <"$work/results/register.out"
+
+step "7/8 look up (mr-register lookup, as the deploy side does)"
+storage_uri="$("$bin/mr-register" lookup --server "$mr_url" "${mr_tls[@]}" --model-name "$model_name" --version-name "$tag")"
+if [ "$storage_uri" != "oci://$image_url" ]; then
+  echo "run-local.sh: the Model Registry returned '$storage_uri', expected oci://$image_url" >&2
+  exit 1
+fi
+produced "$model_name / $tag → $storage_uri"
+
+step "8/8 start the ModelCar as KServe does (podman: random UID, GID 0, KServe's args)"
+modelcar_line=""
+# this machine's podman settings (runc, cgroupfs, vfs) unless the caller already has its own
+command -v podman >/dev/null && { [ -n "${CONTAINERS_CONF:-}" ] || eval "$(scripts/container-engine.sh env)"; }
+if ! command -v podman >/dev/null || ! podman info >/dev/null 2>&1; then
+  echo "no working container engine (podman) on this machine: skipping the ModelCar start check" >&2
+else
+  uid=$((1000650000 + RANDOM % 10000))   # as restricted-v2 assigns: from the namespace's range, GID 0
+  ref="$registry/models/tiny-model@$digest"
+  podman pull -q --tls-verify=false "docker://$ref" >/dev/null
+  mkdir -p "$work/mnt" && chmod 0777 "$work/mnt"   # an emptyDir is world-writable
+  modelcar="modelcar-run-local-$$"
+  # KServe sets only Args on the modelcar container (pkg/utils/storage.go)
+  podman run -d --name "$modelcar" --network none --user "$uid:0" -v "$work/mnt:/mnt" "$ref" \
+    sh -c 'ln -sf /proc/$$/root/models /mnt/models && sleep infinity' >/dev/null
+  # the serving container: same pod, so the same PID namespace (shareProcessNamespace), UID and /mnt
+  if ! check="$(podman run --rm --network none --pid "container:$modelcar" --user "$uid:0" -v "$work/mnt:/mnt" "$ref" \
+      sh -c 'for _ in 1 2 3 4 5 6 7 8 9 10; do [ -e /mnt/models/config.json ] && break; sleep 0.2; done
+             cat /mnt/models/config.json >/dev/null || exit 1
+             n=0; for f in $(find /mnt/models/ -type f); do cat "$f" >/dev/null || exit 1; n=$((n+1)); done
+             echo "$n"; ls -la /mnt/models/ >&2' 2>"$work/modelcar-ls.txt")"; then
+    echo "run-local.sh: the ModelCar's /mnt/models is not readable from the serving container as uid $uid:" >&2
+    cat "$work/modelcar-ls.txt" >&2
+    exit 1
+  fi
+  modelcar_line="modelcar check: $check files readable under /mnt/models as uid $uid"
+  echo "$modelcar_line" >&2
+  sed 's/^/      /' "$work/modelcar-ls.txt" >&2
+fi
+step ""
+
+bold "Summary" >&2
+for s in "${steps[@]}"; do echo "  $s" >&2; done
+echo "  $(printf '%-22s %4ss' total "$SECONDS")" >&2
+
+if [ "$keep" = 1 ]; then
+  kept="The registry at $registry keeps running (--keep): stop it with  kill ${pids[*]}"
+else
+  kept="The registry at $registry lived only for this run (use --keep to leave it running)."
+fi
 cat <<OUT
 
-ModelCar image: oci://$image_url   (layout: $work/image, tag $tag)
-Deploy it with KServe (the registry above lives only while this script runs; push to yours with
-registry-push --dest docker://YOUR/REPO:$tag):
+ModelCar image: $storage_uri
+  layout:  oci:$work/image:$tag
+  $kept
+  Push the layout to a real registry:
+    $bin/registry-push --source oci:$work/image:$tag --dest docker://YOUR-REGISTRY/YOUR/REPO:$tag
+${modelcar_line:+  $modelcar_line
+}
+Deploy it on OpenShift AI, with the storageUri of the registry you pushed to. First instantiate
+OpenShift AI's vLLM ServingRuntime template in your namespace (it offers modelFormat vLLM, no
+version), then create the InferenceService:
 
+oc process vllm-cuda-runtime-template -n redhat-ods-applications | oc apply -n YOUR-NAMESPACE -f -
+cat <<'YAML' | oc apply -n YOUR-NAMESPACE -f -
 apiVersion: serving.kserve.io/v1beta1
 kind: InferenceService
 metadata:
   name: tiny-model
+  annotations:
+    serving.kserve.io/deploymentMode: RawDeployment
 spec:
   predictor:
     model:
-      modelFormat: { name: vLLM }
-      storageUri: oci://$image_url
+      runtime: vllm-cuda-runtime     # the ServingRuntime the template above creates
+      modelFormat:
+        name: vLLM
+      storageUri: $storage_uri
+      resources:
+        requests: { cpu: "2", memory: 8Gi, nvidia.com/gpu: "1" }
+        limits: { nvidia.com/gpu: "1" }
+YAML
 OUT

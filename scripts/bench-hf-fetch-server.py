@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Minimal local Hugging Face Hub for scripts/bench-hf-fetch.sh: just enough API for hf-fetch
 (revision, recursive tree, resolve → 302 to a /cdn/ path) and byte serving with Range via sendfile.
-Usage: bench-hf-fetch-server.py DATA_DIR PORT_FILE  (DATA_DIR holds meta.json and the files)."""
+Usage: bench-hf-fetch-server.py DATA_DIR PORT  (DATA_DIR holds meta.json and the files; binds 127.0.0.1:PORT)."""
 import http.server
 import json
 import os
@@ -9,7 +9,7 @@ import re
 import sys
 import urllib.parse
 
-root, port_file = sys.argv[1], sys.argv[2]
+root, port = sys.argv[1], int(sys.argv[2])
 with open(os.path.join(root, "meta.json")) as f:
     meta = json.load(f)
 commit = meta["commit"]
@@ -100,7 +100,5 @@ class Server(http.server.ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-server = Server(("127.0.0.1", 0), Handler)
-with open(port_file, "w") as f:
-    f.write(str(server.server_address[1]))
+server = Server(("127.0.0.1", port), Handler)
 server.serve_forever()

@@ -5,6 +5,7 @@
 # Each tool runs ROUNDS times, interleaved; the best time counts (the machine may be shared).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/lib.sh
 size_mib="${1:-1024}"
 count="${2:-2}"
 bin="${HF_FETCH_BIN:-out/bin/hf-fetch}"
@@ -26,10 +27,10 @@ done
 printf '{"repo":"bench/model","commit":"%s","files":[%s]}\n' "$(printf 'bench' | sha1sum | cut -d' ' -f1)" "$files_json" > "$work/data/meta.json"
 total=$((count * size_mib << 20))
 
-python3 scripts/bench-hf-fetch-server.py "$work/data" "$work/port" & server_pid=$!
-for _ in $(seq 1 50); do [[ -s "$work/port" ]] && break; sleep 0.1; done
-port=$(cat "$work/port")
+port="$(free_port)"
+python3 scripts/bench-hf-fetch-server.py "$work/data" "$port" & server_pid=$!
 endpoint="http://127.0.0.1:$port"
+wait_http "$endpoint/" "$server_pid"
 urls=()
 for i in $(seq 1 "$count"); do urls+=("$endpoint/bench/model/resolve/main/model-0000$i-of-0000$count.safetensors"); done
 

@@ -11,6 +11,7 @@
 # Usage: scripts/bench-mr-register.sh [N]   (N registrations per tool, default 30; needs ./build.sh)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/lib.sh
 n="${1:-30}"
 bin="${MODELCAR_BIN_DIR:-out/bin}"
 [ -x "$bin/mr-register" ] || { echo "bench: $bin/mr-register missing: run ./build.sh" >&2; exit 1; }
@@ -18,9 +19,10 @@ bin="${MODELCAR_BIN_DIR:-out/bin}"
 py="$(python3 -c 'import sys; print(sys.executable)')"
 work="$(mktemp -d)"
 trap 'kill "$fake_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-"$py" scripts/fake-model-registry.py "$work/port" & fake_pid=$!
-for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
-url="http://127.0.0.1:$(cat "$work/port")"
+port="$(free_port)"
+"$py" scripts/fake-model-registry.py "$port" & fake_pid=$!
+url="http://127.0.0.1:$port"
+wait_http "$url/" "$fake_pid"
 
 cat > "$work/peer.py" <<'PY'
 import json, sys, urllib.error, urllib.request

@@ -15,6 +15,7 @@
 # Work files go to $BENCH_DIR (default /var/tmp); everything is deleted at the end.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/lib.sh
 files="${1:-4}"
 size="${2:-1G}"
 tool="${REGISTRY_PUSH:-$PWD/out/bin/registry-push}"
@@ -87,27 +88,11 @@ PY
 image="oci:$work/layout:bench"
 cat "$work"/layout/blobs/sha256/* >/dev/null   # same (warm) page cache for every contender
 
-start_registry() {
+start_registry_fresh() {
   [ -n "$reg_pid" ] && { kill "$reg_pid" 2>/dev/null; wait "$reg_pid" 2>/dev/null || true; }
   rm -rf "$work/registry"
-  mkdir -p "$work/registry/data"
-  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-  cat >"$work/registry/config.yml" <<YML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $work/registry/data
-http:
-  addr: 127.0.0.1:$port
-YML
-  docker-registry serve "$work/registry/config.yml" >"$work/registry/log" 2>&1 &
-  reg_pid=$!
-  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && return 0; sleep 0.1; done
-  echo "bench: registry did not start" >&2; cat "$work/registry/log" >&2; exit 1
+  start_registry "$work/registry"
+  reg_pid="$REGISTRY_PID" port="$REGISTRY_PORT"
 }
 
 timeit() { # prints seconds taken by "$@" (its output goes to $work/last.log)
@@ -118,13 +103,13 @@ timeit() { # prints seconds taken by "$@" (its output goes to $work/last.log)
   python3 -c "print(f'{$t1-$t0:.2f}')"
 }
 
-start_registry
+start_registry_fresh
 t_seed="$(timeit skopeo copy --dest-tls-verify=false "$image" "docker://127.0.0.1:$port/bench/model:seed")"
 echo "bench: skopeo copy (seed, compresses)       ${t_seed} s" >&2
-start_registry
+start_registry_fresh
 t_best="$(timeit skopeo copy --preserve-digests --dest-tls-verify=false "$image" "docker://127.0.0.1:$port/bench/model:best")"
 echo "bench: skopeo copy --preserve-digests       ${t_best} s" >&2
-start_registry
+start_registry_fresh
 t_ours="$(timeit "$tool" --source "$image" --dest "docker://127.0.0.1:$port/bench/model:ours" --tls-verify=false)"
 echo "bench: registry-push                        ${t_ours} s" >&2
 t_again="$(timeit "$tool" --source "$image" --dest "docker://127.0.0.1:$port/bench/model:ours" --tls-verify=false)"

@@ -5,12 +5,12 @@ Used by ./run-local.sh (the pipeline's download step without network). It speaks
 Hub protocol hf-fetch uses: /api/models/{repo}/revision/{rev}, /api/models/{repo}/tree/{rev}
 (recursive), and /{repo}/resolve/{rev}/{path} (HEAD and GET, Range, X-Repo-Commit,
 X-Linked-Etag/Size; files >= 1 MiB are "LFS" files whose etag is their sha256).
-Usage: fake-hub.py DIR REPO_ID PORT_FILE   (binds 127.0.0.1 on a free port, writes it to PORT_FILE)
+Usage: fake-hub.py DIR REPO_ID PORT   (binds 127.0.0.1:PORT; callers wait until it answers over HTTP)
 """
 import hashlib, json, os, sys, urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-root, repo_id, port_file = sys.argv[1], sys.argv[2], sys.argv[3]
+root, repo_id, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 LFS_MIN = 1 << 20
 files = {}
 for dirpath, _, names in os.walk(root):
@@ -109,8 +109,5 @@ class Hub(BaseHTTPRequestHandler):
                 left -= len(chunk)
 
 
-server = ThreadingHTTPServer(("127.0.0.1", 0), Hub)
-with open(port_file + ".tmp", "w") as pf:
-    pf.write(str(server.server_address[1]))
-os.replace(port_file + ".tmp", port_file)
+server = ThreadingHTTPServer(("127.0.0.1", port), Hub)
 server.serve_forever()

@@ -6,7 +6,7 @@ It speaks the calls mr-register and the Python register_model flow make: find/cr
 models and model versions, list/create model artifacts, patch artifacts. Ids are numeric strings,
 duplicates answer 409, finds of none answer 404, errors are {code,message}. (The strict fake with
 the LIKE quirk, 422s and unknown-field checks lives in tests/MrRegister.Tests.)
-Usage: fake-model-registry.py PORT_FILE   (binds 127.0.0.1 on a free port, writes it to PORT_FILE)
+Usage: fake-model-registry.py PORT   (binds 127.0.0.1:PORT; callers wait until it answers over HTTP)
 """
 import json, sys, threading, time, urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -106,9 +106,5 @@ class Handler(BaseHTTPRequestHandler):
         self.route("PATCH")
 
 
-server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-with open(sys.argv[1] + ".tmp", "w") as f:
-    f.write(str(server.server_address[1]))
-import os
-os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
 server.serve_forever()

@@ -1,0 +1,48 @@
+# Shell helpers shared by run-local.sh and the benchmark scripts (source it; bash only).
+#
+# Local servers get their port passed in and count as ready only when they answer over HTTP:
+# never when a file exists (a file can be stale, from another run or another machine).
+
+# free_port: a TCP port on 127.0.0.1 that nothing listens on right now.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# wait_http URL PID [SECONDS]: wait until URL answers with any HTTP status (404 counts: the server
+# is up). Fails at once when process PID has died, and after SECONDS (default 30) otherwise.
+wait_http() {
+  local url="$1" pid="$2" limit="${3:-30}" code
+  local deadline=$((SECONDS + limit))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" 2>/dev/null || true)"
+    [ -n "$code" ] && [ "$code" != "000" ] && return 0
+    kill -0 "$pid" 2>/dev/null || { echo "${0##*/}: the server for $url exited before it answered" >&2; return 1; }
+    sleep 0.1
+  done
+  echo "${0##*/}: $url did not answer within ${limit}s" >&2
+  return 1
+}
+
+# start_registry DIR: a CNCF distribution registry (Debian's docker-registry) on a free loopback
+# port, storage under DIR/data, log in DIR/log. Sets REGISTRY_PORT and REGISTRY_PID; returns once
+# /v2/ answers.
+start_registry() {
+  local dir="$1"
+  mkdir -p "$dir/data"
+  REGISTRY_PORT="$(free_port)"
+  cat >"$dir/config.yml" <<YML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $dir/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$REGISTRY_PORT
+YML
+  docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
+  REGISTRY_PID=$!
+  wait_http "http://127.0.0.1:$REGISTRY_PORT/v2/" "$REGISTRY_PID" || { cat "$dir/log" >&2; return 1; }
+}
