@@ -21,7 +21,6 @@ public class RunLocalTests
         var cloned = await PeerTools.RunAsync("git", ["clone", "--quiet", RepoPaths.Root, clone]);
         Assert.True(cloned.ExitCode == 0, cloned.ToString());
 
-        string? firstUri = null;
         for (var round = 1; round <= 2; round++)
         {
             var run = await PeerTools.RunAsync("bash", ["-c", "cd \"$1\" && ./run-local.sh", "run-local", clone], TimeSpan.FromMinutes(30));
@@ -50,10 +49,6 @@ public class RunLocalTests
             Assert.Contains("→ " + uri, output);
             var tag = Regex.Match(output, @"oci:\S+/\.run-local/image:(\S+) =").Groups[1].Value;
             Assert.Equal(LayoutDigest(Path.Combine(clone, ".run-local", "image"), tag), pinned.Groups[1].Value);
-
-            // same model, same options: the same image both times (only the registry port differs)
-            firstUri ??= uri;
-            Assert.Equal(firstUri[firstUri.IndexOf('@')..], uri[uri.IndexOf('@')..]);
 
             var status = await PeerTools.RunAsync("git", ["-C", clone, "status", "--porcelain", "--untracked-files=all"]);
             Assert.Equal(0, status.ExitCode);
