@@ -2,7 +2,8 @@
 # Runs every test. On a fresh Debian machine with the .NET SDK this is the one command:
 #   installs prerequisites (apt), starts a Docker-compatible engine for Testcontainers when no
 #   Docker engine is there (podman socket + a local registry image), publishes the four
-#   Native-AOT binaries (the tests run those), then runs all xunit projects.
+#   Native-AOT binaries (the tests run those; on x86_64 also the linux-arm64 ones into
+#   out/bin-arm64, run under qemu-user-static), then runs all xunit projects.
 # Extra arguments go to `dotnet test` (e.g. --filter FullyQualifiedName~Registry).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -12,6 +13,7 @@ if [ -z "${DOCKER_HOST:-}" ] && ! { [ -S /var/run/docker.sock ] && curl -fsS --u
   eval "$(scripts/container-engine.sh env)"
 fi
 ./build.sh
+[ "$(uname -m)" != x86_64 ] || ./build.sh out/bin-arm64 linux-arm64
 log="$(mktemp)"
 set +e
 dotnet test Tools.sln -c Release --nologo "$@" 2>&1 | tee "$log"

@@ -10,6 +10,11 @@ public static class RepoPaths
         ? Path.GetFullPath(d)
         : Path.Combine(Root, "out", "bin");
 
+    /// <summary>The linux-arm64 binaries (`./build.sh out/bin-arm64 linux-arm64`; ./test.sh does it on x86_64).</summary>
+    public static string Arm64BinDir => Environment.GetEnvironmentVariable("MODELCAR_ARM64_BIN_DIR") is { Length: > 0 } d
+        ? Path.GetFullPath(d)
+        : Path.Combine(Root, "out", "bin-arm64");
+
     private static string FindRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
