@@ -18,9 +18,12 @@ public static class OciPackCommand
     {
         public const string ImageDigest = "IMAGE_DIGEST";
         public const string ImageSize = "IMAGE_SIZE";
+
+        /// <summary>The --output location pinned to the digest: oci:DIR@sha256:… or oci-archive:FILE@sha256:… (no registry URL exists yet).</summary>
+        public const string ImageUrl = "IMAGE_URL";
     }
 
-    public static IReadOnlyList<string> ResultNames { get; } = [Result.ImageDigest, Result.ImageSize];
+    public static IReadOnlyList<string> ResultNames { get; } = [Result.ImageDigest, Result.ImageUrl, Result.ImageSize];
 
     public const string Name = "oci-pack";
     public const long DefaultLayerThreshold = 16L << 20;
@@ -47,7 +50,13 @@ public static class OciPackCommand
         var platform = new Option<string?>("--platform") { Description = "OS/ARCH[/VARIANT] to pick from a multi-arch base (default linux/amd64).", HelpName = "PLATFORM" };
         var allowNoShell = new Option<bool>("--allow-no-shell") { Description = "Only warn when the base has no sh (e.g. for KServe's oci+native image volumes)." };
         var clearEntrypoint = new Option<bool>("--clear-entrypoint") { Description = "Drop the base image's ENTRYPOINT (it would receive KServe's sh -c args)." };
-        var authFile = new Option<string?>("--authfile") { Description = "Registry credentials for a docker:// base (containers-auth.json).", HelpName = "FILE" };
+        var authFile = new Option<string[]>("--authfile")
+        {
+            Description = "Registry credentials for a docker:// base: containers-auth.json / config.json or legacy .dockercfg (repeatable, merged in order; a missing file is an error).",
+            HelpName = "FILE",
+            AllowMultipleArgumentsPerToken = false,
+            DefaultValueFactory = _ => [],
+        };
         var tlsVerify = CommonOptions.TlsVerify();
         var caFile = CommonOptions.CaFile();
         var retries = CommonOptions.Retries();
@@ -77,6 +86,8 @@ public static class OciPackCommand
             var platformSpec = ctx.Get(platform) is { } p ? PlatformSpec.Parse(p) : null;
             var destination = ParseOutput(ctx.Required(output));
             var baseLocation = ParseLocation(ctx.Required(baseImage), "--base");
+            // named auth files are read now (a missing one is an error even if the base is not docker://)
+            var credentials = new AuthFileLookup(AuthFileLookup.CandidateFiles(ctx.Get(authFile), Environment.GetEnvironmentVariable), ctx.Logger).Validate();
 
             var modelDir = ctx.Required(model).FullName;
             var filter = PathFilter.Create(ctx.Get(include) ?? [], ctx.Get(exclude) ?? []);
@@ -96,7 +107,7 @@ public static class OciPackCommand
             }
             settings = settings with { Annotations = annotations };
 
-            using var source = OpenSource(baseLocation, ctx, authFile, tlsVerify, caFile, retries);
+            using var source = OpenSource(baseLocation, ctx, credentials, tlsVerify, caFile, retries);
             var baseImg = source is null
                 ? BaseImage.Scratch(platformSpec ?? PlatformSpec.Default)
                 : BaseImage.Load(source, ReferenceOf(baseLocation), platformSpec, log);
@@ -113,6 +124,7 @@ public static class OciPackCommand
             log.LogInformation("wrote {Output}: manifest {Digest}, {Layers} model layers, image {Size}", destination, result.Manifest.Digest, result.ModelLayers, SizeParser.Format(result.ImageSize));
             ctx.WriteResult(result.Manifest.Digest.ToString());
             ctx.Results.Write(Result.ImageDigest, result.Manifest.Digest.ToString());
+            ctx.Results.Write(Result.ImageUrl, ImageUrlOf(destination, result.Manifest.Digest));
             ctx.Results.Write(Result.ImageSize, result.ImageSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
             return ExitCodes.Ok;
         });
@@ -141,14 +153,14 @@ public static class OciPackCommand
         }
     }
 
-    private static IImageSource? OpenSource(ImageLocation location, ToolContext ctx, Option<string?> authFile, Option<bool> tlsVerify, Option<string[]> caFile, Option<int> retries) => location switch
+    private static IImageSource? OpenSource(ImageLocation location, ToolContext ctx, ICredentialProvider credentials, Option<bool> tlsVerify, Option<string[]> caFile, Option<int> retries) => location switch
     {
         ScratchLocation => null,
         OciLayoutLocation l => OciLayout.Open(l.Path),
         OciArchiveLocation a => Oci.Archive.OciArchiveReader.Open(a.Path),
         RegistryLocation r => RegistryImageSource.Create(r.Reference,
             CommonOptions.HttpSettingsFrom(ctx.ParseResult, tlsVerify, caFile, retries),
-            new AuthFileLookup(AuthFileLookup.CandidateFiles(ctx.Get(authFile), Environment.GetEnvironmentVariable), ctx.Logger),
+            credentials,
             ctx.Logger),
         _ => throw new UsageException($"unsupported --base {location}"),
     };
@@ -161,6 +173,14 @@ public static class OciPackCommand
     };
 
     private static string? TagOf(ImageLocation location) => ReferenceOf(location);
+
+    /// <summary>IMAGE_URL for a local output: the transport and path, pinned by digest (the tag is dropped, as registry-push pins HOST/REPO@digest).</summary>
+    public static string ImageUrlOf(ImageLocation destination, Digest digest) => destination switch
+    {
+        OciLayoutLocation l => $"oci:{l.Path}@{digest}",
+        OciArchiveLocation a => $"oci-archive:{a.Path}@{digest}",
+        _ => destination.ToString(),
+    };
 
     private static ImageLocation ParseLocation(string text, string option)
     {
