@@ -122,7 +122,8 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
         long acknowledged = 0; // bytes reported to progress
         while (true)
         {
-            long chunk = Math.Max(chunkSize, session.MinChunkLength);
+            // at least 2 bytes: "Range: 0-0" then always means an empty session (see StoredBytes)
+            long chunk = Math.Max(Math.Max(chunkSize, session.MinChunkLength), 2);
             Exception? error = null;
             bool restart = false;
             if (offset < blob.Size)
@@ -157,7 +158,7 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
                         if (response.StatusCode == HttpStatusCode.Accepted)
                         {
                             session = session with { Location = RegistryClient.ResolveLocation(session.Location, response) };
-                            offset = RangeEnd(response) is { } end ? end + 1 : start + length;
+                            offset = StoredBytes(response) ?? start + length;
                             progress(offset - acknowledged);
                             acknowledged = offset;
                             failures = 0;
@@ -273,7 +274,7 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
         if (response.StatusCode is HttpStatusCode.NoContent or HttpStatusCode.OK or HttpStatusCode.Accepted)
         {
             var next = response.Headers.Location is not null ? session with { Location = RegistryClient.ResolveLocation(session.Location, response) } : session;
-            return (next, RangeEnd(response) is { } end ? end + 1 : 0);
+            return (next, StoredBytes(response) ?? 0);
         }
         if (response.StatusCode is HttpStatusCode.NotFound or HttpStatusCode.BadRequest)
         {
@@ -281,6 +282,14 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
         }
         throw await RegistryErrors.ToExceptionAsync(response, ct).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// How many bytes an upload session holds according to its <c>Range</c> header, or null without one.
+    /// <c>0-N</c> is N + 1 bytes, except <c>0-0</c>: CNCF distribution answers an empty session with
+    /// <c>0-0</c> (after 2 bytes <c>0-1</c>), so <c>0-0</c> is read as 0 bytes. That is unambiguous
+    /// because no chunk is 1 byte long (the chunk size is at least 2).
+    /// </summary>
+    public static long? StoredBytes(HttpResponseMessage response) => RangeEnd(response) is { } end ? (end == 0 ? 0 : end + 1) : null;
 
     /// <summary>The inclusive end of a <c>Range: 0-N</c> header (some registries write "bytes=0-N").</summary>
     public static long? RangeEnd(HttpResponseMessage response)
