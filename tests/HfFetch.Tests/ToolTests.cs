@@ -120,6 +120,31 @@ public sealed class ToolTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_password_in_the_endpoint_is_never_logged_or_stored()
+    {
+        const string password = "PASS-mirror-7731";
+        var repo = _hub.AddRepo("org/model");
+        repo.Add("config.json", "{}"u8.ToArray());
+        repo.Add("model.safetensors", TempDir.RandomBytes(5000, 8), lfs: true);
+        var endpoint = _hub.Endpoint.Replace("http://", $"http://mirror-user:{password}@", StringComparison.Ordinal);
+        var r = await RunAsync([repo.Id, "--dest", Dest, "--endpoint", endpoint, "--verbose"]);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.DoesNotContain(password, r.AllOutput);
+        Assert.Contains("endpoint http://127.0.0.1:", r.StdErr); // the --verbose line names the host, without user-info
+        var snapshot = File.ReadAllText(Path.Combine(Dest, ".hf-fetch", "snapshot.json"));
+        Assert.DoesNotContain(password, snapshot);
+        Assert.Equal(_hub.Endpoint, JsonDocument.Parse(snapshot).RootElement.GetProperty("endpoint").GetString());
+        // failures and usage errors name the URL without the password too
+        var missing = await RunAsync(["org/nothing-here", "--dest", _dir.Combine("d2"), "--endpoint", endpoint, "--retries", "0"]);
+        Assert.Equal(1, missing.ExitCode);
+        Assert.DoesNotContain(password, missing.AllOutput);
+        var usage = await RunAsync([repo.Id, "--dest", _dir.Combine("d3"), "--endpoint", $"ftp://mirror-user:{password}@mirror.example"]);
+        Assert.Equal(2, usage.ExitCode);
+        Assert.Contains("ftp://***@mirror.example", usage.StdErr);
+        Assert.DoesNotContain(password, usage.AllOutput);
+    }
+
+    [Fact]
     public async Task Rerun_of_a_finished_snapshot_makes_metadata_requests_only()
     {
         var repo = StandardRepo();

@@ -114,7 +114,7 @@ public static class HfFetchCommand
                 var settings = CommonOptions.HttpSettingsFrom(ctx.ParseResult, tlsVerify, caFile, retries);
                 using var http = HttpClientFactory.Create(settings);
                 var client = new HubClient(http, hubEndpoint, token, settings, ctx.Logger);
-                ctx.Logger.LogDebug("endpoint {Endpoint}, {Auth}", hubEndpoint, token is null ? "anonymous" : "with a token");
+                ctx.Logger.LogDebug("endpoint {Endpoint}, {Auth}", ModelCar.Common.Logging.Redactor.Url(new Uri(hubEndpoint)), token is null ? "anonymous" : "with a token");
                 summary = await fetcher.FetchAsync(client, request, ct);
             }
             ctx.Logger.LogInformation("{Repo}@{Commit}: {Files} files, {Bytes} in {Dest} ({Downloaded} downloaded, {Skipped} files already verified)",
