@@ -145,6 +145,33 @@ public sealed class ToolTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_server_that_accepts_and_never_answers_fails_after_the_stall_timeout_naming_the_url()
+    {
+        await using var silent = new SilentServer();
+        var clock = Stopwatch.StartNew();
+        var r = await RunAsync(["org/model", "--dest", Dest, "--endpoint", silent.Endpoint, "--stall-timeout", "1", "--retries", "1"]);
+        Assert.Equal(1, r.ExitCode);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"took {clock.Elapsed}");
+        Assert.Equal($"hf-fetch: error: no data from {silent.Endpoint}/api/models/org/model/revision/main for 1 s (timeout)", ErrorLine(r));
+        Assert.Equal(2, silent.Connections); // one attempt and one retry
+    }
+
+    [Fact]
+    public async Task A_retry_after_beyond_the_cap_fails_at_once_saying_what_the_server_asked()
+    {
+        await using var busy = new SilentServer("HTTP/1.1 429 Too Many Requests\r\nRetry-After: 100000\r\nContent-Length: 0\r\n\r\n");
+        var clock = Stopwatch.StartNew();
+        var r = await RunAsync(["org/model", "--dest", Dest, "--endpoint", busy.Endpoint]);
+        Assert.Equal(1, r.ExitCode);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), $"took {clock.Elapsed}");
+        Assert.Equal($"hf-fetch: error: GET {busy.Endpoint}/api/models/org/model/revision/main: 429 Too Many Requests: the server asks to wait 100000 s before retrying, "
+            + "more than the 60 s limit (raise --max-retry-wait to wait that long)", ErrorLine(r));
+        Assert.Equal(1, busy.Connections);
+        var higher = await RunAsync(["org/model", "--dest", Dest, "--endpoint", busy.Endpoint, "--max-retry-wait", "30"]);
+        Assert.Contains("more than the 30 s limit", ErrorLine(higher));
+    }
+
+    [Fact]
     public async Task Rerun_of_a_finished_snapshot_makes_metadata_requests_only()
     {
         var repo = StandardRepo();
