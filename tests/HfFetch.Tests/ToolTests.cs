@@ -157,6 +157,18 @@ public sealed class ToolTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_server_that_stops_sending_a_body_fails_after_the_stall_timeout_naming_the_url()
+    {
+        // headers, then 10 of the 1000 promised bytes, then nothing: before, the JSON read had no stall guard and waited forever
+        await using var stalling = new SilentServer("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"sha\": \"0");
+        var clock = Stopwatch.StartNew();
+        var r = await RunAsync(["org/model", "--dest", Dest, "--endpoint", stalling.Endpoint, "--stall-timeout", "1"]);
+        Assert.Equal(1, r.ExitCode);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"took {clock.Elapsed}");
+        Assert.Equal($"hf-fetch: error: no data from {stalling.Endpoint}/api/models/org/model/revision/main for 1 s (timeout)", ErrorLine(r));
+    }
+
+    [Fact]
     public async Task A_retry_after_beyond_the_cap_fails_at_once_saying_what_the_server_asked()
     {
         await using var busy = new SilentServer("HTTP/1.1 429 Too Many Requests\r\nRetry-After: 100000\r\nContent-Length: 0\r\n\r\n");
