@@ -68,4 +68,52 @@ public class HttpRetryTests
 
         Assert.False(HttpRetry.IsTransient(new HttpRequestException("copy failed", new ModelCar.Common.Cli.ToolException("bad source")), default));
     }
+
+    private static HttpResponseMessage TooMany(int seconds)
+    {
+        var r = new HttpResponseMessage(HttpStatusCode.TooManyRequests);
+        r.Headers.RetryAfter = new System.Net.Http.Headers.RetryConditionHeaderValue(TimeSpan.FromSeconds(seconds));
+        return r;
+    }
+
+    [Fact]
+    public async Task A_server_asking_to_wait_longer_than_the_cap_fails_at_once_saying_what_it_asked()
+    {
+        var fake = new FakeHttpHandler((_, _) => Task.FromResult(TooMany(100_000)));
+        using var client = HttpClientFactory.Create(new HttpSettings(), fake);
+        var pipeline = HttpRetry.Create(new HttpSettings { MaxRetries = 5, RetryBaseDelay = TimeSpan.FromMilliseconds(1) }, NullLogger.Instance);
+        var run = pipeline.ExecuteAsync(async ct => await client.GetAsync("http://fake/x?sig=SECRET", ct)).AsTask();
+        Assert.Same(run, await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(10)))); // no 5-minute (or 100000 s) wait
+        var e = await Assert.ThrowsAsync<RetryWaitTooLongException>(() => run);
+        Assert.Single(fake.Calls);
+        Assert.Equal("GET http://fake/x?sig=***: 429 Too Many Requests: the server asks to wait 100000 s before retrying, more than the 60 s limit", e.Message);
+        Assert.False(HttpRetry.IsTransient(e, default)); // never retried by an outer loop either
+    }
+
+    [Fact]
+    public async Task A_wait_within_a_configured_cap_is_honoured()
+    {
+        int calls = 0;
+        var fake = new FakeHttpHandler((_, _) => Task.FromResult(++calls == 1 ? TooMany(1) : new HttpResponseMessage(HttpStatusCode.OK)));
+        using var client = HttpClientFactory.Create(new HttpSettings(), fake);
+        var pipeline = HttpRetry.Create(new HttpSettings { MaxRetries = 2, RetryBaseDelay = TimeSpan.FromMilliseconds(1), MaxRetryWait = TimeSpan.FromSeconds(2) }, NullLogger.Instance);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using var ok = await pipeline.ExecuteAsync(async ct => await client.GetAsync("http://fake/x", ct));
+        Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(0.9), $"waited {clock.Elapsed}");
+        // and a cap of 0 refuses any server-requested wait
+        var strict = HttpRetry.Create(new HttpSettings { MaxRetries = 2, MaxRetryWait = TimeSpan.Zero }, NullLogger.Instance);
+        calls = 0;
+        await Assert.ThrowsAsync<RetryWaitTooLongException>(async () => await strict.ExecuteAsync(async ct => await client.GetAsync("http://fake/x", ct)));
+    }
+
+    [Fact]
+    public void Backoff_is_exponential_with_jitter_and_capped()
+    {
+        var b = TimeSpan.FromMilliseconds(100);
+        Assert.InRange(HttpRetry.Backoff(0, b).TotalMilliseconds, 80, 120);
+        Assert.InRange(HttpRetry.Backoff(3, b).TotalMilliseconds, 640, 960);
+        Assert.InRange(HttpRetry.Backoff(50, b).TotalSeconds, 24, 36);
+    }
 }
+

@@ -40,4 +40,34 @@ public class RedactorTests
         Assert.DoesNotContain("Signature=x", url);
         Assert.StartsWith("https://host.example/path", url);
     }
+
+    [Theory]
+    [InlineData("--dest 'docker://u:PASS-123@reg.example/org/m:v1': use docker://HOST[:PORT]/REPO[:TAG]", "docker://***@reg.example/org/m:v1")]
+    [InlineData("endpoint 'ftp://user:PASS-123@mirror' is not an http(s) URL", "ftp://***@mirror")]
+    [InlineData("GET http://me:p@ss:PASS-123@127.0.0.1:8080/api/models: 500", "http://***@127.0.0.1:8080/api/models")]
+    public void User_info_in_free_text_is_masked(string input, string expected)
+    {
+        var text = Redactor.Redact(input);
+        Assert.DoesNotContain("PASS-123", text);
+        Assert.Contains(expected, text);
+    }
+
+    [Fact]
+    public void User_info_masking_leaves_digests_and_emails_alone()
+    {
+        const string text = "pushed docker://reg.example/org/m@sha256:abc; mail ops@example.com; http://host/x?a=1@2";
+        Assert.Equal(text, Redactor.Redact(text).Replace("a=***", "a=1@2", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("http://user:PASS@mirror.example", "http://mirror.example")]
+    [InlineData("https://user:PASS@mirror.example:8443/hub/?token=PASS#frag", "https://mirror.example:8443/hub/")]
+    [InlineData("https://huggingface.co", "https://huggingface.co")]
+    [InlineData("https://mirror.example/a%20b", "https://mirror.example/a%20b")]
+    [InlineData("mirror.example/hub?token=PASS", "mirror.example/hub")]
+    [InlineData("git+ssh://u:PASS@host/x?y=PASS", "git+ssh://host/x")]
+    public void Public_url_has_no_user_info_query_or_fragment(string input, string expected)
+    {
+        Assert.Equal(expected, Redactor.PublicUrl(input));
+    }
 }

@@ -120,6 +120,70 @@ public sealed class ToolTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_password_in_the_endpoint_is_never_logged_or_stored()
+    {
+        const string password = "PASS-mirror-7731";
+        var repo = _hub.AddRepo("org/model");
+        repo.Add("config.json", "{}"u8.ToArray());
+        repo.Add("model.safetensors", TempDir.RandomBytes(5000, 8), lfs: true);
+        var endpoint = _hub.Endpoint.Replace("http://", $"http://mirror-user:{password}@", StringComparison.Ordinal);
+        var r = await RunAsync([repo.Id, "--dest", Dest, "--endpoint", endpoint, "--verbose"]);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.DoesNotContain(password, r.AllOutput);
+        Assert.Contains("endpoint http://127.0.0.1:", r.StdErr); // the --verbose line names the host, without user-info
+        var snapshot = File.ReadAllText(Path.Combine(Dest, ".hf-fetch", "snapshot.json"));
+        Assert.DoesNotContain(password, snapshot);
+        Assert.Equal(_hub.Endpoint, JsonDocument.Parse(snapshot).RootElement.GetProperty("endpoint").GetString());
+        // failures and usage errors name the URL without the password too
+        var missing = await RunAsync(["org/nothing-here", "--dest", _dir.Combine("d2"), "--endpoint", endpoint, "--retries", "0"]);
+        Assert.Equal(1, missing.ExitCode);
+        Assert.DoesNotContain(password, missing.AllOutput);
+        var usage = await RunAsync([repo.Id, "--dest", _dir.Combine("d3"), "--endpoint", $"ftp://mirror-user:{password}@mirror.example"]);
+        Assert.Equal(2, usage.ExitCode);
+        Assert.Contains("ftp://***@mirror.example", usage.StdErr);
+        Assert.DoesNotContain(password, usage.AllOutput);
+    }
+
+    [Fact]
+    public async Task A_server_that_accepts_and_never_answers_fails_after_the_stall_timeout_naming_the_url()
+    {
+        await using var silent = new SilentServer();
+        var clock = Stopwatch.StartNew();
+        var r = await RunAsync(["org/model", "--dest", Dest, "--endpoint", silent.Endpoint, "--stall-timeout", "1", "--retries", "1"]);
+        Assert.Equal(1, r.ExitCode);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"took {clock.Elapsed}");
+        Assert.Equal($"hf-fetch: error: no data from {silent.Endpoint}/api/models/org/model/revision/main for 1 s (timeout)", ErrorLine(r));
+        Assert.Equal(2, silent.Connections); // one attempt and one retry
+    }
+
+    [Fact]
+    public async Task A_server_that_stops_sending_a_body_fails_after_the_stall_timeout_naming_the_url()
+    {
+        // headers, then 10 of the 1000 promised bytes, then nothing: before, the JSON read had no stall guard and waited forever
+        await using var stalling = new SilentServer("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"sha\": \"0");
+        var clock = Stopwatch.StartNew();
+        var r = await RunAsync(["org/model", "--dest", Dest, "--endpoint", stalling.Endpoint, "--stall-timeout", "1"]);
+        Assert.Equal(1, r.ExitCode);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"took {clock.Elapsed}");
+        Assert.Equal($"hf-fetch: error: no data from {stalling.Endpoint}/api/models/org/model/revision/main for 1 s (timeout)", ErrorLine(r));
+    }
+
+    [Fact]
+    public async Task A_retry_after_beyond_the_cap_fails_at_once_saying_what_the_server_asked()
+    {
+        await using var busy = new SilentServer("HTTP/1.1 429 Too Many Requests\r\nRetry-After: 100000\r\nContent-Length: 0\r\n\r\n");
+        var clock = Stopwatch.StartNew();
+        var r = await RunAsync(["org/model", "--dest", Dest, "--endpoint", busy.Endpoint]);
+        Assert.Equal(1, r.ExitCode);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), $"took {clock.Elapsed}");
+        Assert.Equal($"hf-fetch: error: GET {busy.Endpoint}/api/models/org/model/revision/main: 429 Too Many Requests: the server asks to wait 100000 s before retrying, "
+            + "more than the 60 s limit (raise --max-retry-wait to wait that long)", ErrorLine(r));
+        Assert.Equal(1, busy.Connections);
+        var higher = await RunAsync(["org/model", "--dest", Dest, "--endpoint", busy.Endpoint, "--max-retry-wait", "30"]);
+        Assert.Contains("more than the 30 s limit", ErrorLine(higher));
+    }
+
+    [Fact]
     public async Task Rerun_of_a_finished_snapshot_makes_metadata_requests_only()
     {
         var repo = StandardRepo();

@@ -4,6 +4,21 @@ public class DigestAndReferenceTests
 {
     private const string Hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
+    [Theory]
+    [InlineData("docker://u:PASS-77@reg.example/org/m:v1", "'docker://***@reg.example/org/m:v1'")]
+    [InlineData("docker://u:p@ss:PASS-77@reg.example:5000/m", "'docker://***@reg.example:5000/m'")]
+    [InlineData("docker://tok:PASS-77@reg.example", "'docker://***@reg.example'")]
+    public void A_docker_reference_with_user_info_is_refused_without_echoing_it(string text, string shown)
+    {
+        var e = Assert.Throws<FormatException>(() => ImageLocation.Parse(text));
+        Assert.DoesNotContain("PASS-77", e.Message);
+        Assert.StartsWith(shown, e.Message);
+        // digest references keep working
+        var pinned = (RegistryLocation)ImageLocation.Parse("docker://busybox@sha256:" + Hex);
+        Assert.Equal("sha256:" + Hex, pinned.Reference.Digest.ToString());
+        Assert.Equal("org/m", ((RegistryLocation)ImageLocation.Parse("docker://reg.example/org/m@sha256:" + Hex)).Reference.Repository);
+    }
+
     [Fact]
     public void Digest_parses_and_prints()
     {

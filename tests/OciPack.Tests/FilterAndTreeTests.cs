@@ -130,4 +130,16 @@ public class FilterAndTreeTests
         }
         return ms.ToArray();
     }
+
+    [Fact]
+    public void The_source_annotation_carries_no_password_or_query_from_the_endpoint()
+    {
+        // a snapshot.json written with --endpoint http://user:PASS@mirror (or by an older hf-fetch that stored it as given)
+        using var dir = new TempDir("pack-meta");
+        dir.WriteFile(".hf-fetch/snapshot.json",
+            """{"repoId":"acme/tiny","repoType":"dataset","commit":"0123456789abcdef0123456789abcdef01234567","endpoint":"http://user:PASS-42@mirror.example:8080/hub/?sig=PASS-42"}""");
+        var annotations = HfSnapshot.TryRead(dir.Path)!.Annotations().ToDictionary(a => a.Key, a => a.Value);
+        Assert.Equal("http://mirror.example:8080/hub/datasets/acme/tiny", annotations["org.opencontainers.image.source"]);
+    }
 }
+

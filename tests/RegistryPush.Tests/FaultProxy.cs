@@ -22,6 +22,10 @@ public enum Fault
     CutBeforeForward,
     /// <summary>Forward half of the body to the registry, then cut both connections (the registry keeps partial bytes).</summary>
     CutMidForward,
+    /// <summary>Read part of the body, forward nothing and never answer (until the client goes away): a buffering front proxy when the client is killed.</summary>
+    Hold,
+    /// <summary>Forward half of the body to the registry (then abort that), and never answer the client (until it goes away).</summary>
+    HoldAfterHalfForward,
 }
 
 /// <summary>
@@ -45,6 +49,18 @@ public sealed class FaultProxy : IAsyncDisposable
     public Func<int, string, string, Fault> Decide { get; set; } = (_, _, _) => Fault.Forward;
 
     public ConcurrentQueue<string> Log { get; } = new();
+
+    /// <summary>Completed when a request is being held (Fault.Hold / HoldAfterHalfForward).</summary>
+    public TaskCompletionSource Held { get; private set; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public void ResetHeld() => Held = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private long _patchBytes;
+
+    /// <summary>Body bytes of PATCH requests that the proxy read from the client (forwarded or not).</summary>
+    public long PatchBytes => Interlocked.Read(ref _patchBytes);
+
+    public void ResetCounters() => Interlocked.Exchange(ref _patchBytes, 0);
 
     public int Requests => _count;
 
@@ -95,6 +111,26 @@ public sealed class FaultProxy : IAsyncDisposable
                 ctx.Response.ContentType = "application/json";
                 await ctx.Response.WriteAsync("""{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}""");
                 return;
+            case Fault.Hold:
+            {
+                Log.Enqueue($"{method} {ctx.Request.Path} -> held, nothing forwarded (injected)");
+                var buffer = new byte[65536];
+                try
+                {
+                    int r = await ctx.Request.Body.ReadAsync(buffer, ctx.RequestAborted);
+                    if (method == "PATCH")
+                    {
+                        Interlocked.Add(ref _patchBytes, r);
+                    }
+                    Held.TrySetResult();
+                    await Task.Delay(Timeout.Infinite, ctx.RequestAborted);
+                }
+                catch (Exception)
+                {
+                    // the client went away
+                }
+                return;
+            }
             case Fault.CutBeforeForward:
             {
                 Log.Enqueue($"{method} {ctx.Request.Path} -> cut before forwarding (injected)");
@@ -118,10 +154,14 @@ public sealed class FaultProxy : IAsyncDisposable
         var url = new Uri(_target, path);
         using var request = new HttpRequestMessage(new HttpMethod(method), url);
         long? length = ctx.Request.ContentLength;
+        if (method == "PATCH")
+        {
+            Interlocked.Add(ref _patchBytes, fault is Fault.CutMidForward or Fault.HoldAfterHalfForward ? (length ?? 0) / 2 : length ?? 0);
+        }
         if (length is > 0 || method is "PUT" or "PATCH" or "POST")
         {
             Stream body = ctx.Request.Body;
-            if (fault == Fault.CutMidForward)
+            if (fault is Fault.CutMidForward or Fault.HoldAfterHalfForward)
             {
                 body = new CuttingStream(body, (length ?? 0) / 2);
             }
@@ -147,6 +187,19 @@ public sealed class FaultProxy : IAsyncDisposable
         try
         {
             response = await _upstream.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ctx.RequestAborted);
+        }
+        catch (Exception) when (fault == Fault.HoldAfterHalfForward)
+        {
+            Log.Enqueue($"{method} {ctx.Request.Path} -> half the body forwarded, then held (injected)");
+            Held.TrySetResult();
+            try
+            {
+                await Task.Delay(Timeout.Infinite, ctx.RequestAborted);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            return;
         }
         catch (Exception) when (fault == Fault.CutMidForward || ctx.RequestAborted.IsCancellationRequested)
         {

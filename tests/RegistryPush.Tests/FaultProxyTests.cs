@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using ModelCar.TestSupport;
 
 namespace ModelCar.RegistryPush.Tests;
@@ -109,6 +110,28 @@ public sealed class FaultProxyTests(HtpasswdRegistryFixture fixture) : IClassFix
             // 4.5 MiB + 3 MiB in 1 MiB chunks = 5 + 3 chunks: each reached the registry exactly once
             Assert.Equal(8, proxy.Log.Count(l => l.StartsWith("PATCH", StringComparison.Ordinal) && l.EndsWith("-> 202", StringComparison.Ordinal)));
             Assert.Contains("401 Unauthorized in the middle of the push; credentials re-read", r.StdErr);
+        }
+    }
+
+    [Theory]
+    [InlineData(Fault.Unavailable)]
+    [InlineData(Fault.CutBeforeForward)]
+    public async Task Chunked_push_recovers_when_the_first_patch_of_every_blob_fails(Fault fault)
+    {
+        // the session is still empty, so the registry answers the status GET with "Range: 0-0"
+        var sessions = new ConcurrentDictionary<string, byte>();
+        var repo = $"fault/first-{fault.ToString().ToLowerInvariant()}";
+        var (r, proxy, image, tmp) = await PushThroughAsync(repo, (_, m, p) =>
+            m == "PATCH" && sessions.TryAdd(p[(p.LastIndexOf('/') + 1)..], 0) ? fault : Fault.Forward,
+            "--chunk-size", "1M", "--jobs", "1");
+        await using (proxy)
+        using (tmp)
+        {
+            await AssertLandedAsync(repo, image, r, proxy, tmp.Path);
+            Assert.Equal(2, sessions.Count); // both layers went chunked and both first PATCHes failed
+            Assert.Contains("the registry has 0 bytes, resuming from there", r.StdErr);
+            Assert.DoesNotContain("starting the blob again", r.StdErr);
+            Assert.Equal(8, proxy.Log.Count(l => l.StartsWith("PATCH", StringComparison.Ordinal) && l.EndsWith("-> 202", StringComparison.Ordinal)));
         }
     }
 

@@ -144,6 +144,11 @@ public sealed class ProtocolUnitTests
         public List<string> ContentRanges { get; } = [];
         public int Posts;
         public Func<int, string?> PatchFault { get; set; } = _ => null;
+        public Func<int, string?> PutFault { get; set; } = _ => null;
+        public CancellationTokenSource Cancel { get; } = new();
+        public List<string> Deletes { get; } = [];
+        public string? RetryAfter { get; set; }
+        private int _puts;
         public long MinChunk { get; set; }
         public byte[]? Final;
         private int _patches;
@@ -177,7 +182,16 @@ public sealed class ProtocolUnitTests
                     case "dead":
                         return FakeHttpHandler.Status(HttpStatusCode.NotFound, """{"errors":[{"code":"BLOB_UPLOAD_INVALID","message":"upload resumed at wrong offset"}]}""");
                     case "503":
-                        return FakeHttpHandler.Status(HttpStatusCode.ServiceUnavailable);
+                        var unavailable = FakeHttpHandler.Status(HttpStatusCode.ServiceUnavailable);
+                        if (RetryAfter is not null)
+                        {
+                            unavailable.Headers.TryAddWithoutValidation("Retry-After", RetryAfter);
+                        }
+                        return unavailable;
+                    case "cancel":
+                        // the process got SIGTERM while this PATCH was on its way: nothing reached the registry
+                        Cancel.Cancel();
+                        throw new OperationCanceledException(Cancel.Token);
                 }
                 long start = long.Parse(range.Split('-')[0], System.Globalization.CultureInfo.InvariantCulture);
                 if (start != data.Length)
@@ -190,9 +204,25 @@ public sealed class ProtocolUnitTests
             if (req.Method == HttpMethod.Get)
             {
                 var r = new HttpResponseMessage(HttpStatusCode.NoContent);
-                r.Headers.TryAddWithoutValidation("Range", $"0-{data.Length - 1}");
+                // CNCF distribution answers an empty session with "0-0" (not "0--1")
+                r.Headers.TryAddWithoutValidation("Range", $"0-{Math.Max(data.Length - 1, 0)}");
                 r.Headers.TryAddWithoutValidation("Location", $"/v2/org/model/blobs/uploads/{sid}?_state={data.Length}");
                 return r;
+            }
+            if (req.Method == HttpMethod.Delete)
+            {
+                lock (Deletes)
+                {
+                    Deletes.Add(sid);
+                }
+                Sessions.TryRemove(sid, out _);
+                return FakeHttpHandler.Status(HttpStatusCode.NoContent);
+            }
+            if (req.Method == HttpMethod.Put && PutFault(Interlocked.Increment(ref _puts)) == "cancel")
+            {
+                data.Write(body.AsSpan(0, (body?.Length ?? 0) / 2)); // part of the body reached the registry
+                Cancel.Cancel();
+                throw new OperationCanceledException(Cancel.Token);
             }
             if (req.Method == HttpMethod.Put)
             {
@@ -252,6 +282,102 @@ public sealed class ProtocolUnitTests
         Assert.Equal(1, fake.Posts);
         Assert.Equal(data, fake.Final);
         Assert.Equal(10_000, progress.Sum());
+    }
+
+    [Theory]
+    [InlineData("503")]
+    [InlineData("cut")]
+    public async Task A_failure_on_the_first_patch_resumes_from_byte_zero_of_an_empty_session(string fault)
+    {
+        // the session is empty: GET answers "Range: 0-0", which is 0 bytes stored, not 1
+        var (fake, data, progress) = await UploadChunked(10_000, 3000, f => f.PatchFault = n => n == 1 ? fault : null);
+        Assert.Equal(["0-2999", "0-2999", "3000-5999", "6000-8999", "9000-9999"], fake.ContentRanges);
+        Assert.Equal(1, fake.Posts);
+        Assert.Equal(data, fake.Final);
+        Assert.Equal(10_000, progress.Sum());
+    }
+
+    private static async Task<List<long>> Upload(FakeUploads fake, byte[] data, long? chunk, UploadStateStore? state)
+    {
+        var (repo, _) = Create(fake.Respond);
+        repo.Client.UseBaseUri(new Uri("https://reg.example/"));
+        var blob = new Descriptor { MediaType = MediaTypes.Layer, Digest = Digest.Sha256(data), Size = data.Length };
+        var options = new UploadOptions { ChunkSize = chunk, RetryBaseDelay = TimeSpan.FromMilliseconds(1) };
+        var uploader = new BlobUploader(repo, options, NullLogger.Instance, state);
+        var progress = new List<long>();
+        await uploader.UploadAsync(blob, () => new MemoryStream(data), offset => new MemoryStream(data, (int)offset, data.Length - (int)offset), null,
+            n => { lock (progress) { progress.Add(n); } }, fake.Cancel.Token);
+        return progress;
+    }
+
+    [Fact]
+    public async Task A_cancelled_chunked_upload_is_recorded_and_the_next_run_continues_from_the_registry_offset()
+    {
+        using var tmp = new TempDir();
+        var state = UploadStateStore.Open(tmp.Combine("registry-push-state.json"), NullLogger.Instance);
+        var data = TempDir.RandomBytes(10_000, 77);
+        var first = new FakeUploads { PatchFault = n => n == 3 ? "cancel" : null };
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Upload(first, data, 3000, state));
+        Assert.Empty(first.Deletes); // recorded: kept for the next run
+        var record = state.Find("reg.example", "org/model", Digest.Sha256(data))!;
+        Assert.Equal(6000, record.Offset);
+        Assert.Contains("/uploads/s1", record.Location);
+
+        // the next run (a new process: same registry, same state file)
+        var second = new FakeUploads();
+        foreach (var (k, v) in first.Sessions)
+        {
+            second.Sessions[k] = v;
+        }
+        var progress = await Upload(second, data, 3000, state);
+        Assert.Equal(["6000-8999", "9000-9999"], second.ContentRanges);
+        Assert.Equal(0, second.Posts);
+        Assert.Equal(data, second.Final);
+        Assert.Equal(10_000, progress.Sum());
+        Assert.Null(state.Find("reg.example", "org/model", Digest.Sha256(data)));
+        Assert.False(File.Exists(state.Path));
+    }
+
+    [Fact]
+    public async Task A_recorded_session_that_is_gone_falls_back_to_a_fresh_upload()
+    {
+        using var tmp = new TempDir();
+        var state = UploadStateStore.Open(tmp.Combine("registry-push-state.json"), NullLogger.Instance);
+        var data = TempDir.RandomBytes(9000, 78);
+        var first = new FakeUploads { PatchFault = n => n == 2 ? "cancel" : null };
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Upload(first, data, 3000, state));
+        Assert.NotNull(state.Find("reg.example", "org/model", Digest.Sha256(data)));
+        var second = new FakeUploads(); // the registry purged the session: GET answers 404 BLOB_UPLOAD_UNKNOWN
+        await Upload(second, data, 3000, state);
+        Assert.Equal(1, second.Posts);
+        Assert.Equal(["0-2999", "3000-5999", "6000-8999"], second.ContentRanges);
+        Assert.Equal(data, second.Final);
+    }
+
+    [Fact]
+    public async Task Cancelling_a_session_that_cannot_be_resumed_deletes_it()
+    {
+        var data = TempDir.RandomBytes(9000, 79);
+        // monolithic: a cut PUT can never be continued
+        var mono = new FakeUploads { PutFault = n => n == 1 ? "cancel" : null };
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Upload(mono, data, null, null));
+        Assert.Equal(["s1"], mono.Deletes);
+        Assert.Empty(mono.Sessions);
+        // chunked without a state store: nothing would resume it either
+        var chunked = new FakeUploads { PatchFault = n => n == 2 ? "cancel" : null };
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Upload(chunked, data, 3000, null));
+        Assert.Equal(["s1"], chunked.Deletes);
+    }
+
+    [Fact]
+    public async Task A_retry_after_beyond_the_cap_on_a_patch_fails_the_blob_at_once()
+    {
+        var data = TempDir.RandomBytes(9000, 80);
+        var fake = new FakeUploads { PatchFault = n => n == 1 ? "503" : null, RetryAfter = "100000" };
+        var e = await Assert.ThrowsAsync<ModelCar.Common.Http.RetryWaitTooLongException>(() => Upload(fake, data, 3000, null));
+        Assert.Contains("503 Service Unavailable: the server asks to wait 100000 s before retrying, more than the 60 s limit", e.Message);
+        Assert.Single(fake.ContentRanges);
+        Assert.Equal(["s1"], fake.Deletes); // and the session is not left behind
     }
 
     [Fact]

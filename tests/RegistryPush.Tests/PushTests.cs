@@ -94,6 +94,20 @@ public sealed class PushTests(SharedRegistryFixture fixture) : IClassFixture<Sha
     }
 
     [Fact]
+    public async Task A_password_in_a_dest_url_is_not_echoed_in_usage_errors()
+    {
+        using var tmp = new TempDir();
+        var image = TestImages.WriteLayout(tmp.Combine("layout"), "v1", TestImages.RandomLayers(26, 1000));
+        foreach (var dest in new[] { $"docker://u:PASS-dest-991@{Host}/org/m:v1:extra", "docker://u:PASS-dest-991@/org/m" })
+        {
+            var r = await Push("--source", $"oci:{image.LayoutPath}:v1", "--dest", dest, "--tls-verify=false");
+            Assert.Equal(2, r.ExitCode);
+            Assert.Contains("docker://***@", r.StdErr);
+            Assert.DoesNotContain("PASS-dest-991", r.AllOutput);
+        }
+    }
+
+    [Fact]
     public async Task Bad_inputs_fail_with_one_clear_line_and_exit_code()
     {
         using var tmp = new TempDir();

@@ -486,13 +486,13 @@ internal sealed class FileDownload(HubClient client, LocalState store, FilePlan 
                 try
                 {
                     await using var raw = await response.Message.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-                    await using var body = new StallTimeoutStream(raw, settings.StallTimeout);
+                    await using var body = new StallTimeoutStream(raw, settings.StallTimeout, HubClient.NoData(response.FinalUrl, settings.StallTimeout));
                     await CopyChunkAsync(body, handle, state, cursor, index, buffer, signal, ct).ConfigureAwait(false);
                 }
                 catch (Exception e) when (HttpRetry.IsTransient(e, ct) && !ct.IsCancellationRequested && failures < settings.MaxRetries)
                 {
                     failures = state.Done(index) > before ? 0 : failures + 1;
-                    var delay = TimeSpan.FromTicks(Math.Min(settings.RetryBaseDelay.Ticks << Math.Min(failures, 5), TimeSpan.FromSeconds(30).Ticks));
+                    var delay = HttpRetry.Backoff(failures, settings.RetryBaseDelay); // the shared backoff (no response here: a body broke)
                     logger.LogWarning("{Path}: transfer broke at byte {At} ({Why}); continuing with Range in {Delay:0.0} s",
                         plan.RepoPath, state.Start(index) + state.Done(index), ToolApp.Describe(e), delay.TotalSeconds);
                     await Task.Delay(delay, ct).ConfigureAwait(false);

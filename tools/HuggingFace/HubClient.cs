@@ -35,7 +35,7 @@ public sealed class HubResponse(HttpResponseMessage message, Uri finalUrl, Resol
 public sealed partial class HubClient(HttpClient http, string endpoint, string? accessToken, HttpSettings settings, ILogger logger)
 {
     private const int MaxRedirects = 10;
-    private readonly ResiliencePipeline<HttpResponseMessage> _retry = HttpRetry.Create(settings.MaxRetries, settings.RetryBaseDelay, logger);
+    private readonly ResiliencePipeline<HttpResponseMessage> _retry = HttpRetry.Create(settings, logger);
     private readonly Uri _endpoint = new(endpoint + "/");
 
     public string Endpoint { get; } = endpoint;
@@ -104,9 +104,17 @@ public sealed partial class HubClient(HttpClient http, string endpoint, string? 
                 {
                     request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", this.TokenValue);
                 }
+                // a server that accepts and never answers: the stall timeout, not a 5-minute wait per attempt
                 using var headers = CancellationTokenSource.CreateLinkedTokenSource(cancel);
-                headers.CancelAfter(Settings.HeadersTimeout);
-                return await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, headers.Token).ConfigureAwait(false);
+                headers.CancelAfter(Settings.StallTimeout);
+                try
+                {
+                    return await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, headers.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
+                {
+                    throw new TimeoutException(NoData(current, Settings.StallTimeout)); // retried like any network error
+                }
             }, ct).ConfigureAwait(false);
             first ??= ReadResolveHeaders(response);
             int status = (int)response.StatusCode;
@@ -135,6 +143,9 @@ public sealed partial class HubClient(HttpClient http, string endpoint, string? 
     }
 
     private string TokenValue => accessToken!;
+
+    /// <summary>The one line for a stall: <c>no data from URL for N s (timeout)</c> (URL redacted).</summary>
+    public static string NoData(Uri url, TimeSpan stallTimeout) => $"no data from {Redactor.Url(url)} for {stallTimeout.TotalSeconds:0} s (timeout)";
 
     private static ResolveHeaders ReadResolveHeaders(HttpResponseMessage r)
     {
@@ -245,11 +256,12 @@ public sealed partial class HubClient(HttpClient http, string endpoint, string? 
         return Encoding.UTF8.GetString(buffer, 0, total).Trim();
     }
 
-    private static async Task<T> ReadJsonAsync<T>(HttpResponseMessage response, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> info, Uri url, CancellationToken ct)
+    private async Task<T> ReadJsonAsync<T>(HttpResponseMessage response, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> info, Uri url, CancellationToken ct)
     {
         try
         {
-            await using var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+            await using var raw = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+            await using var stream = new ModelCar.Common.IO.StallTimeoutStream(raw, Settings.StallTimeout, NoData(url, Settings.StallTimeout));
             return await JsonSerializer.DeserializeAsync(stream, info, ct).ConfigureAwait(false)
                 ?? throw new ToolException($"GET {Redactor.Url(url)}: answer is JSON null");
         }

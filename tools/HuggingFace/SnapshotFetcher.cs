@@ -123,7 +123,7 @@ public sealed class SnapshotFetcher(ILogger logger)
             RepoType = HubPaths.TypeName(request.RepoType),
             Revision = request.Revision,
             Commit = commit,
-            Endpoint = client.Endpoint,
+            Endpoint = ModelCar.Common.Logging.Redactor.PublicUrl(client.Endpoint), // never a password or token from the URL
             Files = plans.Select(p => new SnapshotFile
             {
                 Path = p.RepoPath,

@@ -124,7 +124,13 @@ public abstract record ImageLocation
         }
         if (text.StartsWith("docker://", StringComparison.Ordinal))
         {
-            return new RegistryLocation(RegistryReference.Parse(text["docker://".Length..]));
+            var rest = text["docker://".Length..];
+            if (UserInfoEnd(rest) is { } at)
+            {
+                // never echo it: the part before '@' is a user name and maybe a password
+                throw new FormatException($"'docker://***@{rest[(at + 1)..]}': a docker:// reference takes no user name or password (credentials go in an auth file or the credential options)");
+            }
+            return new RegistryLocation(RegistryReference.Parse(rest));
         }
         if (text.StartsWith("oci-archive:", StringComparison.Ordinal))
         {
@@ -137,6 +143,17 @@ public abstract record ImageLocation
             return new OciLayoutLocation(path, reference);
         }
         throw new FormatException($"'{text}' is not a supported image reference: use oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker://HOST/REPO[:TAG|@DIGEST]");
+    }
+
+    /// <summary>
+    /// The '@' ending <c>USER[:PASS]@</c> in <c>USER[:PASS]@HOST/…</c>: the last '@' before the first '/'
+    /// that does not start a digest (<c>busybox@sha256:…</c> is a digest reference); null if none.
+    /// </summary>
+    private static int? UserInfoEnd(string reference)
+    {
+        int slash = reference.IndexOf('/');
+        int at = (slash < 0 ? reference : reference[..slash]).LastIndexOf('@');
+        return at >= 0 && !Digest.TryParse(reference[(at + 1)..], out _) ? at : null;
     }
 
     /// <summary>Like containers/image: the path ends at the first ':' (paths cannot contain one).</summary>

@@ -40,33 +40,153 @@ public sealed record UploadOptions
 /// the upload continues from there (at most one chunk is sent again); when the registry reports
 /// the session dead (404 BLOB_UPLOAD_INVALID / BLOB_UPLOAD_UNKNOWN, as distribution 2.8 does after
 /// a PATCH was cut inside its body) the blob starts again with a new POST.
+/// Across runs: with an <see cref="UploadStateStore"/>, every chunked session is recorded (URL and
+/// acknowledged offset); the next run asks the recorded URL for its Range and continues from the
+/// registry's offset, or starts the blob afresh when the session is gone (404) or unusable.
+/// A session that cannot be resumed (monolithic, or not recorded) is cancelled with DELETE when
+/// the upload fails or is cancelled (SIGTERM/SIGINT), so it leaves nothing in the registry.
 /// </summary>
-public sealed class BlobUploader(RegistryRepository repository, UploadOptions options, ILogger logger)
+public sealed class BlobUploader(RegistryRepository repository, UploadOptions options, ILogger logger, UploadStateStore? state = null)
 {
+    /// <summary>How long a best-effort DELETE of a session may take (the process ends 2 s after a signal).</summary>
+    public static readonly TimeSpan CancelTimeout = TimeSpan.FromMilliseconds(1500);
+
+    private UploadSession? _open;   // the session bytes went to, until the blob is complete
+    private bool _recorded;         // _open is in the state file (the next run may resume it): keep it
+
     /// <summary>Opens the source at an offset (the raw, unverified bytes from there on).</summary>
     public delegate Stream OpenAt(long offset);
 
     public async Task UploadAsync(Descriptor blob, Func<Stream> openVerified, OpenAt openAt, UploadSession? session, Action<long> progress, CancellationToken ct)
     {
-        if (options.ChunkSizeFor(blob.Size) is { } chunk)
+        try
         {
-            await ChunkedAsync(blob, openAt, session, chunk, progress, ct).ConfigureAwait(false);
+            if (options.ChunkSizeFor(blob.Size) is { } chunk)
+            {
+                await ChunkedAsync(blob, openAt, session, chunk, progress, ct).ConfigureAwait(false);
+            }
+            else
+            {
+                await MonolithicAsync(blob, openVerified, session, progress, ct).ConfigureAwait(false);
+            }
+        }
+        catch (Exception) when (_open is { } open && !_recorded)
+        {
+            _open = null;
+            await CancelSessionAsync(repository, open, blob.Digest, logger).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private UploadSession Opened(UploadSession session)
+    {
+        _open = session;
+        _recorded = false;
+        return session;
+    }
+
+    /// <summary>Records the chunked session and its acknowledged offset (no-op without a state store).</summary>
+    private void Record(Descriptor blob, UploadSession session, long offset)
+    {
+        _open = session;
+        _recorded = state is not null && state.Save(new UploadRecord
+        {
+            Registry = repository.Client.Registry,
+            Repository = repository.Name,
+            Digest = blob.Digest.ToString(),
+            Size = blob.Size,
+            Location = session.Location.AbsoluteUri,
+            Offset = offset,
+            MinChunkLength = session.MinChunkLength,
+            Updated = DateTimeOffset.UtcNow,
+        });
+    }
+
+    private void Completed(Descriptor blob)
+    {
+        _open = null;
+        _recorded = false;
+        state?.Remove(repository.Client.Registry, repository.Name, blob.Digest);
+    }
+
+    /// <summary>Best-effort <c>DELETE</c> of an upload session, bounded by <see cref="CancelTimeout"/>; never throws.</summary>
+    public static async Task CancelSessionAsync(RegistryRepository repository, UploadSession session, Digest digest, ILogger logger)
+    {
+        using var timeout = new CancellationTokenSource(CancelTimeout);
+        try
+        {
+            using var response = await repository.Client.SendAsync(() => new HttpRequestMessage(HttpMethod.Delete, session.Location), repository.PushScope, timeout.Token, retry: false)
+                .ConfigureAwait(false);
+            logger.LogInformation("blob {Digest}: upload session cancelled (DELETE: {Status})", digest.Encoded[..12], (int)response.StatusCode);
+        }
+        catch (Exception e)
+        {
+            logger.LogDebug("blob {Digest}: could not cancel the upload session: {Error}", digest.Encoded[..12], ToolApp.Describe(e));
+        }
+    }
+
+    /// <summary>
+    /// A blob that is already in the registry needs no recorded session: cancel it (if any) and drop
+    /// its record.
+    /// </summary>
+    public static async Task DiscardRecordAsync(RegistryRepository repository, UploadStateStore? state, Digest digest, ILogger logger)
+    {
+        if (state?.Find(repository.Client.Registry, repository.Name, digest) is not { } record)
+        {
+            return;
+        }
+        state.Remove(repository.Client.Registry, repository.Name, digest);
+        if (Uri.TryCreate(record.Location, UriKind.Absolute, out var location))
+        {
+            await CancelSessionAsync(repository, new UploadSession(location, record.MinChunkLength), digest, logger).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The recorded session of an earlier run, asked for its offset; null when there is none or it cannot be used.</summary>
+    private async Task<(UploadSession Session, long Offset)?> ResumeRecordedAsync(Descriptor blob, CancellationToken ct)
+    {
+        if (state?.Find(repository.Client.Registry, repository.Name, blob.Digest) is not { } record)
+        {
+            return null;
+        }
+        string why;
+        if (record.Size == blob.Size && Uri.TryCreate(record.Location, UriKind.Absolute, out var location))
+        {
+            try
+            {
+                var status = await StatusAsync(new UploadSession(location, record.MinChunkLength), ct).ConfigureAwait(false);
+                if (status is { } s && s.Offset <= blob.Size)
+                {
+                    logger.LogInformation("blob {Digest}: resuming the upload of an earlier run at byte {Offset} of {Size} (the registry's offset; the record said {Recorded})",
+                        blob.Digest.Encoded[..12], s.Offset, blob.Size, record.Offset);
+                    return s;
+                }
+                why = status is null ? "the registry no longer has it" : $"the registry reports {status.Value.Offset} bytes for a {blob.Size}-byte blob";
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+            {
+                why = ToolApp.Describe(e);
+            }
         }
         else
         {
-            await MonolithicAsync(blob, openVerified, session, progress, ct).ConfigureAwait(false);
+            why = "the record does not fit this blob";
         }
+        logger.LogWarning("blob {Digest}: the upload session of an earlier run cannot be resumed ({Why}); starting the blob with a new session", blob.Digest.Encoded[..12], why);
+        state.Remove(repository.Client.Registry, repository.Name, blob.Digest);
+        return null;
     }
 
     private async Task MonolithicAsync(Descriptor blob, Func<Stream> openVerified, UploadSession? session, Action<long> progress, CancellationToken ct)
     {
         for (int failures = 0; ; failures++)
         {
-            session ??= await repository.StartUploadAsync(ct).ConfigureAwait(false);
+            session = Opened(session ?? await repository.StartUploadAsync(ct).ConfigureAwait(false));
             var url = RegistryClient.WithQuery(session.Location, "digest", blob.Digest.ToString());
             long sent = 0;
             HttpResponseMessage? response = null;
             Exception? error = null;
+            TimeSpan? serverDelay = null;
             try
             {
                 response = await repository.Client.SendAsync(() =>
@@ -92,6 +212,7 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
                 {
                     using (response)
                     {
+                        _open = null;
                         RegistryRepository.CheckReportedDigest(response, blob.Digest, $"PUT blob {blob.Digest}");
                     }
                     return;
@@ -101,6 +222,7 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
                     throw await RegistryErrors.ToExceptionAsync(response, ct, HintFor(response)).ConfigureAwait(false);
                 }
                 error = new HttpRequestException($"{(int)response.StatusCode} {response.ReasonPhrase}");
+                serverDelay = ServerDelay(response);
                 response.Dispose();
             }
             progress(-sent);
@@ -109,21 +231,31 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
                 throw new ToolException($"upload of blob {blob.Digest} failed {failures + 1} times; last error: {ToolApp.Describe(error!)}", error);
             }
             logger.LogWarning("blob {Digest}: upload failed ({Error}); starting it again (attempt {Attempt}/{Max})", blob.Digest.Encoded[..12], ToolApp.Describe(error!), failures + 2, options.MaxRecoveries + 1);
-            await Task.Delay(Backoff(failures), ct).ConfigureAwait(false);
+            await Task.Delay(serverDelay ?? HttpRetry.Backoff(failures, options.RetryBaseDelay), ct).ConfigureAwait(false);
+            _open = null;
+            await CancelSessionAsync(repository, session, blob.Digest, logger).ConfigureAwait(false); // partial bytes of the failed PUT
             session = null;
         }
     }
 
     private async Task ChunkedAsync(Descriptor blob, OpenAt openAt, UploadSession? session, long chunkSize, Action<long> progress, CancellationToken ct)
     {
-        session ??= await repository.StartUploadAsync(ct).ConfigureAwait(false);
         long offset = 0;
+        if (session is null && await ResumeRecordedAsync(blob, ct).ConfigureAwait(false) is { } resumed)
+        {
+            (session, offset) = resumed;
+        }
+        session ??= await repository.StartUploadAsync(ct).ConfigureAwait(false);
+        Record(blob, session, offset);
         int failures = 0;
-        long acknowledged = 0; // bytes reported to progress
+        long acknowledged = offset; // bytes reported to progress
+        progress(offset);
         while (true)
         {
-            long chunk = Math.Max(chunkSize, session.MinChunkLength);
+            // at least 2 bytes: "Range: 0-0" then always means an empty session (see StoredBytes)
+            long chunk = Math.Max(Math.Max(chunkSize, session.MinChunkLength), 2);
             Exception? error = null;
+            TimeSpan? serverDelay = null;
             bool restart = false;
             if (offset < blob.Size)
             {
@@ -157,7 +289,8 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
                         if (response.StatusCode == HttpStatusCode.Accepted)
                         {
                             session = session with { Location = RegistryClient.ResolveLocation(session.Location, response) };
-                            offset = RangeEnd(response) is { } end ? end + 1 : start + length;
+                            offset = StoredBytes(response) ?? start + length;
+                            Record(blob, session, offset);
                             progress(offset - acknowledged);
                             acknowledged = offset;
                             failures = 0;
@@ -171,6 +304,7 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
                         else if (response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable || HttpRetry.IsTransient(response.StatusCode))
                         {
                             error = new HttpRequestException($"{(int)response.StatusCode} {response.ReasonPhrase}");
+                            serverDelay = ServerDelay(response);
                         }
                         else
                         {
@@ -199,6 +333,7 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
                     {
                         if (response.StatusCode is HttpStatusCode.Created or HttpStatusCode.NoContent or HttpStatusCode.OK)
                         {
+                            Completed(blob);
                             RegistryRepository.CheckReportedDigest(response, blob.Digest, $"PUT blob {blob.Digest}");
                             return;
                         }
@@ -207,6 +342,7 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
                             // a PUT that was cut may still have completed: the blob may be there now
                             if (await repository.BlobExistsAsync(blob.Digest, ct).ConfigureAwait(false))
                             {
+                                Completed(blob);
                                 return;
                             }
                             restart = true;
@@ -215,6 +351,7 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
                         else if (HttpRetry.IsTransient(response.StatusCode))
                         {
                             error = new HttpRequestException($"{(int)response.StatusCode} {response.ReasonPhrase}");
+                            serverDelay = ServerDelay(response);
                         }
                         else
                         {
@@ -230,7 +367,7 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
             {
                 throw new ToolException($"upload of blob {blob.Digest} failed {failures} times in a row at offset {offset}; last error: {ToolApp.Describe(error!)}", error);
             }
-            await Task.Delay(Backoff(failures - 1), ct).ConfigureAwait(false);
+            await Task.Delay(serverDelay ?? HttpRetry.Backoff(failures - 1, options.RetryBaseDelay), ct).ConfigureAwait(false);
             if (!restart)
             {
                 // ask the session how much it has
@@ -242,6 +379,7 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
                 else
                 {
                     session = status.Value.Session;
+                    Record(blob, session, status.Value.Offset);
                     logger.LogWarning("blob {Digest}: {Error} at offset {Offset}; the registry has {Have} bytes, resuming from there",
                         blob.Digest.Encoded[..12], ToolApp.Describe(error!), offset, status.Value.Offset);
                     offset = status.Value.Offset;
@@ -252,11 +390,13 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
                 logger.LogWarning("blob {Digest}: upload session lost ({Error}); starting the blob again with a new session", blob.Digest.Encoded[..12], ToolApp.Describe(error!));
                 if (await repository.BlobExistsAsync(blob.Digest, ct).ConfigureAwait(false))
                 {
+                    Completed(blob);
                     progress(blob.Size - acknowledged);
                     return;
                 }
                 session = await repository.StartUploadAsync(ct).ConfigureAwait(false);
                 offset = 0;
+                Record(blob, session, offset);
             }
             if (offset != acknowledged)
             {
@@ -273,7 +413,7 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
         if (response.StatusCode is HttpStatusCode.NoContent or HttpStatusCode.OK or HttpStatusCode.Accepted)
         {
             var next = response.Headers.Location is not null ? session with { Location = RegistryClient.ResolveLocation(session.Location, response) } : session;
-            return (next, RangeEnd(response) is { } end ? end + 1 : 0);
+            return (next, StoredBytes(response) ?? 0);
         }
         if (response.StatusCode is HttpStatusCode.NotFound or HttpStatusCode.BadRequest)
         {
@@ -281,6 +421,14 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
         }
         throw await RegistryErrors.ToExceptionAsync(response, ct).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// How many bytes an upload session holds according to its <c>Range</c> header, or null without one.
+    /// <c>0-N</c> is N + 1 bytes, except <c>0-0</c>: CNCF distribution answers an empty session with
+    /// <c>0-0</c> (after 2 bytes <c>0-1</c>), so <c>0-0</c> is read as 0 bytes. That is unambiguous
+    /// because no chunk is 1 byte long (the chunk size is at least 2).
+    /// </summary>
+    public static long? StoredBytes(HttpResponseMessage response) => RangeEnd(response) is { } end ? (end == 0 ? 0 : end + 1) : null;
 
     /// <summary>The inclusive end of a <c>Range: 0-N</c> header (some registries write "bytes=0-N").</summary>
     public static long? RangeEnd(HttpResponseMessage response)
@@ -326,12 +474,8 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
         ? "the registry refuses a body this large: set --chunk-size (e.g. 512M)"
         : null;
 
-    private TimeSpan Backoff(int failures)
-    {
-        var ms = options.RetryBaseDelay.TotalMilliseconds * Math.Pow(2, Math.Min(failures, 5));
-        ms = Math.Min(ms, 30_000) * (0.8 + Random.Shared.NextDouble() * 0.4);
-        return TimeSpan.FromMilliseconds(ms);
-    }
+    /// <summary>Retry-After of a failed answer, within the shared cap (a longer one fails the push at once: HttpRetry).</summary>
+    private TimeSpan? ServerDelay(HttpResponseMessage response) => HttpRetry.CheckServerDelay(response, repository.Client.Settings.MaxRetryWait);
 
     private static bool IsRecoverable(Exception e, CancellationToken ct) =>
         !ct.IsCancellationRequested && PermanentCause(e) is null && HttpRetry.IsTransient(e, ct);

@@ -35,8 +35,12 @@ public sealed class ImagePusher
     private readonly List<(Descriptor Descriptor, byte[] Content)> _manifests = [];
     private readonly List<Descriptor> _blobs = [];
 
-    public ImagePusher(IImageSource source, Descriptor root, UploadOptions upload, int jobs, ILogger logger, ProgressReporter? progress)
+    private readonly UploadStateStore? _state;
+
+    /// <param name="state">Where chunked sessions are recorded so a later run can resume them (null: no resume across runs).</param>
+    public ImagePusher(IImageSource source, Descriptor root, UploadOptions upload, int jobs, ILogger logger, ProgressReporter? progress, UploadStateStore? state = null)
     {
+        _state = state;
         _source = source;
         _root = root;
         _upload = upload;
@@ -196,6 +200,7 @@ public sealed class ImagePusher
         {
             if (await repository.BlobExistsAsync(blob.Digest, ct).ConfigureAwait(false))
             {
+                await BlobUploader.DiscardRecordAsync(repository, _state, blob.Digest, _logger).ConfigureAwait(false);
                 Interlocked.Increment(ref stats.Present);
                 _logger.LogDebug("{Repo}: blob {Digest} already present", repository.Name, blob.Digest);
                 return;
@@ -260,7 +265,7 @@ public sealed class ImagePusher
         {
             _progress?.AddTotal(blob.Size);
             var clock = Stopwatch.StartNew();
-            var uploader = new BlobUploader(repository, _upload, _logger);
+            var uploader = new BlobUploader(repository, _upload, _logger, _state);
             long reported = 0;
             await uploader.UploadAsync(blob,
                 () => _source.OpenVerified(blob),

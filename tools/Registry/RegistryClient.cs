@@ -34,7 +34,7 @@ public sealed class RegistryClient
         _settings = settings;
         _logger = logger;
         _credentials = credentials;
-        _retry = HttpRetry.Create(settings.MaxRetries, settings.RetryBaseDelay, logger);
+        _retry = HttpRetry.Create(settings, logger);
         Auth = new RegistryAuthenticator(http, registry, reload => reload ? credentials.Refresh(registry, AuthRepository) : credentials.Get(registry, AuthRepository),
             allowHttpRealm: !settings.TlsVerify, logger);
     }

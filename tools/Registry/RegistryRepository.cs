@@ -165,7 +165,8 @@ public sealed class RegistryRepository(RegistryClient client, string repository)
             throw await RegistryErrors.ToExceptionAsync(response, ct, hint).ConfigureAwait(false);
         }
         var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-        return new ModelCar.Common.IO.StallTimeoutStream(new ResponseOwningStream(stream, response), client.Settings.StallTimeout);
+        var stall = client.Settings.StallTimeout;
+        return new ModelCar.Common.IO.StallTimeoutStream(new ResponseOwningStream(stream, response), stall, $"no data from {Redactor.Url(url)} for {stall.TotalSeconds:0} s (timeout)");
     }
 
     internal static void CheckReportedDigest(HttpResponseMessage response, Digest expected, string what)

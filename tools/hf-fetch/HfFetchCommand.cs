@@ -72,10 +72,12 @@ public static class HfFetchCommand
         };
         var chunkSize = CommonOptions.Size("--chunk-size", "Range chunk size; files of at least twice this size download in concurrent chunks (default 32M).");
         var retries = CommonOptions.Retries();
+        var stallTimeout = CommonOptions.StallTimeout();
+        var maxRetryWait = CommonOptions.MaxRetryWait();
         var tlsVerify = CommonOptions.TlsVerify();
         var caFile = CommonOptions.CaFile();
         root.Arguments.Add(repoId);
-        foreach (var option in new Option[] { dest, revision, repoType, include, exclude, endpoint, tokenFile, jobs, offline, chunkSize, retries, tlsVerify, caFile })
+        foreach (var option in new Option[] { dest, revision, repoType, include, exclude, endpoint, tokenFile, jobs, offline, chunkSize, retries, stallTimeout, maxRetryWait, tlsVerify, caFile })
         {
             root.Options.Add(option);
         }
@@ -111,10 +113,10 @@ public static class HfFetchCommand
             {
                 var hubEndpoint = HubPaths.ResolveEndpoint(ctx.Get(endpoint), env);
                 var token = HubCredentials.ResolveToken(ctx.Get(tokenFile), env);
-                var settings = CommonOptions.HttpSettingsFrom(ctx.ParseResult, tlsVerify, caFile, retries);
+                var settings = CommonOptions.HttpSettingsFrom(ctx.ParseResult, tlsVerify, caFile, retries, stallTimeout, maxRetryWait);
                 using var http = HttpClientFactory.Create(settings);
                 var client = new HubClient(http, hubEndpoint, token, settings, ctx.Logger);
-                ctx.Logger.LogDebug("endpoint {Endpoint}, {Auth}", hubEndpoint, token is null ? "anonymous" : "with a token");
+                ctx.Logger.LogDebug("endpoint {Endpoint}, {Auth}", ModelCar.Common.Logging.Redactor.Url(new Uri(hubEndpoint)), token is null ? "anonymous" : "with a token");
                 summary = await fetcher.FetchAsync(client, request, ct);
             }
             ctx.Logger.LogInformation("{Repo}@{Commit}: {Files} files, {Bytes} in {Dest} ({Downloaded} downloaded, {Skipped} files already verified)",

@@ -214,7 +214,7 @@ public static class MrRegisterCommand
             ctx.Logger.LogDebug("using the Bearer token from '{File}' ({How})", token.File, token.How);
         }
         var http = HttpClientFactory.Create(settings);
-        var retry = HttpRetry.Create(settings.MaxRetries, settings.RetryBaseDelay, ctx.Logger);
+        var retry = HttpRetry.Create(settings, ctx.Logger);
         return new ModelRegistryClient(http, server, token, retry, ctx.Logger);
     }
 

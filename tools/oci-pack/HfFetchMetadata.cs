@@ -38,7 +38,8 @@ public sealed record HfSnapshot
     {
         if (!string.IsNullOrEmpty(RepoId))
         {
-            var endpoint = string.IsNullOrEmpty(Endpoint) ? "https://huggingface.co" : Endpoint.TrimEnd('/');
+            // the annotation is public (anyone who can pull reads it): no user-info or query from the URL
+            var endpoint = string.IsNullOrEmpty(Endpoint) ? "https://huggingface.co" : ModelCar.Common.Logging.Redactor.PublicUrl(Endpoint).TrimEnd('/');
             var prefix = RepoType switch
             {
                 "dataset" => "/datasets",

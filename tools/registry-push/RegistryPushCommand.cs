@@ -84,6 +84,15 @@ public static class RegistryPushCommand
     public static readonly Option<long?> ChunkSize = CommonOptions.Size("--chunk-size",
         "Upload blobs larger than SIZE in PATCH chunks of SIZE (default: monolithic, except blobs over 10 GiB which go in 1 GiB chunks).");
 
+    public static readonly Option<int> StallTimeout = CommonOptions.StallTimeout();
+    public static readonly Option<int> MaxRetryWait = CommonOptions.MaxRetryWait();
+
+    public static readonly Option<string?> StateDir = new("--state-dir")
+    {
+        Description = "Directory for the upload state that lets a later run resume interrupted chunked uploads (default: next to the source, SOURCE.registry-push-state.json).",
+        HelpName = "DIR",
+    };
+
     public static readonly Option<string?> DigestFile = new("--digestfile")
     {
         Description = "Write the pushed manifest digest to FILE.",
@@ -93,7 +102,7 @@ public static class RegistryPushCommand
     public static RootCommand Create()
     {
         var root = ToolApp.CreateRoot("Push an OCI image (oci: layout or oci-archive:) to one or more registries.");
-        foreach (var option in new Option[] { Source, Dest, AuthFile, Login, Creds, Username, PasswordFile, TlsVerify, CaFile, Jobs, ChunkSize, MaxBlobSize, Retries, DigestFile })
+        foreach (var option in new Option[] { Source, Dest, AuthFile, Login, Creds, Username, PasswordFile, TlsVerify, CaFile, Jobs, ChunkSize, MaxBlobSize, Retries, StallTimeout, MaxRetryWait, StateDir, DigestFile })
         {
             root.Options.Add(option);
         }
@@ -117,7 +126,7 @@ public static class RegistryPushCommand
                 ctx.Logger.LogWarning("--login {Host} matches no --dest (hosts: {Hosts}): those credentials are not used", host, string.Join(", ", destinations.Select(d => d.Registry).Distinct()));
             }
         }
-        var settings = CommonOptions.HttpSettingsFrom(ctx.ParseResult, TlsVerify, CaFile, Retries);
+        var settings = CommonOptions.HttpSettingsFrom(ctx.ParseResult, TlsVerify, CaFile, Retries, StallTimeout, MaxRetryWait);
         var upload = new UploadOptions
         {
             ChunkSize = ctx.Get(ChunkSize),
@@ -139,7 +148,8 @@ public static class RegistryPushCommand
         };
         var root = source.ResolveRoot(reference);
         using var progress = new ProgressReporter(ctx.Logger, "push", 0);
-        var pusher = new ImagePusher(source, root, upload, ctx.Get(Jobs), ctx.Logger, progress);
+        var state = OpenState(ctx, sourceLocation);
+        var pusher = new ImagePusher(source, root, upload, ctx.Get(Jobs), ctx.Logger, progress, state);
         pusher.CheckSource();
         if (ctx.Get(MaxBlobSize) is { } maxBlobSize)
         {
@@ -168,6 +178,45 @@ public static class RegistryPushCommand
             Files.WriteAllTextAtomic(digestFile, root.Digest.ToString());
         }
         return ExitCodes.Ok;
+    }
+
+    /// <summary>Default state file: beside the layout directory or archive (it survives a Tekton retry with the source's workspace).</summary>
+    public static string DefaultStatePath(ImageLocation source) => source switch
+    {
+        OciLayoutLocation l => Path.TrimEndingDirectorySeparator(Path.GetFullPath(l.Path)) + ".registry-push-state.json",
+        OciArchiveLocation a => Path.GetFullPath(a.Path) + ".registry-push-state.json",
+        _ => throw new InvalidOperationException("unexpected source"),
+    };
+
+    /// <summary>
+    /// --state-dir must be writable (else exit 1). The default place next to the source may be
+    /// read-only (a read-only workspace): then one warning, and the push goes on without resume
+    /// across runs (sessions are then cancelled on failure or signal instead of kept).
+    /// </summary>
+    private static UploadStateStore? OpenState(ToolContext ctx, ImageLocation source)
+    {
+        if (ctx.Get(StateDir) is { } dir)
+        {
+            try
+            {
+                return UploadStateStore.Open(Path.Combine(dir, UploadStateStore.FileName), ctx.Logger);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+            {
+                throw new ToolException($"--state-dir '{dir}': cannot write the upload state there: {e.Message}");
+            }
+        }
+        var path = DefaultStatePath(source);
+        try
+        {
+            return UploadStateStore.Open(path, ctx.Logger);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            ctx.Logger.LogWarning("cannot write the upload state next to the source ({Path}: {Error}); an interrupted chunked upload will start over in the next run (set --state-dir to a writable directory)",
+                path, e.Message);
+            return null;
+        }
     }
 
     private static ImageLocation ParseSource(string text)

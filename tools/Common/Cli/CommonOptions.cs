@@ -37,6 +37,28 @@ public static class CommonOptions
         Validators = { r => { if (r.GetValueOrDefault<int>() is < 1 or > 64) { r.AddError("--jobs must be between 1 and 64"); } } },
     };
 
+    public const string StallTimeoutName = "--stall-timeout";
+
+    public const string MaxRetryWaitName = "--max-retry-wait";
+
+    /// <summary>Seconds without progress (no byte sent or received, no response headers) before a transfer is given up and retried.</summary>
+    public static Option<int> StallTimeout() => Seconds(StallTimeoutName,
+        $"Give up (and retry) a request that sends or receives nothing for SECONDS (default {HttpSettings.DefaultStallTimeout.TotalSeconds:0}).",
+        (int)HttpSettings.DefaultStallTimeout.TotalSeconds, min: 1);
+
+    /// <summary>The longest Retry-After a server may ask for; more fails at once.</summary>
+    public static Option<int> MaxRetryWait() => Seconds(MaxRetryWaitName,
+        $"Longest wait a server may ask for before a retry (Retry-After); a server asking for more fails at once (default {HttpSettings.DefaultMaxRetryWait.TotalSeconds:0}).",
+        (int)HttpSettings.DefaultMaxRetryWait.TotalSeconds, min: 0);
+
+    private static Option<int> Seconds(string name, string description, int defaultValue, int min) => new(name)
+    {
+        Description = description,
+        HelpName = "SECONDS",
+        DefaultValueFactory = _ => defaultValue,
+        Validators = { r => { if (r.GetValueOrDefault<int>() < min) { r.AddError($"{name} must be {min} or more (seconds)"); } } },
+    };
+
     /// <summary>A size option accepting 1048576, 64M, 64MiB, 20G.</summary>
     public static Option<long?> Size(string name, string description) => new(name)
     {
@@ -56,11 +78,14 @@ public static class CommonOptions
         return null;
     }
 
-    public static HttpSettings HttpSettingsFrom(ParseResult parse, Option<bool> tlsVerify, Option<string[]> caFiles, Option<int>? retries = null) => new()
+    public static HttpSettings HttpSettingsFrom(ParseResult parse, Option<bool> tlsVerify, Option<string[]> caFiles, Option<int>? retries = null,
+        Option<int>? stallTimeout = null, Option<int>? maxRetryWait = null) => new()
     {
         TlsVerify = parse.GetValue(tlsVerify),
         CaFiles = parse.GetValue(caFiles) ?? [],
         MaxRetries = retries is null ? 5 : parse.GetValue(retries),
         RetryBaseDelay = HttpSettings.DefaultRetryBaseDelay(),
+        StallTimeout = stallTimeout is null ? HttpSettings.DefaultStallTimeout : TimeSpan.FromSeconds(parse.GetValue(stallTimeout)),
+        MaxRetryWait = maxRetryWait is null ? HttpSettings.DefaultMaxRetryWait : TimeSpan.FromSeconds(parse.GetValue(maxRetryWait)),
     };
 }

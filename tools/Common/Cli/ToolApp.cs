@@ -41,6 +41,11 @@ public static class ToolApp
             {
                 context.Dispose(); // flushes queued log lines before the error line
             }
+            if (Find<Http.RetryWaitTooLongException>(failure) is { } tooLong && parseResult.CommandResult.Command.Options.Any(o => o.Name == CommonOptions.MaxRetryWaitName))
+            {
+                // the library says what the server asked for; the command adds which option changes the limit
+                failure = new ToolException($"{tooLong.Message} (raise {CommonOptions.MaxRetryWaitName} to wait that long)", failure);
+            }
             return failure is null ? code : Report(toolName, failure, context.Verbose, stderr, ct);
         });
     }
@@ -99,6 +104,18 @@ public static class ToolApp
             stderr.WriteLine(Redactor.Redact(ex.ToString()));
         }
         return code;
+    }
+
+    private static T? Find<T>(Exception? e) where T : Exception
+    {
+        for (; e is not null; e = e.InnerException)
+        {
+            if (e is T t)
+            {
+                return t;
+            }
+        }
+        return null;
     }
 
     /// <summary>One line naming the cause: the message chain of the exception, deduplicated.</summary>

@@ -13,13 +13,23 @@ namespace ModelCar.Common.Http;
 /// backoff with jitter, honouring Retry-After (seconds or date) and the Hub's RateLimit "t=N".
 /// 4xx answers that will not change (401 with a bad password, 404, 413) are not retried.
 /// Callers create the request inside the callback, so every attempt sends a fresh request.
+/// A server-requested wait longer than the cap (<see cref="HttpSettings.MaxRetryWait"/>) is not
+/// waited for: the request fails at once with <see cref="RetryWaitTooLongException"/>.
+/// Loops that recover a body transfer themselves (a cut upload or download continues from an
+/// offset, which a resent request cannot do) take their delays from <see cref="CheckServerDelay"/>
+/// and <see cref="Backoff"/>, so there is one backoff and one Retry-After rule.
 /// </summary>
 public static partial class HttpRetry
 {
-    public static readonly TimeSpan MaxServerDelay = TimeSpan.FromMinutes(5);
+    /// <summary>Upper bound of the exponential backoff between attempts.</summary>
+    public static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
 
-    public static ResiliencePipeline<HttpResponseMessage> Create(int maxRetries, TimeSpan baseDelay, ILogger logger)
+    public static ResiliencePipeline<HttpResponseMessage> Create(HttpSettings settings, ILogger logger) =>
+        Create(settings.MaxRetries, settings.RetryBaseDelay, logger, settings.MaxRetryWait);
+
+    public static ResiliencePipeline<HttpResponseMessage> Create(int maxRetries, TimeSpan baseDelay, ILogger logger, TimeSpan? maxRetryWait = null)
     {
+        var cap = maxRetryWait ?? HttpSettings.DefaultMaxRetryWait;
         if (maxRetries <= 0)
         {
             return ResiliencePipeline<HttpResponseMessage>.Empty;
@@ -31,8 +41,16 @@ public static partial class HttpRetry
                 BackoffType = DelayBackoffType.Exponential,
                 UseJitter = true,
                 Delay = baseDelay,
-                MaxDelay = TimeSpan.FromSeconds(30),
-                ShouldHandle = args => ValueTask.FromResult(ShouldRetry(args.Outcome, args.Context.CancellationToken)),
+                MaxDelay = MaxBackoff,
+                ShouldHandle = args =>
+                {
+                    bool retry = ShouldRetry(args.Outcome, args.Context.CancellationToken);
+                    if (retry && args.Outcome.Result is { } r)
+                    {
+                        CheckServerDelay(r, cap); // throws (and disposes r) when the server asks for more than the cap
+                    }
+                    return ValueTask.FromResult(retry);
+                },
                 DelayGenerator = args => ValueTask.FromResult(args.Outcome.Result is { } r ? ServerDelay(r) : null),
                 OnRetry = args =>
                 {
@@ -77,7 +95,32 @@ public static partial class HttpRetry
     private static bool ShouldRetry(Outcome<HttpResponseMessage> outcome, CancellationToken ct) =>
         outcome.Exception is { } e ? IsTransient(e, ct) : outcome.Result is { } r && IsTransient(r.StatusCode);
 
-    /// <summary>The delay the server asked for (Retry-After or RateLimit t=), capped; null if none.</summary>
+    /// <summary>
+    /// The server's requested delay if it is within <paramref name="cap"/>; null if it asked for none.
+    /// A longer request disposes the response and throws <see cref="RetryWaitTooLongException"/>.
+    /// </summary>
+    public static TimeSpan? CheckServerDelay(HttpResponseMessage response, TimeSpan cap)
+    {
+        var delay = ServerDelay(response);
+        if (delay is { } d && d > cap)
+        {
+            var request = response.RequestMessage;
+            var what = $"{request?.Method} {Redactor.Url(request?.RequestUri)}: {(int)response.StatusCode} {response.ReasonPhrase}";
+            response.Dispose();
+            throw new RetryWaitTooLongException(what, d, cap);
+        }
+        return delay;
+    }
+
+    /// <summary>Exponential backoff with jitter (±20 %): base × 2^attempt, at most <see cref="MaxBackoff"/>.</summary>
+    public static TimeSpan Backoff(int attempt, TimeSpan baseDelay)
+    {
+        var ms = baseDelay.TotalMilliseconds * Math.Pow(2, Math.Clamp(attempt, 0, 10));
+        ms = Math.Min(ms, MaxBackoff.TotalMilliseconds) * (0.8 + Random.Shared.NextDouble() * 0.4);
+        return TimeSpan.FromMilliseconds(ms);
+    }
+
+    /// <summary>The delay the server asked for (Retry-After or RateLimit t=), not below zero; null if none.</summary>
     public static TimeSpan? ServerDelay(HttpResponseMessage response)
     {
         TimeSpan? delay = null;
@@ -102,7 +145,7 @@ public static partial class HttpRetry
         {
             return null;
         }
-        return delay < TimeSpan.Zero ? TimeSpan.Zero : delay > MaxServerDelay ? MaxServerDelay : delay;
+        return delay < TimeSpan.Zero ? TimeSpan.Zero : delay;
     }
 
     [GeneratedRegex(@"\bt=(\d+)")]

@@ -11,8 +11,23 @@ public sealed record HttpSettings
 
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>Abort a body transfer that makes no progress for this long (instead of a total cap).</summary>
-    public TimeSpan StallTimeout { get; init; } = TimeSpan.FromSeconds(120);
+    /// <summary>Default of <see cref="StallTimeout"/> (every tool's <c>--stall-timeout</c>).</summary>
+    public static readonly TimeSpan DefaultStallTimeout = TimeSpan.FromSeconds(60);
+
+    /// <summary>Default of <see cref="MaxRetryWait"/> (every tool's <c>--max-retry-wait</c>).</summary>
+    public static readonly TimeSpan DefaultMaxRetryWait = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// Abort a body transfer that makes no progress for this long (instead of a total cap). hf-fetch
+    /// also waits at most this long for response headers (a server that accepts and never answers).
+    /// </summary>
+    public TimeSpan StallTimeout { get; init; } = DefaultStallTimeout;
+
+    /// <summary>
+    /// The longest wait a server may ask for (Retry-After, RateLimit t=) before a retry; a server
+    /// asking for more fails the request at once (<see cref="RetryWaitTooLongException"/>).
+    /// </summary>
+    public TimeSpan MaxRetryWait { get; init; } = DefaultMaxRetryWait;
 
     /// <summary>Time to wait for response headers of a request without a large body.</summary>
     public TimeSpan HeadersTimeout { get; init; } = TimeSpan.FromMinutes(5);

@@ -2,9 +2,10 @@ namespace ModelCar.Common.IO;
 
 /// <summary>
 /// Read-only wrapper over a network stream: each read must make progress within the stall
-/// timeout, else it throws <see cref="TimeoutException"/> (a retryable network failure).
+/// timeout, else it throws <see cref="TimeoutException"/> (a retryable network failure) with
+/// <paramref name="stallMessage"/> (say which URL, e.g. "no data from URL for 60 s (timeout)").
 /// </summary>
-public sealed class StallTimeoutStream(Stream inner, TimeSpan stallTimeout) : ReadOnlyWrapperStream(inner)
+public sealed class StallTimeoutStream(Stream inner, TimeSpan stallTimeout, string? stallMessage = null) : ReadOnlyWrapperStream(inner)
 {
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
@@ -17,7 +18,7 @@ public sealed class StallTimeoutStream(Stream inner, TimeSpan stallTimeout) : Re
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            throw new TimeoutException($"download stalled: no data for {stallTimeout.TotalSeconds:0} s");
+            throw new TimeoutException(stallMessage ?? $"no data for {stallTimeout.TotalSeconds:0} s (timeout)");
         }
     }
 
