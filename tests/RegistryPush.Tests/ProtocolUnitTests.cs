@@ -75,7 +75,7 @@ public sealed class ProtocolUnitTests
         var env = new Dictionary<string, string?> { ["HOME"] = "/home/u", ["XDG_RUNTIME_DIR"] = "/run/user/1", ["DOCKER_CONFIG"] = "/dc" };
         var files = AuthFileLookup.CandidateFiles(null, k => env.GetValueOrDefault(k));
         Assert.Equal(["/run/user/1/containers/auth.json", "/home/u/.config/containers/auth.json", "/dc/config.json", "/home/u/.dockercfg"], files.Select(f => f.Path));
-        Assert.True(files[^1].Legacy);
+        Assert.All(files, f => Assert.False(f.Required)); // default locations are optional
 
         env.Remove("DOCKER_CONFIG");
         env["XDG_CONFIG_HOME"] = "/cfg";
@@ -83,8 +83,12 @@ public sealed class ProtocolUnitTests
             AuthFileLookup.CandidateFiles(null, k => env.GetValueOrDefault(k)).Select(f => f.Path));
 
         env["REGISTRY_AUTH_FILE"] = "/env/auth.json";
-        Assert.Equal(["/env/auth.json"], AuthFileLookup.CandidateFiles(null, k => env.GetValueOrDefault(k)).Select(f => f.Path));
-        Assert.Equal(["/flag/auth.json"], AuthFileLookup.CandidateFiles("/flag/auth.json", k => env.GetValueOrDefault(k)).Select(f => f.Path));
+        Assert.Equal([new AuthFileCandidate("/env/auth.json", false, "REGISTRY_AUTH_FILE")], AuthFileLookup.CandidateFiles(null, k => env.GetValueOrDefault(k)));
+        Assert.Equal([new AuthFileCandidate("/flag/auth.json", true), new AuthFileCandidate("/flag/.dockercfg", true)],
+            AuthFileLookup.CandidateFiles(["/flag/auth.json", "", "/flag/.dockercfg"], k => env.GetValueOrDefault(k)));
+
+        // an arbitrary UID in a pod: no HOME, so no home-relative files (and no guessing from the passwd database)
+        Assert.Empty(AuthFileLookup.CandidateFiles(null, _ => null));
 
         Assert.Equal(["quay.io/org/team/repo", "quay.io/org/team", "quay.io/org", "quay.io"], AuthFileLookup.KeysFor("quay.io", "org/team/repo"));
         Assert.Equal("docker.io", AuthFileLookup.NormalizeKey("https://index.docker.io/v1/"));
@@ -101,7 +105,7 @@ public sealed class ProtocolUnitTests
         var second = tmp.WriteFile("second.json", $$$"""{"auths":{"other.io":{"username":"u2","password":"p2"}},"credHelpers":{"helped.io":"fake"}}""");
         var legacy = tmp.WriteFile(".dockercfg", $$$"""{"https://legacy.io":{"auth":"{{{B64("old:o")}}}"}}""");
         var helperCalls = new List<string>();
-        var lookup = new AuthFileLookup([(first, false), (tmp.Combine("missing.json"), false), (second, false), (legacy, true)], NullLogger.Instance,
+        var lookup = new AuthFileLookup([new(first, false), new(tmp.Combine("missing.json"), false), new(second, false), new(legacy, false)], NullLogger.Instance,
             (helper, host) => { helperCalls.Add($"{helper}:{host}"); return """{"ServerURL":"helped.io","Username":"hu","Secret":"hs"}"""; });
 
         Assert.Equal(("repo", "r"), Pair(lookup.Get("quay.io", "org/repo")));

@@ -54,5 +54,6 @@ public sealed record CredentialHelperOutput
 [JsonSerializable(typeof(TokenResponse))]
 [JsonSerializable(typeof(AuthConfigFile))]
 [JsonSerializable(typeof(Dictionary<string, AuthConfigEntry>))]
+[JsonSerializable(typeof(AuthConfigEntry))]
 [JsonSerializable(typeof(CredentialHelperOutput))]
 public sealed partial class RegistryJsonContext : JsonSerializerContext;

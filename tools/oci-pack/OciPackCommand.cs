@@ -47,7 +47,13 @@ public static class OciPackCommand
         var platform = new Option<string?>("--platform") { Description = "OS/ARCH[/VARIANT] to pick from a multi-arch base (default linux/amd64).", HelpName = "PLATFORM" };
         var allowNoShell = new Option<bool>("--allow-no-shell") { Description = "Only warn when the base has no sh (e.g. for KServe's oci+native image volumes)." };
         var clearEntrypoint = new Option<bool>("--clear-entrypoint") { Description = "Drop the base image's ENTRYPOINT (it would receive KServe's sh -c args)." };
-        var authFile = new Option<string?>("--authfile") { Description = "Registry credentials for a docker:// base (containers-auth.json).", HelpName = "FILE" };
+        var authFile = new Option<string[]>("--authfile")
+        {
+            Description = "Registry credentials for a docker:// base: containers-auth.json / config.json or legacy .dockercfg (repeatable, merged in order; a missing file is an error).",
+            HelpName = "FILE",
+            AllowMultipleArgumentsPerToken = false,
+            DefaultValueFactory = _ => [],
+        };
         var tlsVerify = CommonOptions.TlsVerify();
         var caFile = CommonOptions.CaFile();
         var retries = CommonOptions.Retries();
@@ -77,6 +83,8 @@ public static class OciPackCommand
             var platformSpec = ctx.Get(platform) is { } p ? PlatformSpec.Parse(p) : null;
             var destination = ParseOutput(ctx.Required(output));
             var baseLocation = ParseLocation(ctx.Required(baseImage), "--base");
+            // named auth files are read now (a missing one is an error even if the base is not docker://)
+            var credentials = new AuthFileLookup(AuthFileLookup.CandidateFiles(ctx.Get(authFile), Environment.GetEnvironmentVariable), ctx.Logger).Validate();
 
             var modelDir = ctx.Required(model).FullName;
             var filter = PathFilter.Create(ctx.Get(include) ?? [], ctx.Get(exclude) ?? []);
@@ -96,7 +104,7 @@ public static class OciPackCommand
             }
             settings = settings with { Annotations = annotations };
 
-            using var source = OpenSource(baseLocation, ctx, authFile, tlsVerify, caFile, retries);
+            using var source = OpenSource(baseLocation, ctx, credentials, tlsVerify, caFile, retries);
             var baseImg = source is null
                 ? BaseImage.Scratch(platformSpec ?? PlatformSpec.Default)
                 : BaseImage.Load(source, ReferenceOf(baseLocation), platformSpec, log);
@@ -141,14 +149,14 @@ public static class OciPackCommand
         }
     }
 
-    private static IImageSource? OpenSource(ImageLocation location, ToolContext ctx, Option<string?> authFile, Option<bool> tlsVerify, Option<string[]> caFile, Option<int> retries) => location switch
+    private static IImageSource? OpenSource(ImageLocation location, ToolContext ctx, ICredentialProvider credentials, Option<bool> tlsVerify, Option<string[]> caFile, Option<int> retries) => location switch
     {
         ScratchLocation => null,
         OciLayoutLocation l => OciLayout.Open(l.Path),
         OciArchiveLocation a => Oci.Archive.OciArchiveReader.Open(a.Path),
         RegistryLocation r => RegistryImageSource.Create(r.Reference,
             CommonOptions.HttpSettingsFrom(ctx.ParseResult, tlsVerify, caFile, retries),
-            new AuthFileLookup(AuthFileLookup.CandidateFiles(ctx.Get(authFile), Environment.GetEnvironmentVariable), ctx.Logger),
+            credentials,
             ctx.Logger),
         _ => throw new UsageException($"unsupported --base {location}"),
     };

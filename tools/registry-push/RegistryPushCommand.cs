@@ -41,25 +41,40 @@ public static class RegistryPushCommand
         AllowMultipleArgumentsPerToken = false,
     };
 
-    public static readonly Option<string?> AuthFile = new("--authfile")
+    public static readonly Option<string[]> AuthFile = new("--authfile")
     {
-        Description = "containers-auth.json / docker config.json with credentials (default: $REGISTRY_AUTH_FILE, then the standard locations).",
+        Description = "Credentials file: containers-auth.json / docker config.json ({\"auths\":…}) or legacy .dockercfg (repeatable: "
+            + "merged in order, the first file with an entry for a host wins; a missing file is an error; default: $REGISTRY_AUTH_FILE, then the standard locations).",
         HelpName = "FILE",
+        AllowMultipleArgumentsPerToken = false,
+        DefaultValueFactory = _ => [],
+    };
+
+    public static readonly Option<string[]> Login = new("--login")
+    {
+        Description = "Credentials for one registry: HOST[:PORT]=USER:PASSWORD_FILE (repeatable); the file is read again after a 401 (rotated tokens). "
+            + "Beats --creds/--username and the auth files for that host.",
+        HelpName = "HOST=USER:FILE",
+        AllowMultipleArgumentsPerToken = false,
+        DefaultValueFactory = _ => [],
     };
 
     public static readonly Option<string?> Creds = new("--creds")
     {
-        Description = "Credentials USER:PASSWORD for every destination (prefer --username with --password-file).",
+        Description = "Credentials USER:PASSWORD for every destination not named by --login (prefer --username with --password-file).",
         HelpName = "USER[:PASS]",
     };
 
-    public static readonly Option<string?> Username = new("--username") { Description = "User name (with --password-file).", HelpName = "USER" };
+    public static readonly Option<string?> Username = new("--username") { Description = "User name (with --password-file) for every destination not named by --login.", HelpName = "USER" };
 
     public static readonly Option<string?> PasswordFile = new("--password-file")
     {
         Description = "File holding the password or token; read again after a 401 in the middle of a push (rotated tokens).",
         HelpName = "FILE",
     };
+
+    public static readonly Option<long?> MaxBlobSize = CommonOptions.Size("--max-blob-size",
+        "Refuse, before uploading anything, an image with a blob larger than SIZE (e.g. 20G for quay's MAXIMUM_LAYER_SIZE; default: no limit).");
 
     public static readonly Option<bool> TlsVerify = CommonOptions.TlsVerify();
     public static readonly Option<string[]> CaFile = CommonOptions.CaFile();
@@ -78,7 +93,7 @@ public static class RegistryPushCommand
     public static RootCommand Create()
     {
         var root = ToolApp.CreateRoot("Push an OCI image (oci: layout or oci-archive:) to one or more registries.");
-        foreach (var option in new Option[] { Source, Dest, AuthFile, Creds, Username, PasswordFile, TlsVerify, CaFile, Jobs, ChunkSize, Retries, DigestFile })
+        foreach (var option in new Option[] { Source, Dest, AuthFile, Login, Creds, Username, PasswordFile, TlsVerify, CaFile, Jobs, ChunkSize, MaxBlobSize, Retries, DigestFile })
         {
             root.Options.Add(option);
         }
@@ -119,6 +134,10 @@ public static class RegistryPushCommand
         using var progress = new ProgressReporter(ctx.Logger, "push", 0);
         var pusher = new ImagePusher(source, root, upload, ctx.Get(Jobs), ctx.Logger, progress);
         pusher.CheckSource();
+        if (ctx.Get(MaxBlobSize) is { } maxBlobSize)
+        {
+            CheckBlobSizes(pusher.Blobs, maxBlobSize);
+        }
         ctx.Logger.LogInformation("pushing {Source} ({Digest}, {Blobs} blobs, {Size}) to {Count} destination(s)", source.Description, root.Digest,
             pusher.Blobs.Count, SizeParser.Format(pusher.TotalBlobBytes), destinations.Count);
 
@@ -178,15 +197,41 @@ public static class RegistryPushCommand
         }
     }
 
-    private static ICredentialProvider CredentialsFrom(ToolContext ctx)
+    /// <summary>Fails on the first blob over the limit, naming its layer title (else its digest) and the limit.</summary>
+    public static void CheckBlobSizes(IEnumerable<Descriptor> blobs, long maxBlobSize)
+    {
+        foreach (var blob in blobs.Where(b => b.Size > maxBlobSize))
+        {
+            var name = blob.Annotations is { } a && a.TryGetValue(Annotations.Title, out var title) && title.Length > 0
+                ? $"layer {title} ({blob.Digest})"
+                : $"blob {blob.Digest}";
+            throw new ToolException($"{name} is {SizeParser.Format(blob.Size)} ({blob.Size} bytes), over --max-blob-size {SizeParser.Format(maxBlobSize)} ({maxBlobSize} bytes): "
+                + "nothing was uploaded; pack the model with smaller layers or push to a registry without that limit");
+        }
+    }
+
+    /// <summary>
+    /// Credentials per destination host: a --login for that host first; else --creds or
+    /// --username/--password-file (every host) if given; else the auth files (--authfile in order,
+    /// or $REGISTRY_AUTH_FILE, or the standard locations). --creds/--username cannot be combined
+    /// with --authfile: one of the two would silently never be used for any host.
+    /// Every file the user named is read once here, so a missing one fails before any request.
+    /// </summary>
+    public static ICredentialProvider CredentialsFrom(ToolContext ctx)
     {
         var creds = ctx.Get(Creds);
         var user = ctx.Get(Username);
         var passwordFile = ctx.Get(PasswordFile);
+        var authFiles = (ctx.Get(AuthFile) ?? []).Where(f => f.Length > 0).ToList();
         if (creds is not null && (user is not null || passwordFile is not null))
         {
             throw new UsageException("--creds cannot be combined with --username/--password-file");
         }
+        if ((creds is not null || user is not null || passwordFile is not null) && authFiles.Count > 0)
+        {
+            throw new UsageException("--authfile cannot be combined with --creds or --username/--password-file (those apply to every host): use --login HOST=USER:PASSWORD_FILE for one host");
+        }
+        ICredentialProvider fallback;
         if (creds is not null)
         {
             int colon = creds.IndexOf(':');
@@ -194,22 +239,41 @@ public static class RegistryPushCommand
             {
                 throw new UsageException("--creds must be USER:PASSWORD (there is no interactive prompt; or use --username with --password-file)");
             }
-            return new ExplicitCredentialProvider(creds[..colon], creds[(colon + 1)..], null);
+            fallback = new ExplicitCredentialProvider(creds[..colon], creds[(colon + 1)..], null);
         }
-        if (user is not null || passwordFile is not null)
+        else if (user is not null || passwordFile is not null)
         {
             if (user is null || passwordFile is null)
             {
                 throw new UsageException("--username and --password-file go together");
             }
             _ = SecretFile.Read(passwordFile, "password"); // fail early if unreadable
-            return new ExplicitCredentialProvider(user, null, passwordFile);
+            fallback = new ExplicitCredentialProvider(user, null, passwordFile);
         }
-        var authFile = ctx.Get(AuthFile);
-        if (authFile is not null && !File.Exists(authFile))
+        else
         {
-            throw new ToolException($"auth file '{authFile}' does not exist");
+            fallback = new AuthFileLookup(AuthFileLookup.CandidateFiles(authFiles, Environment.GetEnvironmentVariable), ctx.Logger).Validate();
         }
-        return new AuthFileLookup(AuthFileLookup.CandidateFiles(authFile, Environment.GetEnvironmentVariable), ctx.Logger);
+
+        var perHost = new Dictionary<string, ICredentialProvider>(StringComparer.OrdinalIgnoreCase);
+        foreach (var text in ctx.Get(Login) ?? [])
+        {
+            LoginSpec login;
+            try
+            {
+                login = LoginSpec.Parse(text);
+            }
+            catch (FormatException e)
+            {
+                throw new UsageException($"--login '{text}' {e.Message}");
+            }
+            if (perHost.ContainsKey(login.Host))
+            {
+                throw new UsageException($"--login names {login.Host} twice");
+            }
+            _ = SecretFile.Read(login.PasswordFile, $"--login {login.Host} password"); // fail early if unreadable
+            perHost[login.Host] = new ExplicitCredentialProvider(login.Username, null, login.PasswordFile);
+        }
+        return perHost.Count == 0 ? fallback : new PerHostCredentialProvider(perHost, fallback);
     }
 }

@@ -6,48 +6,88 @@ using ModelCar.Common.Cli;
 namespace ModelCar.Registry.Auth;
 
 /// <summary>
-/// Credential lookup as containers-auth.json(5) describes it. Files, in order:
-/// <c>--authfile</c> or <c>$REGISTRY_AUTH_FILE</c> (when given, only that file), else
+/// Credential lookup as containers-auth.json(5) describes it. Files, in order: the
+/// <c>--authfile</c> files in the order given (each one required: a missing or unreadable one is an
+/// error), else <c>$REGISTRY_AUTH_FILE</c> (only that file; a warning if it is missing), else
 /// <c>$XDG_RUNTIME_DIR/containers/auth.json</c>, <c>$XDG_CONFIG_HOME/containers/auth.json</c>
 /// (default ~/.config), <c>$DOCKER_CONFIG/config.json</c> or <c>~/.docker/config.json</c>,
-/// and the legacy <c>~/.dockercfg</c>. In each file a <c>credHelpers</c> entry for the host comes
-/// first (<c>docker-credential-NAME get</c>), then <c>auths</c> keys from the most specific
-/// (<c>host/ns/repo</c>) to the host, then <c>credsStore</c>. The first match wins.
+/// and <c>~/.dockercfg</c> (all optional). Each file may be an auth.json / config.json
+/// (<c>{"auths": {…}}</c>) or a legacy <c>.dockercfg</c> (<c>{"host": {"auth": …}}</c>, what
+/// OpenShift's <c>&lt;sa&gt;-dockercfg-*</c> secrets hold), told apart by content. In each file a
+/// <c>credHelpers</c> entry for the host comes first (<c>docker-credential-NAME get</c>), then
+/// <c>auths</c> keys from the most specific (<c>host/ns/repo</c>) to the host, then
+/// <c>credsStore</c>. The first file with a match wins: files are merged in order.
 /// </summary>
 public sealed class AuthFileLookup : ICredentialProvider
 {
-    private readonly IReadOnlyList<(string Path, bool Legacy)> _files;
+    private readonly IReadOnlyList<AuthFileCandidate> _files;
     private readonly ILogger _logger;
     private readonly Func<string, string, string?> _runHelper;
 
-    public AuthFileLookup(IReadOnlyList<(string Path, bool Legacy)> files, ILogger logger, Func<string, string, string?>? runHelper = null)
+    public AuthFileLookup(IReadOnlyList<AuthFileCandidate> files, ILogger logger, Func<string, string, string?>? runHelper = null)
     {
         _files = files;
         _logger = logger;
         _runHelper = runHelper ?? RunCredentialHelper;
     }
 
-    public IReadOnlyList<(string Path, bool Legacy)> Files => _files;
+    public IReadOnlyList<AuthFileCandidate> Files => _files;
 
-    /// <summary>The files to search, from --authfile and the environment.</summary>
-    public static IReadOnlyList<(string Path, bool Legacy)> CandidateFiles(string? authFile, Func<string, string?> env)
+    /// <summary>
+    /// The files to search: the --authfile values in order (empty values are ignored, so an unbound
+    /// optional Tekton workspace can pass ""), else the environment's. Without HOME (an arbitrary
+    /// UID in a pod) the home-relative locations are left out.
+    /// </summary>
+    public static IReadOnlyList<AuthFileCandidate> CandidateFiles(IReadOnlyList<string>? authFiles, Func<string, string?> env)
     {
-        var explicitFile = !string.IsNullOrEmpty(authFile) ? authFile : env("REGISTRY_AUTH_FILE");
-        if (!string.IsNullOrEmpty(explicitFile))
+        var named = (authFiles ?? []).Where(f => !string.IsNullOrEmpty(f)).Select(f => new AuthFileCandidate(f, Required: true)).ToList();
+        if (named.Count > 0)
         {
-            return [(explicitFile, false)];
+            return named;
         }
-        var home = env("HOME") is { Length: > 0 } h ? h : Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
-        var files = new List<(string, bool)>();
+        if (env("REGISTRY_AUTH_FILE") is { Length: > 0 } fromEnv)
+        {
+            return [new AuthFileCandidate(fromEnv, Required: false, NamedBy: "REGISTRY_AUTH_FILE")];
+        }
+        var home = env("HOME") is { Length: > 0 } h ? h : null;
+        var files = new List<AuthFileCandidate>();
         if (env("XDG_RUNTIME_DIR") is { Length: > 0 } runtime)
         {
-            files.Add((Path.Combine(runtime, "containers", "auth.json"), false));
+            files.Add(new(Path.Combine(runtime, "containers", "auth.json"), false));
         }
-        var configHome = env("XDG_CONFIG_HOME") is { Length: > 0 } x ? x : Path.Combine(home, ".config");
-        files.Add((Path.Combine(configHome, "containers", "auth.json"), false));
-        files.Add((env("DOCKER_CONFIG") is { Length: > 0 } dc ? Path.Combine(dc, "config.json") : Path.Combine(home, ".docker", "config.json"), false));
-        files.Add((Path.Combine(home, ".dockercfg"), true));
+        if ((env("XDG_CONFIG_HOME") is { Length: > 0 } x ? x : home is null ? null : Path.Combine(home, ".config")) is { } configHome)
+        {
+            files.Add(new(Path.Combine(configHome, "containers", "auth.json"), false));
+        }
+        if ((env("DOCKER_CONFIG") is { Length: > 0 } dc ? Path.Combine(dc, "config.json") : home is null ? null : Path.Combine(home, ".docker", "config.json")) is { } dockerConfig)
+        {
+            files.Add(new(dockerConfig, false));
+        }
+        if (home is not null)
+        {
+            files.Add(new(Path.Combine(home, ".dockercfg"), false));
+        }
         return files;
+    }
+
+    /// <summary>
+    /// Reads every file once so that a required file that is missing, unreadable or not JSON fails
+    /// before anything is sent; warns about a missing $REGISTRY_AUTH_FILE.
+    /// </summary>
+    public AuthFileLookup Validate()
+    {
+        foreach (var file in _files)
+        {
+            if (file.Required)
+            {
+                _ = Load(file);
+            }
+            else if (file.NamedBy is { } namedBy && !File.Exists(file.Path))
+            {
+                _logger.LogWarning("{Variable} names {File}, which does not exist: no credentials from it", namedBy, file.Path);
+            }
+        }
+        return this;
     }
 
     /// <summary>Keys to try for a repository, most specific first: host/ns/repo, host/ns, host.</summary>
@@ -94,13 +134,13 @@ public sealed class AuthFileLookup : ICredentialProvider
 
     public Credential? Get(string registry, string repository)
     {
-        foreach (var (path, legacy) in _files)
+        foreach (var file in _files)
         {
-            if (!File.Exists(path))
+            if (!file.Required && !File.Exists(file.Path))
             {
                 continue;
             }
-            var found = FromFile(path, legacy, registry, repository);
+            var found = FromFile(file, registry, repository);
             if (found is not null)
             {
                 return found.Registered();
@@ -111,24 +151,63 @@ public sealed class AuthFileLookup : ICredentialProvider
 
     public Credential? Refresh(string registry, string repository) => Get(registry, repository);
 
-    private Credential? FromFile(string path, bool legacy, string registry, string repository)
+    /// <summary>Reads and parses one file (auth.json or legacy .dockercfg, by content).</summary>
+    private static AuthConfigFile Load(AuthFileCandidate file)
     {
-        AuthConfigFile config;
+        var path = file.Path;
         try
         {
-            var bytes = File.ReadAllBytes(path);
-            config = legacy
-                ? new AuthConfigFile { Auths = JsonSerializer.Deserialize(bytes, RegistryJsonContext.Default.DictionaryStringAuthConfigEntry) }
-                : JsonSerializer.Deserialize(bytes, RegistryJsonContext.Default.AuthConfigFile) ?? new AuthConfigFile();
+            return Parse(File.ReadAllBytes(path));
         }
         catch (JsonException e)
         {
             throw new ToolException($"auth file '{path}' is not valid JSON: {e.Message}");
         }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new ToolException($"auth file '{path}' does not exist");
+        }
         catch (UnauthorizedAccessException)
         {
             throw new ToolException($"auth file '{path}' is not readable (permission denied)");
         }
+        catch (IOException e)
+        {
+            throw new ToolException($"auth file '{path}' could not be read: {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// auth.json / config.json has "auths" (or "credHelpers"/"credsStore"); a legacy .dockercfg is
+    /// the host map itself: no such key, and host entries that are objects with "auth" or "username".
+    /// </summary>
+    public static AuthConfigFile Parse(byte[] json)
+    {
+        using var doc = JsonDocument.Parse(json);
+        var root = doc.RootElement;
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            throw new JsonException("the top level is not an object");
+        }
+        bool modern = root.TryGetProperty("auths", out _) || root.TryGetProperty("credHelpers", out _) || root.TryGetProperty("credsStore", out _);
+        bool legacy = !modern && root.EnumerateObject().Any(p => p.Value.ValueKind == JsonValueKind.Object
+            && (p.Value.TryGetProperty("auth", out _) || p.Value.TryGetProperty("username", out _)));
+        if (!legacy)
+        {
+            return root.Deserialize(RegistryJsonContext.Default.AuthConfigFile) ?? new AuthConfigFile();
+        }
+        var auths = new Dictionary<string, AuthConfigEntry>(StringComparer.Ordinal);
+        foreach (var p in root.EnumerateObject().Where(p => p.Value.ValueKind == JsonValueKind.Object))
+        {
+            auths[p.Name] = p.Value.Deserialize(RegistryJsonContext.Default.AuthConfigEntry) ?? new AuthConfigEntry();
+        }
+        return new AuthConfigFile { Auths = auths };
+    }
+
+    private Credential? FromFile(AuthFileCandidate file, string registry, string repository)
+    {
+        var path = file.Path;
+        var config = Load(file);
         if (config.CredHelpers is { } helpers && helpers.TryGetValue(registry, out var helper) && !string.IsNullOrEmpty(helper))
         {
             var viaHelper = FromHelper(helper, registry, path);
@@ -260,6 +339,9 @@ public sealed class AuthFileLookup : ICredentialProvider
         return output;
     }
 }
+
+/// <summary>One auth file to search: <paramref name="Required"/> when the user named it (--authfile).</summary>
+public sealed record AuthFileCandidate(string Path, bool Required, string? NamedBy = null);
 
 /// <summary>No credentials (anonymous).</summary>
 public sealed class AnonymousCredentialProvider : ICredentialProvider

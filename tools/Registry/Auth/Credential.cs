@@ -52,3 +52,42 @@ public sealed class ExplicitCredentialProvider : ICredentialProvider
 
     public Credential? Refresh(string registry, string repository) => _passwordFile is null ? null : Get(registry, repository);
 }
+
+/// <summary>
+/// Credentials per registry host: a host in <paramref name="perHost"/> (matched exactly, HOST or
+/// HOST:PORT, case-insensitive) uses its own provider; every other host the fallback.
+/// </summary>
+public sealed class PerHostCredentialProvider(IReadOnlyDictionary<string, ICredentialProvider> perHost, ICredentialProvider fallback) : ICredentialProvider
+{
+    private readonly Dictionary<string, ICredentialProvider> _perHost = new(perHost, StringComparer.OrdinalIgnoreCase);
+
+    public ICredentialProvider For(string registry) => _perHost.TryGetValue(registry, out var p) ? p : fallback;
+
+    public Credential? Get(string registry, string repository) => For(registry).Get(registry, repository);
+
+    public Credential? Refresh(string registry, string repository) => For(registry).Refresh(registry, repository);
+}
+
+/// <summary>Per-registry credentials HOST=USER:PASSWORD_FILE (split at the first '=', then the first ':').</summary>
+public sealed record LoginSpec(string Host, string Username, string PasswordFile)
+{
+    /// <exception cref="FormatException">Not HOST=USER:PASSWORD_FILE.</exception>
+    public static LoginSpec Parse(string text)
+    {
+        int eq = text.IndexOf('=');
+        if (eq <= 0)
+        {
+            throw new FormatException("is not HOST=USER:PASSWORD_FILE");
+        }
+        var host = AuthFileLookup.NormalizeKey(text[..eq]);
+        var rest = text[(eq + 1)..];
+        int colon = rest.IndexOf(':');
+        if (host.Length == 0 || host.Contains('/') || colon <= 0 || colon == rest.Length - 1)
+        {
+            throw new FormatException("is not HOST[:PORT]=USER:PASSWORD_FILE (a host without a path, a user name, a file)");
+        }
+        return new LoginSpec(host, rest[..colon], rest[(colon + 1)..]);
+    }
+
+    public override string ToString() => $"{Host}={Username}:{PasswordFile}";
+}
