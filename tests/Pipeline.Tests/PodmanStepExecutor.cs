@@ -95,21 +95,35 @@ internal sealed class PodmanStepExecutor(string root, IReadOnlyDictionary<string
         _ => throw new InvalidOperationException(b.Kind),
     };
 
+    /// <summary>
+    /// `podman run` as a restricted-v2 container: UID from the namespace range, GID 0 (plus the
+    /// fsGroup), read-only root with only a tmpfs /tmp, all capabilities dropped, no new privileges,
+    /// host network (the test servers listen on 127.0.0.1), no pulls.
+    /// </summary>
+    public static List<string> RestrictedRunArgs(int uid, int? fsGroup = null)
+    {
+        var args = new List<string>
+        {
+            "run", "--rm", "--pull=never", "--network=host",
+            $"--user={uid}:0",
+            "--read-only", "--read-only-tmpfs=false", "--tmpfs=/tmp:rw,mode=1777,size=256m",
+            "--cap-drop=all", "--security-opt=no-new-privileges",
+        };
+        if (fsGroup is { } g)
+        {
+            args.Add($"--group-add={g}");
+        }
+        return args;
+    }
+
     public async Task<StepOutcome> RunAsync(ResolvedStep step, int attempt, CancellationToken ct)
     {
         var n = Interlocked.Increment(ref _counter);
         var results = Path.Combine(root, "results", $"{RunId}-{step.TaskRun}-{attempt}-{n}");
         Directory.CreateDirectory(results);
         File.SetUnixFileMode(results, (UnixFileMode)0b111_111_111); // an emptyDir
-        var args = new List<string>
-        {
-            "run", "--rm", "--pull=never", "--network=host",
-            $"--user={Uid}:0", $"--group-add={FsGroup}",
-            "--read-only", "--read-only-tmpfs=false", "--tmpfs=/tmp:rw,mode=1777,size=256m",
-            "--cap-drop=all", "--security-opt=no-new-privileges",
-            "-v", $"{results}:/tekton/results",
-            "-v", $"{serviceAccountDir}:/var/run/secrets/kubernetes.io/serviceaccount:ro",
-        };
+        var args = RestrictedRunArgs(Uid, FsGroup);
+        args.AddRange(["-v", $"{results}:/tekton/results", "-v", $"{serviceAccountDir}:/var/run/secrets/kubernetes.io/serviceaccount:ro"]);
         foreach (var (binding, decl) in step.Mounts)
         {
             string host;

@@ -263,4 +263,23 @@ public class TektonContractTests
             Assert.Contains("--tls-verify=$(params.tls-verify)", step.Args);
         }
     }
+
+    /// <summary>The registry-push README's "what the Tekton push task does" is the push step of the quantized run, arg for arg.</summary>
+    [Fact]
+    public void Registry_push_readme_example_is_what_the_push_task_runs()
+    {
+        var readme = File.ReadAllLines(Path.Combine(TestSupport.RepoPaths.Root, "tools", "registry-push", "README.md"));
+        int at = Array.FindIndex(readme, l => l.StartsWith("# what the Tekton push task", StringComparison.Ordinal));
+        Assert.True(at >= 0, "the example is missing");
+        var lines = readme.Skip(at + 1).SkipWhile(l => l.StartsWith('#')).TakeWhile(l => l.Trim().Length > 0 && !l.StartsWith("```", StringComparison.Ordinal));
+        var words = string.Join(" ", lines.Select(l => l.TrimEnd('\\', ' '))).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("registry-push", words[0]);
+
+        var run = TektonEngine.LoadRun(TektonYaml.Load(Path.Combine(TektonYaml.Dir("runs"), "modelcar-build-quantized.yaml")));
+        var pipeline = TektonEngine.LoadPipeline(TektonYaml.Load(Path.Combine(TektonYaml.Dir("pipelines"), "modelcar-build.yaml")));
+        var pipelineParams = pipeline.Params.ToDictionary(p => p.Name, p => run.Params.TryGetValue(p.Name, out var v) ? v : p.Default!);
+        var results = pipeline.Tasks.ToDictionary(t => t.Name, t => (IReadOnlyDictionary<string, string>)new Dictionary<string, string>());
+        var step = Assert.Single(TektonEngine.ResolveTaskRun(pipeline.Tasks.Single(t => t.Name == "push"), pipelineParams, run, LoadTasks(), results));
+        Assert.Equal(step.Args, words[1..]);
+    }
 }
