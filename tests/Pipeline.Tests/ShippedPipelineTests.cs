@@ -87,7 +87,7 @@ public class ShippedPipelineTests
         var quayAuthFile = tmp.WriteFile("quay-auth.json", quayAuth);
 
         var hub = new FakeHub(TestCerts.CreateServerCertificate(ca));
-        var hfToken = "hf_" + Guid.NewGuid().ToString("N");
+        var hfToken = "approved-hf_" + Guid.NewGuid().ToString("N"); // FakeHub: an account that accepted the terms
         hub.ValidTokens.Add(hfToken);
         var mr = await FakeModelRegistry.StartAsync(TestCerts.CreateServerCertificate(ca));
         mr.Token = saToken;
