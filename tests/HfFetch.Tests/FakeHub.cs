@@ -19,6 +19,9 @@ public sealed class FakeFile(string path, byte[] content, bool lfs)
     public string Path { get; } = path;
     public byte[] Content { get; set; } = content;
     public bool Lfs { get; } = lfs;
+
+    /// <summary>The LFS size the tree listing claims (default: the real size), e.g. one no disk can hold.</summary>
+    public long? ClaimedSize { get; set; }
     public string Sha256 => Convert.ToHexStringLower(SHA256.HashData(Content));
     public string GitOid => FakeHub.GitOid(Lfs ? Encoding.ASCII.GetBytes(Pointer) : Content);
     public string Pointer => $"version https://git-lfs.github.com/spec/v1\noid sha256:{Sha256}\nsize {Content.Length}\n";
@@ -342,7 +345,7 @@ public sealed class FakeHub : IAsyncDisposable
             var e = new Dictionary<string, object> { ["type"] = "file", ["oid"] = f.GitOid, ["size"] = f.Lfs ? Encoding.ASCII.GetByteCount(f.Pointer) : f.Content.Length, ["path"] = f.Path };
             if (f.Lfs)
             {
-                e["lfs"] = new Dictionary<string, object> { ["oid"] = f.Sha256, ["size"] = f.Content.Length, ["pointerSize"] = Encoding.ASCII.GetByteCount(f.Pointer) };
+                e["lfs"] = new Dictionary<string, object> { ["oid"] = f.Sha256, ["size"] = f.ClaimedSize ?? f.Content.Length, ["pointerSize"] = Encoding.ASCII.GetByteCount(f.Pointer) };
                 e["xetHash"] = new string('e', 64);
             }
             entries.Add(e);

@@ -432,3 +432,47 @@ public sealed class RegisterToolTests
         Assert.Contains("registered_model?name=granite-3.1-8b", r.StdErr);
     }
 }
+
+/// <summary>
+/// Issue 11: what the pipeline registers — the HF commit and the image digest as artifact properties,
+/// the uri pinned by digest — over TLS with the CA file, as an arbitrary UID without HOME.
+/// </summary>
+public sealed class PipelinePropertiesTests
+{
+    [Fact]
+    public async Task Hf_commit_and_image_digest_are_string_properties_and_a_new_digest_needs_update()
+    {
+        var (cert, caPem) = TestCerts.Create();
+        using var _ = cert;
+        await using var fake = await FakeModelRegistry.StartAsync(cert);
+        using var dir = new TempDir("mr-props");
+        var caFile = dir.WriteFile("service-ca.crt", caPem);
+        ArbitraryUid.AllowRead(caFile);
+        using var sandbox = new ArbitraryUid();
+        const string commit = "0123456789abcdef0123456789abcdef01234567";
+        var digest1 = "sha256:" + new string('a', 64);
+        var digest2 = "sha256:" + new string('b', 64);
+        List<string> Args(string digest) => Tool.Args(fake, "register", "--model-name", "granite-3.1-8b", "--version-name", "w4a16-2501",
+            "--uri", $"oci://quay.io/org/granite@{digest}", "--property", $"hf.commit={commit}", "--property", $"oci.image.digest={digest}",
+            "--property", "hf.repo=ibm-granite/granite-3.1-8b", "--ca-file", caFile);
+
+        var r = await sandbox.RunAsync(Tool.Name, Args(digest1), Tool.Env());
+        Assert.True(r.ExitCode == 0, r.ToString());
+        var artifact = Assert.Single(fake.Artifacts);
+        Assert.Equal($"oci://quay.io/org/granite@{digest1}", (string)artifact["uri"]!);
+        var props = artifact["customProperties"]!.AsObject();
+        Assert.Equal($$"""{"metadataType":"MetadataStringValue","string_value":"{{commit}}"}""", props["hf.commit"]!.ToJsonString());
+        Assert.Equal($$"""{"metadataType":"MetadataStringValue","string_value":"{{digest1}}"}""", props["oci.image.digest"]!.ToJsonString());
+
+        // a re-run after a rebuild: the uri (pinned) and the digest property change together; --update applies both
+        var refused = await sandbox.RunAsync(Tool.Name, Args(digest2), Tool.Env());
+        Assert.Equal(1, refused.ExitCode);
+        var updated = await sandbox.RunAsync(Tool.Name, [.. Args(digest2), "--update"], Tool.Env());
+        Assert.True(updated.ExitCode == 0, updated.ToString());
+        artifact = Assert.Single(fake.Artifacts);
+        Assert.Equal($"oci://quay.io/org/granite@{digest2}", (string)artifact["uri"]!);
+        Assert.Equal(digest2, (string)artifact["customProperties"]!["oci.image.digest"]!["string_value"]!);
+        Assert.Equal(commit, (string)artifact["customProperties"]!["hf.commit"]!["string_value"]!);
+        sandbox.AssertNothingWritten();
+    }
+}

@@ -21,7 +21,7 @@ public sealed class RegistryBaseTests : IDisposable
 
         var baseDir = _dir.Combine("base");
         Directory.CreateDirectory(baseDir);
-        TestBases.WriteLayout(baseDir, "1", TestBases.BusyboxLayer(), gzip: true);
+        var baseDigest = TestBases.WriteLayout(baseDir, "1", TestBases.BusyboxLayer(), gzip: true);
         var push = await PeerTools.RunAsync("skopeo", ["copy", "--preserve-digests", "--dest-tls-verify=false", "--dest-creds", $"{user}:{password}",
             $"oci:{baseDir}:1", $"docker://{registry.HostPort}/base/busybox:1"]);
         Assert.True(push.ExitCode == 0, push.ToString());
@@ -39,6 +39,21 @@ public sealed class RegistryBaseTests : IDisposable
         Assert.True(remote.ExitCode == 0, remote.ToString());
         Assert.Equal(local.StdOut, remote.StdOut);
         Assert.DoesNotContain(password, remote.AllOutput);
+
+        // the base pinned by digest, with the credentials in a legacy .dockercfg (OpenShift's SA secret format)
+        Assert.StartsWith("sha256:", baseDigest);
+        var dockercfg = _dir.WriteFile("sa-secret/.dockercfg",
+            "{\"" + registry.HostPort + "\":{\"auth\":\"" + Convert.ToBase64String(Encoding.UTF8.GetBytes($"{user}:{password}")) + "\",\"email\":\"sa@example.org\"}}");
+        var pinned = await ToolRunner.RunAsync("oci-pack", "--model", model, "--base", $"docker://{registry.HostPort}/base/busybox@{baseDigest}",
+            "--tls-verify=false", "--authfile", dockercfg, "--output", $"oci:{_dir.Combine("pinned")}");
+        Assert.True(pinned.ExitCode == 0, pinned.ToString());
+        Assert.Equal(local.StdOut, pinned.StdOut);
+        var otherDigest = "sha256:" + new string('0', 64);
+        var unknown = await ToolRunner.RunAsync("oci-pack", "--model", model, "--base", $"docker://{registry.HostPort}/base/busybox@{otherDigest}",
+            "--tls-verify=false", "--authfile", dockercfg, "--output", $"oci:{_dir.Combine("unknown")}");
+        Assert.Equal(1, unknown.ExitCode);
+        Assert.Contains(otherDigest, unknown.StdErr);
+        Assert.False(Directory.Exists(_dir.Combine("unknown")));
 
         // the packed image pushed with registry-push and pulled back by skopeo keeps its digest
         var push2 = await ToolRunner.RunAsync("registry-push", "--source", $"oci:{_dir.Combine("a")}", "--dest", $"docker://{registry.HostPort}/models/tiny:v1",

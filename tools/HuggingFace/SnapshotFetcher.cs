@@ -33,6 +33,9 @@ public sealed record FetchSummary(string Commit, int Files, long Bytes, long Dow
 /// </summary>
 public sealed class SnapshotFetcher(ILogger logger)
 {
+    /// <summary>Free bytes on the file system of a directory (tests replace it); default statvfs.</summary>
+    public Func<string, long>? AvailableSpace { get; init; }
+
     public async Task<FetchSummary> FetchAsync(HubClient client, FetchRequest request, CancellationToken ct)
     {
         var store = new LocalState(request.Dest);
@@ -52,6 +55,13 @@ public sealed class SnapshotFetcher(ILogger logger)
                 : $"no file of {request.RepoId}@{commit} matches the --include/--exclude patterns ({tree.Count(e => e.IsFile)} files in the repo)");
         }
 
+        foreach (var dup in DuplicateWeights.Find(plans.Select(p => p.RepoPath)))
+        {
+            logger.LogWarning("{Repo}: the selection holds the sharded Hugging Face weights and {What} ({Count} files, {Size}, e.g. {Example}): "
+                + "the same weights twice; exclude '{Pattern}' to avoid it",
+                request.RepoId, dup.Description, dup.Files.Count, SizeParser.Format(plans.Where(p => dup.Files.Contains(p.RepoPath)).Sum(p => p.Size)), dup.Files[0], dup.ExcludePattern);
+        }
+
         // DIR no longer holds a complete snapshot until this run ends: oci-pack and --offline must not trust an old one
         store.DeleteSnapshot();
         var pending = plans.Where(p => !store.IsRecordedVerified(p)).ToList();
@@ -59,6 +69,13 @@ public sealed class SnapshotFetcher(ILogger logger)
         long toFetch = pending.Sum(p => p.Size);
         logger.LogInformation("{Files} files, {Bytes}: {Skipped} already verified here, {Pending} to check or fetch ({PendingBytes})",
             plans.Count, SizeParser.Format(plans.Sum(p => p.Size)), skipped, pending.Count, SizeParser.Format(toFetch));
+        if (pending.Count > 0)
+        {
+            long needed = DiskSpace.StillNeeded(store, pending);
+            long available = (AvailableSpace ?? DiskSpace.Available)(store.Root);
+            logger.LogDebug("free space under {Dest}: {Needed} needed, {Available} available", store.Root, SizeParser.Format(needed), SizeParser.Format(available));
+            DiskSpace.Check(store.Root, needed, available);
+        }
 
         long downloaded = 0;
         int reused = 0;

@@ -18,9 +18,12 @@ public static class OciPackCommand
     {
         public const string ImageDigest = "IMAGE_DIGEST";
         public const string ImageSize = "IMAGE_SIZE";
+
+        /// <summary>The --output location pinned to the digest: oci:DIR@sha256:… or oci-archive:FILE@sha256:… (no registry URL exists yet).</summary>
+        public const string ImageUrl = "IMAGE_URL";
     }
 
-    public static IReadOnlyList<string> ResultNames { get; } = [Result.ImageDigest, Result.ImageSize];
+    public static IReadOnlyList<string> ResultNames { get; } = [Result.ImageDigest, Result.ImageUrl, Result.ImageSize];
 
     public const string Name = "oci-pack";
     public const long DefaultLayerThreshold = 16L << 20;
@@ -121,6 +124,7 @@ public static class OciPackCommand
             log.LogInformation("wrote {Output}: manifest {Digest}, {Layers} model layers, image {Size}", destination, result.Manifest.Digest, result.ModelLayers, SizeParser.Format(result.ImageSize));
             ctx.WriteResult(result.Manifest.Digest.ToString());
             ctx.Results.Write(Result.ImageDigest, result.Manifest.Digest.ToString());
+            ctx.Results.Write(Result.ImageUrl, ImageUrlOf(destination, result.Manifest.Digest));
             ctx.Results.Write(Result.ImageSize, result.ImageSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
             return ExitCodes.Ok;
         });
@@ -169,6 +173,14 @@ public static class OciPackCommand
     };
 
     private static string? TagOf(ImageLocation location) => ReferenceOf(location);
+
+    /// <summary>IMAGE_URL for a local output: the transport and path, pinned by digest (the tag is dropped, as registry-push pins HOST/REPO@digest).</summary>
+    public static string ImageUrlOf(ImageLocation destination, Digest digest) => destination switch
+    {
+        OciLayoutLocation l => $"oci:{l.Path}@{digest}",
+        OciArchiveLocation a => $"oci-archive:{a.Path}@{digest}",
+        _ => destination.ToString(),
+    };
 
     private static ImageLocation ParseLocation(string text, string option)
     {

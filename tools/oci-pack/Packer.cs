@@ -26,6 +26,12 @@ public sealed record PackResult(Descriptor Manifest, long ImageSize, int ModelLa
 public static class Packer
 {
     /// <summary>
+    /// Quay's default MAXIMUM_LAYER_SIZE "20G", checked against the running total of one blob upload.
+    /// Read as 20·10^9 bytes (the smaller reading of "20G"), so the warning is never late.
+    /// </summary>
+    public const long QuayDefaultMaxLayerBytes = 20_000_000_000;
+
+    /// <summary>
     /// Model layers: one per file of at least the threshold (title = its path in the image), and
     /// one for everything else — small files, symlinks — titled with the models path. Every layer
     /// carries the parent directories of its entries (0755), so each unpacks on its own. Entries
@@ -47,6 +53,9 @@ public static class Packer
         }
         return plans;
     }
+
+    /// <summary>The planned layers quay's default limit would refuse.</summary>
+    public static IEnumerable<LayerPlan> OverQuayDefaultLimit(IEnumerable<LayerPlan> plans) => plans.Where(p => p.TarSize > QuayDefaultMaxLayerBytes);
 
     public static LayerEntryAttributes Attributes(PackSettings settings) =>
         new() { Uid = settings.Uid, Gid = settings.Gid, ModificationTime = settings.Created };
@@ -74,6 +83,12 @@ public static class Packer
     public static async Task<PackResult> PackAsync(ModelTree tree, BaseImage baseImage, IImageSink sink, PackSettings settings, int jobs, ILogger logger, CancellationToken ct)
     {
         var plans = Plan(tree, settings);
+        foreach (var big in OverQuayDefaultLimit(plans))
+        {
+            logger.LogWarning("layer {Title} will be {Size} ({Bytes} bytes), over quay's default MAXIMUM_LAYER_SIZE 20G ({Limit} bytes): quay will refuse it; "
+                + "leave duplicate weights out (--exclude) or push to a registry without that limit",
+                big.Title, SizeParser.Format(big.TarSize), big.TarSize, QuayDefaultMaxLayerBytes);
+        }
         long baseBytes = baseImage.Layers.Sum(l => l.Size);
         logger.LogInformation("packing {Files} entries ({Size}) from {Model} into {Layers} layers on {Base} ({BaseLayers} layers, {BaseSize}) -> {Output}",
             tree.Entries.Count, SizeParser.Format(tree.TotalBytes), tree.Root, plans.Count, baseImage.Description, baseImage.Layers.Count, SizeParser.Format(baseBytes), sink.Description);

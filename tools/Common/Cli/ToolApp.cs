@@ -50,6 +50,7 @@ public static class ToolApp
     {
         stdout ??= Console.Out;
         stderr ??= Console.Error;
+        ProcessEnvironment.EnsureHome();
         ParseResult parseResult = root.Parse(args);
         if (parseResult.Errors.Count > 0)
         {
