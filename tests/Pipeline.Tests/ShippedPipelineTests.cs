@@ -167,7 +167,9 @@ public class ShippedPipelineTests
         return run with { Params = parameters, Workspaces = workspaces };
     }
 
-    private static string Param(PipelineRunDef run, string name) => run.Params[name].String!;
+    /// <summary>A pipeline param's value in this run (the run's, else the Pipeline's default).</summary>
+    private static string Param(PipelineRunDef run, string name) =>
+        run.Params.TryGetValue(name, out var v) ? v.String! : LoadShipped().Pipeline.Params.Single(p => p.Name == name).Default!.String!;
 
     private static async Task<PipelineRunResult> RunAsync(PipelineRunDef run, PodmanStepExecutor executor)
     {
@@ -259,8 +261,21 @@ public class ShippedPipelineTests
         var manifest = await PeerTools.RunAsync("skopeo", ["inspect", "--raw", $"oci:{imageDir}:{Param(run, "version-name")}"]);
         Assert.True(manifest.ExitCode == 0, manifest.ToString());
         Assert.Equal(digest, Sha256Hex(manifest.StdOut));
-        Assert.DoesNotContain("consolidated", manifest.StdOut);
-        Assert.Contains("model-00001-of-00002.safetensors", manifest.StdOut);
+        var entries = new List<string>();
+        foreach (var layer in JsonNode.Parse(manifest.StdOut)!["layers"]!.AsArray())
+        {
+            var blob = Path.Combine(imageDir, "blobs", "sha256", layer!["digest"]!.GetValue<string>()["sha256:".Length..]);
+            using var reader = new System.Formats.Tar.TarReader(File.OpenRead(blob));
+            while (reader.GetNextEntry() is { } entry)
+            {
+                entries.Add(entry.Name);
+            }
+        }
+        foreach (var path in kept.Keys)
+        {
+            Assert.Contains(entries, e => e.TrimStart('.', '/') == "models/" + path);
+        }
+        Assert.DoesNotContain(entries, e => e.Contains("consolidated", StringComparison.Ordinal) || e.Contains("original", StringComparison.Ordinal));
 
         // written by the namespace's UID with GID 0, readable by any UID
         var stat = await PeerTools.RunAsync("stat", ["-c", "%u %g %a", Path.Combine(executor.PvcDir(run.Workspaces.Single(w => w.Name == "model")), "model", "config.json")]);
