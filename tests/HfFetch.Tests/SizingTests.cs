@@ -85,7 +85,7 @@ public sealed class SizingTests : IAsyncLifetime
         var r = await ToolRunner.RunAsync("hf-fetch", ["org/huge", "--dest", _dir.Combine("huge"), "--endpoint", _hub.Endpoint], Env);
         Assert.Equal(1, r.ExitCode);
         var line = r.StdErr.Split('\n').Single(l => l.StartsWith("hf-fetch: error:", StringComparison.Ordinal));
-        Assert.Matches(@"not enough free space under .*huge: 4\.0 PiB \(4503599627370498 bytes\) still to download, .* \(\d+ bytes\) available", line);
+        Assert.Matches(@"not enough free space under .*huge: 4096\.0 TiB \(4503599627370498 bytes\) still to download, .* \(\d+ bytes\) available", line);
         Assert.Empty(_hub.Resolves); // nothing was downloaded
     }
 

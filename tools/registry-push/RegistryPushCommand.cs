@@ -74,7 +74,7 @@ public static class RegistryPushCommand
     };
 
     public static readonly Option<long?> MaxBlobSize = CommonOptions.Size("--max-blob-size",
-        "Refuse, before uploading anything, an image with a blob larger than SIZE (e.g. 20G for quay's MAXIMUM_LAYER_SIZE; default: no limit).");
+        "Refuse, before uploading anything, an image with a blob larger than SIZE (default: no limit; for a default quay, whose MAXIMUM_LAYER_SIZE 20G means 20000000000 bytes, pass 20000000000).");
 
     public static readonly Option<bool> TlsVerify = CommonOptions.TlsVerify();
     public static readonly Option<string[]> CaFile = CommonOptions.CaFile();
