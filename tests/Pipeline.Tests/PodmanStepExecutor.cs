@@ -87,6 +87,9 @@ internal sealed class PodmanStepExecutor(string root, IReadOnlyDictionary<string
 
     public List<string> CommandLines { get; } = [];
 
+    /// <summary>Called before each TaskRun attempt (task name, 0-based attempt): for faults between retries.</summary>
+    public Action<string, int>? BeforeAttempt { get; set; }
+
     /// <summary>Host folder of a PVC: a per-run folder for a volumeClaimTemplate, a fixed one for a claim name.</summary>
     public string PvcDir(WorkspaceBinding b) => b.Kind switch
     {
@@ -118,6 +121,7 @@ internal sealed class PodmanStepExecutor(string root, IReadOnlyDictionary<string
 
     public async Task<StepOutcome> RunAsync(ResolvedStep step, int attempt, CancellationToken ct)
     {
+        BeforeAttempt?.Invoke(step.TaskRun, attempt);
         var n = Interlocked.Increment(ref _counter);
         var results = Path.Combine(root, "results", $"{RunId}-{step.TaskRun}-{attempt}-{n}");
         Directory.CreateDirectory(results);

@@ -292,8 +292,21 @@ public class ShippedPipelineTests
         Assert.Equal("persistentVolumeClaim", model.Kind);
         var (_, kept, excluded) = AddMistralRepo(c.Hub, Param(run, "repo-id"), 20);
         var executor = new PodmanStepExecutor(c.Tmp.Combine("cluster"), c.Secrets, c.SaDir) { RunId = "cached-1" };
+        // the first push attempt has a token the internal registry refuses (401): the task fails and
+        // Tekton's retry (same PVC) pushes again, with the rotated token
+        var tokenFile = Path.Combine(c.SaDir, "token");
+        executor.BeforeAttempt = (task, attempt) =>
+        {
+            if (task == "push")
+            {
+                File.WriteAllText(tokenFile, attempt == 0 ? "a-token-the-registry-refuses" : c.SaToken);
+            }
+        };
 
         var first = await RunAsync(run, executor);
+        executor.BeforeAttempt = null;
+        Assert.Equal(2, first.TaskRuns["push"].Attempts);
+        Assert.Contains("401", first.TaskRuns["push"].Outcomes[0].Log);
         var digest = first.Results["IMAGE_DIGEST"];
         await AssertBothRegistriesHold(c, run, digest);
         long served = kept.Keys.Sum(c.Hub.Served);
