@@ -147,6 +147,17 @@ public sealed class CredentialOptionsTests
         Assert.Contains("'big' is not a size", size.StdErr);
     }
 
+    [Fact]
+    public async Task A_login_for_a_host_no_dest_names_is_a_warning()
+    {
+        using var tmp = new TempDir();
+        var token = tmp.WriteFile("token", "t");
+        // the published binary: logs go to the process's stderr
+        var r = await PushTests.Push("--source", $"oci:{tmp.Combine("no-layout")}", "--dest", "docker://reg.example:5000/a/b:v1", "--login", $"reg.example=u:{token}");
+        Assert.Equal(1, r.ExitCode); // the missing layout
+        Assert.Contains("--login reg.example matches no --dest (hosts: reg.example:5000): those credentials are not used", r.StdErr);
+    }
+
     /// <summary>
     /// Two registries in one process, each with its own credentials: one from a legacy .dockercfg
     /// given to --authfile, one from --login with a token file that rotates (re-read after a 401).

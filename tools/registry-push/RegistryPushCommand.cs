@@ -110,6 +110,13 @@ public static class RegistryPushCommand
             throw new UsageException("at least one --dest is required");
         }
         var credentials = CredentialsFrom(ctx);
+        if (credentials is PerHostCredentialProvider perHost)
+        {
+            foreach (var host in perHost.Hosts.Where(h => !destinations.Any(d => string.Equals(d.Registry, h, StringComparison.OrdinalIgnoreCase))))
+            {
+                ctx.Logger.LogWarning("--login {Host} matches no --dest (hosts: {Hosts}): those credentials are not used", host, string.Join(", ", destinations.Select(d => d.Registry).Distinct()));
+            }
+        }
         var settings = CommonOptions.HttpSettingsFrom(ctx.ParseResult, TlsVerify, CaFile, Retries);
         var upload = new UploadOptions
         {

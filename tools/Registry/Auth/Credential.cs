@@ -61,6 +61,8 @@ public sealed class PerHostCredentialProvider(IReadOnlyDictionary<string, ICrede
 {
     private readonly Dictionary<string, ICredentialProvider> _perHost = new(perHost, StringComparer.OrdinalIgnoreCase);
 
+    public IReadOnlyCollection<string> Hosts => _perHost.Keys;
+
     public ICredentialProvider For(string registry) => _perHost.TryGetValue(registry, out var p) ? p : fallback;
 
     public Credential? Get(string registry, string repository) => For(registry).Get(registry, repository);
