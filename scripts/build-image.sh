@@ -1,8 +1,19 @@
 #!/usr/bin/env bash
 # Builds the builder image with podman, offline: the binaries come from ./build.sh (BINARIES=prebuilt)
-# and, unless RUNTIME_IMAGE is given, the runtime base is assembled from this host's own glibc,
-# OpenSSL 3 and CA bundle as a FROM-scratch image (what ubi-micro provides, nothing more).
+# and, unless RUNTIME_IMAGE is given, the runtime base is a FROM-scratch stand-in for
+# ubi9/ubi-minimal holding exactly the files of it the tools use, at ubi-minimal's paths:
+#   glibc            /usr/lib64/{ld-linux-x86-64.so.2,libc.so.6,libm.so.6}, /lib64 -> usr/lib64,
+#                    /etc/ld.so.conf + /etc/ld.so.cache
+#   openssl-libs     /usr/lib64/{libssl.so.3,libcrypto.so.3}
+#   ca-certificates  /etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem, the links
+#                    /etc/pki/tls/certs/ca-bundle.crt, /etc/pki/tls/cert.pem, /etc/ssl/certs -> ../pki/tls/certs
+#   setup/filesystem /etc/passwd, /etc/group (root only: no user 1001), /tmp (1777)
+# plus one link ubi-minimal does not need: /usr/lib/ssl/{cert.pem,certs} -> the bundle, because
+# the copied libcrypto is this host's (Debian's, OPENSSLDIR=/usr/lib/ssl) where ubi-minimal's looks
+# in /etc/pki/tls. No shell, no package manager: what the tools do not load is not there, so a
+# missing runtime dependency fails here as it would on ubi-minimal (BuilderImageTests lists the files).
 # Usage: scripts/build-image.sh [TAG]        (default localhost/modelcar-tools:dev)
+#        RUNTIME_IMAGE=registry.access.redhat.com/ubi9/ubi-minimal:latest scripts/build-image.sh   (the real base)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tag="${1:-localhost/modelcar-tools:dev}"
@@ -10,21 +21,28 @@ cd "$here"
 [ -x out/bin/oci-pack ] || ./build.sh
 runtime="${RUNTIME_IMAGE:-}"
 if [ -z "$runtime" ]; then
-  runtime="localhost/modelcar-runtime-base:host"
+  runtime="localhost/modelcar-runtime-base:ubi-minimal-files"
   if ! podman image exists "$runtime"; then
     ctx="$(mktemp -d)"; trap 'rm -rf "$ctx"' EXIT
-    mkdir -p "$ctx/root/etc/ssl/certs" "$ctx/root/tmp"
-    chmod 1777 "$ctx/root/tmp"
-    libs=(/lib64/ld-linux-x86-64.so.2)
-    for l in libc.so.6 libm.so.6 libssl.so.3 libcrypto.so.3; do
-      p="$(ldconfig -p | awk -v l="$l" '$1 == l && /x86-64|x86_64|AArch64/ { print $NF; exit }')"
+    r="$ctx/root"
+    mkdir -p "$r/usr/lib64" "$r/usr/lib/ssl" "$r/etc/pki/ca-trust/extracted/pem" "$r/etc/pki/tls/certs" "$r/etc/ssl" "$r/tmp"
+    chmod 1777 "$r/tmp"
+    ln -s usr/lib64 "$r/lib64"
+    for l in ld-linux-x86-64.so.2 libc.so.6 libm.so.6 libssl.so.3 libcrypto.so.3; do
+      p="$(ldconfig -p | awk -v l="$l" '$1 == l && /x86-64|x86_64/ { print $NF; exit }')"
       [ -n "$p" ] || { echo "build-image.sh: $l not found on this host" >&2; exit 1; }
-      libs+=("$p")
+      cp -L "$p" "$r/usr/lib64/$l"
     done
-    for l in "${libs[@]}"; do mkdir -p "$ctx/root$(dirname "$l")"; cp -L "$l" "$ctx/root$l"; done
-    cp -L /etc/ssl/certs/ca-certificates.crt "$ctx/root/etc/ssl/certs/ca-certificates.crt"
-    printf 'root:x:0:0:root:/root:/sbin/nologin\ndefault:x:1001:0:default user:/tmp:/sbin/nologin\n' >"$ctx/root/etc/passwd"
-    printf 'root:x:0:\n' >"$ctx/root/etc/group"
+    printf '/usr/lib64\n' >"$r/etc/ld.so.conf"
+    ldconfig -r "$r"
+    cp -L /etc/ssl/certs/ca-certificates.crt "$r/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem"
+    ln -s ../../ca-trust/extracted/pem/tls-ca-bundle.pem "$r/etc/pki/tls/certs/ca-bundle.crt"
+    ln -s certs/ca-bundle.crt "$r/etc/pki/tls/cert.pem"
+    ln -s ../pki/tls/certs "$r/etc/ssl/certs"
+    ln -s /etc/pki/tls/cert.pem "$r/usr/lib/ssl/cert.pem"
+    ln -s /etc/pki/tls/certs "$r/usr/lib/ssl/certs"
+    printf 'root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:Kernel Overflow User:/:/sbin/nologin\n' >"$r/etc/passwd"
+    printf 'root:x:0:\nnobody:x:65534:\n' >"$r/etc/group"
     printf 'FROM scratch\nCOPY root/ /\n' >"$ctx/Containerfile"
     podman build -q -t "$runtime" "$ctx" >/dev/null
   fi

@@ -65,14 +65,16 @@ public sealed class FakeHub : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly ConcurrentDictionary<string, int> _requestCounts = new();
 
-    public FakeHub()
+    /// <param name="tls">Serve https on both origins with this certificate (e.g. signed by a test CA).</param>
+    public FakeHub(System.Security.Cryptography.X509Certificates.X509Certificate2? tls = null)
     {
+        Scheme = tls is null ? "http" : "https";
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.UseKestrel(o =>
         {
-            o.Listen(IPAddress.Loopback, 0);
-            o.Listen(IPAddress.Loopback, 0);
+            o.Listen(IPAddress.Loopback, 0, l => { if (tls is not null) { l.UseHttps(tls); } });
+            o.Listen(IPAddress.Loopback, 0, l => { if (tls is not null) { l.UseHttps(tls); } });
             o.Limits.MaxResponseBufferSize = 1 << 20;
         });
         _app = builder.Build();
@@ -86,7 +88,8 @@ public sealed class FakeHub : IAsyncDisposable
 
     public int HubPort { get; }
     public int CdnPort { get; }
-    public string Endpoint => $"http://127.0.0.1:{HubPort}";
+    public string Scheme { get; }
+    public string Endpoint => $"{Scheme}://127.0.0.1:{HubPort}";
     public List<FakeRepo> Repos { get; } = [];
     public HashSet<string> ValidTokens { get; } = [];
     public ConcurrentQueue<SeenRequest> Requests { get; } = new();
@@ -250,7 +253,7 @@ public sealed class FakeHub : IAsyncDisposable
                 int index = Repos.IndexOf(repo);
                 ctx.Response.Headers["X-Linked-Etag"] = $"\"{file.Sha256}\"";
                 ctx.Response.Headers.ETag = $"\"{file.GitOid}\"";
-                ctx.Response.Headers.Location = $"http://127.0.0.1:{CdnPort}/xet/{index}/{file.Sha256}?Expires={Interlocked.Increment(ref _signatures)}&Signature=sig&Key-Pair-Id=K";
+                ctx.Response.Headers.Location = $"{Scheme}://127.0.0.1:{CdnPort}/xet/{index}/{file.Sha256}?Expires={Interlocked.Increment(ref _signatures)}&Signature=sig&Key-Pair-Id=K";
                 ctx.Response.StatusCode = 302;
             }
             else

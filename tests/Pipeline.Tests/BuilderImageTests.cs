@@ -1,4 +1,7 @@
+using System.Text;
 using System.Text.Json;
+using ModelCar.HfFetch.Tests;
+using ModelCar.MrRegister.Tests;
 using ModelCar.OciPack.Tests;
 using ModelCar.TestSupport;
 
@@ -6,34 +9,23 @@ namespace ModelCar.Pipeline.Tests;
 
 /// <summary>
 /// The builder image (images/Containerfile) builds with podman offline (scripts/build-image.sh:
-/// the published binaries on a base assembled from this host's glibc + OpenSSL), stays small, runs
-/// as UID 1001, and each binary works inside it — including one real oci-pack run.
+/// the published binaries on a stand-in for ubi9/ubi-minimal holding exactly its glibc, OpenSSL 3
+/// and CA-bundle files), stays small, and every tool works in it the way OpenShift runs it: a
+/// random UID with GID 0, no HOME, a read-only root with only /tmp writable, TLS verified against
+/// a CA given with --ca-file, SHA-256 through the image's OpenSSL.
 /// </summary>
 public class BuilderImageTests
 {
-    private const string Tag = "localhost/modelcar-tools:test";
+    /// <summary>The runtime glibc floor: UBI 9's glibc.</summary>
+    private static readonly Version UbiGlibc = new(2, 34);
 
-    private static async Task<ToolResult> Sh(string program, params string[] args)
-    {
-        var psi = new System.Diagnostics.ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = RepoPaths.Root };
-        foreach (var a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-        using var p = System.Diagnostics.Process.Start(psi)!;
-        var o = p.StandardOutput.ReadToEndAsync();
-        var e = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync();
-        return new ToolResult(p.ExitCode, await o, await e);
-    }
+    private static readonly string[] Tools = ["hf-fetch", "oci-pack", "registry-push", "mr-register"];
 
     [Fact]
     public async Task Image_builds_offline_and_every_tool_runs_in_it()
     {
-        var build = await Sh(Path.Combine(RepoPaths.Root, "scripts", "build-image.sh"), Tag);
-        Assert.True(build.ExitCode == 0, build.ToString());
-
-        var inspect = await Sh("podman", "image", "inspect", Tag);
+        var tag = await BuilderImage.EnsureBuiltAsync();
+        var inspect = await Podman.RunAsync("image", "inspect", tag);
         Assert.True(inspect.ExitCode == 0, inspect.ToString());
         using var doc = JsonDocument.Parse(inspect.StdOut);
         var img = doc.RootElement[0];
@@ -41,34 +33,172 @@ public class BuilderImageTests
         Assert.Equal("1001", img.GetProperty("Config").GetProperty("User").GetString());
         Assert.Equal("modelcar-tools", img.GetProperty("Config").GetProperty("Labels").GetProperty("org.opencontainers.image.title").GetString());
 
-        foreach (var tool in new[] { "hf-fetch", "oci-pack", "registry-push", "mr-register" })
+        foreach (var tool in Tools)
         {
-            var v = await Sh("podman", "run", "--rm", "--network=none", Tag, $"/usr/local/bin/{tool}", "--version");
+            var v = await Podman.RunAsync([.. PodmanStepExecutor.RestrictedRunArgs(BuilderImage.RandomUid()), "--unsetenv=HOME", tag, $"/usr/local/bin/{tool}", "--version"]);
             Assert.True(v.ExitCode == 0, $"{tool}: {v}");
             Assert.Matches(@"^\d+\.\d+\.\d+", v.StdOut.Trim());
         }
+    }
 
-        // one real command inside the image, as UID 1001, on mounted folders
+    /// <summary>
+    /// The offline base holds ubi9/ubi-minimal's glibc, openssl-libs and ca-certificates files at
+    /// ubi-minimal's paths and nothing more (no shell, no user 1001), so a dependency the tools
+    /// load that ubi-minimal lacks would fail here too.
+    /// </summary>
+    [Fact]
+    public async Task Offline_base_holds_exactly_the_ubi_minimal_files_the_tools_load()
+    {
+        await BuilderImage.EnsureBuiltAsync();
+        var mount = await Podman.RunAsync("image", "mount", BuilderImage.TestBase);
+        Assert.True(mount.ExitCode == 0, mount.ToString());
+        var root = mount.StdOut.Trim();
+        try
+        {
+            var entries = Directory.EnumerateFileSystemEntries(root, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 })
+                .Where(p => !Directory.Exists(p) || new FileInfo(p).LinkTarget is not null)
+                .Select(p => (Path: Path.GetRelativePath(root, p), Link: new FileInfo(p).LinkTarget))
+                // a symlinked directory's children are listed through the link: keep the link only
+                .Where(e => !e.Path.StartsWith("lib64/", StringComparison.Ordinal) && !e.Path.StartsWith("etc/ssl/certs/", StringComparison.Ordinal) && !e.Path.StartsWith("usr/lib/ssl/certs/", StringComparison.Ordinal))
+                .ToDictionary(e => e.Path, e => e.Link);
+            var expected = new Dictionary<string, string?>
+            {
+                // glibc
+                ["usr/lib64/ld-linux-x86-64.so.2"] = null,
+                ["usr/lib64/libc.so.6"] = null,
+                ["usr/lib64/libm.so.6"] = null,
+                ["lib64"] = "usr/lib64",
+                ["etc/ld.so.conf"] = null,
+                ["etc/ld.so.cache"] = null,
+                // openssl-libs
+                ["usr/lib64/libssl.so.3"] = null,
+                ["usr/lib64/libcrypto.so.3"] = null,
+                // ca-certificates
+                ["etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem"] = null,
+                ["etc/pki/tls/certs/ca-bundle.crt"] = "../../ca-trust/extracted/pem/tls-ca-bundle.pem",
+                ["etc/pki/tls/cert.pem"] = "certs/ca-bundle.crt",
+                ["etc/ssl/certs"] = "../pki/tls/certs",
+                // the host libcrypto's OPENSSLDIR pointed at the same bundle (see scripts/build-image.sh)
+                ["usr/lib/ssl/cert.pem"] = "/etc/pki/tls/cert.pem",
+                ["usr/lib/ssl/certs"] = "/etc/pki/tls/certs",
+                // setup
+                ["etc/passwd"] = null,
+                ["etc/group"] = null,
+            };
+            Assert.Equal(expected.OrderBy(e => e.Key), entries.OrderBy(e => e.Key));
+            Assert.DoesNotContain(":1001:", File.ReadAllText(Path.Combine(root, "etc", "passwd")));
+            Assert.Equal((UnixFileMode)Convert.ToInt32("1777", 8), File.GetUnixFileMode(Path.Combine(root, "tmp")));
+        }
+        finally
+        {
+            await Podman.RunAsync("image", "unmount", BuilderImage.TestBase);
+        }
+    }
+
+    /// <summary>
+    /// Every tool does its real job in the image as OpenShift runs it: hf-fetch from an https Hub,
+    /// oci-pack (SHA-256 over every layer), registry-push over TLS with a login, mr-register over
+    /// TLS with a token; each server's certificate signed by a test CA that only --ca-file names.
+    /// Without --ca-file the push is refused: verification is on and the CA is what passes it.
+    /// </summary>
+    [Fact]
+    public async Task Tools_work_as_a_random_uid_with_gid_0_without_home_on_a_read_only_root_with_tls_from_ca_file()
+    {
+        var tag = await BuilderImage.EnsureBuiltAsync();
         using var tmp = new TempDir("mc-image");
-        var model = tmp.WriteFile("model/config.json", "{\"model_type\":\"mistral\"}");
-        tmp.WriteFile("model/model.safetensors", TempDir.RandomBytes(1 << 20, 7));
-        var baseDigest = TestBases.WriteLayout(tmp.Combine("base"), "latest", TestBases.BusyboxLayer());
-        Directory.CreateDirectory(tmp.Combine("out"));
-        File.SetUnixFileMode(tmp.Combine("out"), (UnixFileMode)0b111_111_111);
-        var pack = await Sh("podman", "run", "--rm", "--network=none",
-            "-v", $"{tmp.Combine("model")}:/in/model:ro", "-v", $"{tmp.Combine("base")}:/in/base:ro", "-v", $"{tmp.Combine("out")}:/out",
-            Tag, "/usr/local/bin/oci-pack", "--model", "/in/model", "--base", "oci:/in/base:latest", "--output", "oci:/out/image:v1", "--results-dir", "/out/results");
+        using var ca = TestCerts.CreateCa("image test CA");
+        var uid = BuilderImage.RandomUid();
+
+        var secrets = tmp.Combine("secrets");
+        Directory.CreateDirectory(secrets);
+        File.WriteAllText(Path.Combine(secrets, "ca.pem"), ca.ExportCertificatePem());
+        var password = "pw-" + Guid.NewGuid().ToString("N");
+        File.WriteAllText(Path.Combine(secrets, "password"), password);
+        var mrToken = "mr-" + Guid.NewGuid().ToString("N");
+        File.WriteAllText(Path.Combine(secrets, "token"), mrToken);
+
+        var work = tmp.Combine("work");
+        Directory.CreateDirectory(work);
+        File.SetUnixFileMode(work, (UnixFileMode)Convert.ToInt32("770", 8)); // root:root, written through GID 0
+        TestBases.WriteLayout(Path.Combine(work, "base"), "latest", TestBases.BusyboxLayer());
+
+        await using var hub = new FakeHub(TestCerts.CreateServerCertificate(ca));
+        var repo = hub.AddRepo("modelcar-image/tiny");
+        repo.Add("config.json", Encoding.UTF8.GetBytes("{\"model_type\":\"mistral\"}"));
+        repo.Add("model.safetensors", TempDir.RandomBytes((2 << 20) + 3, 5), lfs: true);
+        var htpasswd = await PeerTools.RunAsync("htpasswd", ["-Bbn", "pusher", password]);
+        await using var registry = await new RegistryContainer(new RegistryContainerOptions { Htpasswd = htpasswd.StdOut, Tls = TestCerts.CreateServerCert(ca) }).StartAsync();
+        await using var mr = await FakeModelRegistry.StartAsync(TestCerts.CreateServerCertificate(ca));
+        mr.Token = mrToken;
+
+        Task<ToolResult> Run(params string[] toolArgs) => Podman.RunAsync([.. PodmanStepExecutor.RestrictedRunArgs(uid), "--unsetenv=HOME",
+            "-v", $"{work}:/work", "-v", $"{secrets}:/secrets:ro", "--entrypoint", $"/usr/local/bin/{toolArgs[0]}", tag, .. toolArgs[1..]]);
+
+        var env = await Podman.RunAsync([.. PodmanStepExecutor.RestrictedRunArgs(uid), "--unsetenv=HOME", "--entrypoint", "/usr/local/bin/hf-fetch", tag, "--version"]);
+        Assert.True(env.ExitCode == 0, env.ToString());
+
+        var fetch = await Run("hf-fetch", repo.Id, "--dest", "/work/model", "--endpoint", hub.Endpoint, "--ca-file", "/secrets/ca.pem");
+        Assert.True(fetch.ExitCode == 0, fetch.ToString());
+        Assert.Equal(repo.Commit, fetch.StdOut.Trim());
+
+        var pack = await Run("oci-pack", "--model", "/work/model", "--base", "oci:/work/base:latest", "--output", "oci:/work/image:v1", "--layer-threshold", "1M", "--results-dir", "/work/results");
         Assert.True(pack.ExitCode == 0, pack.ToString());
         var digest = pack.StdOut.Trim();
-        Assert.Equal(digest, File.ReadAllText(tmp.Combine("out", "results", "IMAGE_DIGEST")));
-        var skopeo = await PeerTools.RunAsync("skopeo", ["inspect", $"oci:{tmp.Combine("out", "image")}:v1"]);
-        Assert.True(skopeo.ExitCode == 0, skopeo.ToString());
-        Assert.Contains(digest, skopeo.StdOut);
-
-        // the same inputs packed by the host binary give the same digest (reproducible across environments)
-        var host = await ToolRunner.RunAsync("oci-pack", "--model", tmp.Combine("model"), "--base", $"oci:{tmp.Combine("base")}:latest", "--output", $"oci:{tmp.Combine("host-image")}:v1");
+        Assert.Equal(digest, File.ReadAllText(Path.Combine(work, "results", "IMAGE_DIGEST")));
+        var host = await ToolRunner.RunAsync("oci-pack", "--model", Path.Combine(work, "model"), "--base", $"oci:{Path.Combine(work, "base")}:latest",
+            "--output", $"oci:{tmp.Combine("host-image")}:v1", "--layer-threshold", "1M");
         Assert.True(host.ExitCode == 0, host.ToString());
-        Assert.Equal(digest, host.StdOut.Trim());
-        Assert.StartsWith("sha256:", baseDigest);
+        Assert.Equal(digest, host.StdOut.Trim()); // the image's OpenSSL hashes as the host's does
+
+        var dest = $"docker://{registry.HostPort}/test/tiny:v1";
+        var untrusted = await Run("registry-push", "--source", "oci:/work/image:v1", "--dest", dest, "--login", $"{registry.HostPort}=pusher:/secrets/password", "--retries", "0");
+        Assert.Equal(1, untrusted.ExitCode);
+        var push = await Run("registry-push", "--source", "oci:/work/image:v1", "--dest", dest, "--login", $"{registry.HostPort}=pusher:/secrets/password", "--ca-file", "/secrets/ca.pem");
+        Assert.True(push.ExitCode == 0, push.ToString());
+        var certDir = tmp.Combine("certs");
+        Directory.CreateDirectory(certDir);
+        File.Copy(Path.Combine(secrets, "ca.pem"), Path.Combine(certDir, "ca.crt"));
+        var raw = await PeerTools.RunAsync("skopeo", ["inspect", "--raw", "--cert-dir", certDir, "--creds", "pusher:" + password, dest]);
+        Assert.True(raw.ExitCode == 0, raw.ToString());
+        Assert.Equal(digest, "sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(raw.StdOut))));
+
+        var register = await Run("mr-register", "register", "--server", mr.Url.ToString(), "--token-file", "/secrets/token", "--ca-file", "/secrets/ca.pem",
+            "--model-name", "Tiny", "--version-name", "v1", "--uri", $"oci://{registry.HostPort}/test/tiny@{digest}");
+        Assert.True(register.ExitCode == 0, register.ToString());
+        Assert.Single(mr.Artifacts);
+
+        // what the tools wrote is the UID's, group 0, readable by every UID of the namespace
+        var stat = await PeerTools.RunAsync("stat", ["-c", "%u %g %a", Path.Combine(work, "model", "config.json"), Path.Combine(work, "image", "index.json"), Path.Combine(work, "image")]);
+        Assert.Equal([$"{uid} 0 644", $"{uid} 0 644", $"{uid} 0 755"], stat.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+
+        // the root file system really is read-only: a write outside the mounts fails
+        var outside = await Run("oci-pack", "--model", "/work/model", "--base", "oci:/work/base:latest", "--output", "oci:/image:v1");
+        Assert.Equal(1, outside.ExitCode);
+        foreach (var r in new[] { fetch, pack, push, register, untrusted })
+        {
+            Assert.DoesNotContain(password, r.AllOutput);
+            Assert.DoesNotContain(mrToken, r.AllOutput);
+        }
+    }
+
+    /// <summary>
+    /// The published binaries need no glibc symbol newer than UBI 9's 2.34: built on a newer glibc
+    /// (e.g. the Ubuntu 24.04 SDK image, 2.39) they could need GLIBC_2.35+ and fail to start there.
+    /// </summary>
+    [Fact]
+    public async Task Published_binaries_need_no_glibc_newer_than_ubi9()
+    {
+        foreach (var tool in Tools)
+        {
+            var dump = await PeerTools.RunAsync("objdump", ["-T", ToolRunner.PathOf(tool)]);
+            Assert.True(dump.ExitCode == 0, dump.ToString());
+            var versions = System.Text.RegularExpressions.Regex.Matches(dump.StdOut, @"GLIBC_(\d+\.\d+(?:\.\d+)?)")
+                .Select(m => Version.Parse(m.Groups[1].Value)).ToList();
+            Assert.NotEmpty(versions);
+            Assert.True(versions.Max() <= UbiGlibc, $"{tool} needs GLIBC_{versions.Max()}, UBI 9 has {UbiGlibc}");
+        }
+        var containerfile = File.ReadAllText(Path.Combine(RepoPaths.Root, "images", "Containerfile"));
+        Assert.Contains("ARG SDK_IMAGE=registry.access.redhat.com/ubi9/dotnet-100", containerfile);
+        Assert.Contains("ARG RUNTIME_IMAGE=registry.access.redhat.com/ubi9/ubi-minimal", containerfile);
     }
 }

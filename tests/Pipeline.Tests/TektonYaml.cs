@@ -16,6 +16,15 @@ internal static partial class TektonYaml
         return (YamlMappingNode)stream.Documents.Single().RootNode;
     }
 
+    /// <summary>Every document of a (multi-document) YAML file.</summary>
+    public static IReadOnlyList<YamlMappingNode> LoadAll(string path)
+    {
+        var stream = new YamlStream();
+        using var reader = new StreamReader(path);
+        stream.Load(reader);
+        return stream.Documents.Select(d => d.RootNode).OfType<YamlMappingNode>().ToList();
+    }
+
     public static YamlNode? Get(this YamlNode node, params string[] path)
     {
         YamlNode? current = node;
@@ -37,7 +46,12 @@ internal static partial class TektonYaml
     public sealed record Param(string Name, string? Default);
 
     public static IReadOnlyList<Param> Params(YamlNode spec) =>
-        spec.Seq("params").Select(p => new Param(p.Str("name")!, p.Get("default") is YamlScalarNode d ? d.Value ?? string.Empty : null)).ToList();
+        spec.Seq("params").Select(p => new Param(p.Str("name")!, p.Get("default") switch
+        {
+            YamlScalarNode d => d.Value ?? string.Empty,
+            YamlSequenceNode a => "[" + string.Join(", ", a.Children) + "]",
+            _ => null,
+        })).ToList();
 
     public static IReadOnlyList<string> Names(YamlNode spec, string list) => spec.Seq(list).Select(p => p.Str("name")!).ToList();
 

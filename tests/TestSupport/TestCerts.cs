@@ -2,10 +2,13 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 
-namespace ModelCar.RegistryPush.Tests;
+namespace ModelCar.TestSupport;
 
-/// <summary>A throw-away CA and certificates made in the test (no files checked in).</summary>
-internal static class TestCerts
+/// <summary>
+/// Throw-away CAs and server certificates made in the test (no files checked in), like the
+/// OpenShift service CA and the certificates it signs for services.
+/// </summary>
+public static class TestCerts
 {
     public static X509Certificate2 CreateCa(string name)
     {
@@ -29,7 +32,23 @@ internal static class TestCerts
         req.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, false));
         req.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyEncipherment, true));
         req.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
+        req.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(ca, true, false));
         using var cert = req.Create(ca, DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(29), RandomNumberGenerator.GetBytes(16));
         return (cert.ExportCertificatePem(), key.ExportPkcs8PrivateKeyPem());
+    }
+
+    /// <summary>The same, as a certificate with its private key for an in-process (Kestrel) server.</summary>
+    public static X509Certificate2 CreateServerCertificate(X509Certificate2 ca)
+    {
+        var (certPem, keyPem) = CreateServerCert(ca);
+        using var withKey = X509Certificate2.CreateFromPem(certPem, keyPem);
+        return X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), null);
+    }
+
+    /// <summary>A fresh CA and one server certificate (with key) for 127.0.0.1 signed by it; the CA as PEM.</summary>
+    public static (X509Certificate2 Server, string CaPem) Create()
+    {
+        using var ca = CreateCa("modelcar test service CA");
+        return (CreateServerCertificate(ca), ca.ExportCertificatePem());
     }
 }

@@ -1,0 +1,329 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json.Nodes;
+using ModelCar.HfFetch.Tests;
+using ModelCar.MrRegister.Tests;
+using ModelCar.OciPack.Tests;
+using ModelCar.TestSupport;
+
+namespace ModelCar.Pipeline.Tests;
+
+/// <summary>
+/// Runs the shipped tekton/ YAML (Pipeline, Tasks, PipelineRuns) the way the cluster does, on the
+/// builder image: <see cref="TektonEngine"/> substitutes params, arrays, workspace paths and results
+/// like Tekton; <see cref="PodmanStepExecutor"/> starts each step like a restricted-v2 pod (random
+/// UID, GID 0, read-only root, tmpfs /tmp, no capabilities). The servers are what the cluster would
+/// offer: an "internal registry" that accepts the pod's service-account token (htpasswd user
+/// serviceaccount) and a "quay" with a robot account (a .dockerconfigjson secret), both with TLS
+/// certificates from a test "service CA" that is mounted only as
+/// /var/run/secrets/kubernetes.io/serviceaccount/service-ca.crt, a Model Registry behind the same
+/// CA that accepts only the SA token, and a Hub with a gated repo. Only the servers' addresses,
+/// the builder image and the base image (a local busybox, pinned by digest) differ from the
+/// shipped PipelineRuns. skopeo then finds the same digest in both registries.
+/// </summary>
+public class ShippedPipelineTests
+{
+    private const string Namespace = "models";
+
+    private sealed class Cluster : IAsyncDisposable
+    {
+        public required TempDir Tmp { get; init; }
+        public required string SaToken { get; init; }
+        public required string SaDir { get; init; }
+        public required string CaPem { get; init; }
+        public required string CertDir { get; init; }
+        public required RegistryContainer Internal { get; init; }
+        public required RegistryContainer Quay { get; init; }
+        public required string QuayAuthFile { get; init; }
+        public required string RobotPassword { get; init; }
+        public required FakeHub Hub { get; init; }
+        public required string HfToken { get; init; }
+        public required FakeModelRegistry ModelRegistry { get; init; }
+        public required Dictionary<string, IReadOnlyDictionary<string, string>> Secrets { get; init; }
+        public required string BaseDigest { get; init; }
+        public required string Image { get; init; }
+
+        public async ValueTask DisposeAsync()
+        {
+            await ModelRegistry.DisposeAsync();
+            await Hub.DisposeAsync();
+            await Quay.DisposeAsync();
+            await Internal.DisposeAsync();
+            Tmp.Dispose();
+        }
+    }
+
+    private static async Task<Cluster> StartClusterAsync()
+    {
+        var image = await BuilderImage.EnsureBuiltAsync();
+        var tmp = new TempDir("mc-tekton");
+        using var ca = TestCerts.CreateCa("openshift-service-serving-signer (test)");
+        var caPem = ca.ExportCertificatePem();
+
+        // the projected service-account volume every pod has
+        var saToken = "eyJhbGciOiJSUzI1NiJ9.sa-" + Guid.NewGuid().ToString("N");
+        var saDir = tmp.Combine("serviceaccount");
+        Directory.CreateDirectory(saDir);
+        File.WriteAllText(Path.Combine(saDir, "token"), saToken);
+        File.WriteAllText(Path.Combine(saDir, "service-ca.crt"), caPem);
+        using (var apiCa = TestCerts.CreateCa("kube-apiserver (test)"))
+        {
+            File.WriteAllText(Path.Combine(saDir, "ca.crt"), apiCa.ExportCertificatePem());
+        }
+        File.WriteAllText(Path.Combine(saDir, "namespace"), Namespace);
+        var certDir = tmp.Combine("skopeo-certs");
+        Directory.CreateDirectory(certDir);
+        File.WriteAllText(Path.Combine(certDir, "service-ca.crt"), caPem);
+
+        var internalHtpasswd = await PeerTools.RunAsync("htpasswd", ["-Bbn", "serviceaccount", saToken]);
+        Assert.True(internalHtpasswd.ExitCode == 0, internalHtpasswd.ToString());
+        var robot = "modelcar+pipeline";
+        var robotPassword = "robot-" + Guid.NewGuid().ToString("N");
+        var quayHtpasswd = await PeerTools.RunAsync("htpasswd", ["-Bbn", robot, robotPassword]);
+        Assert.True(quayHtpasswd.ExitCode == 0, quayHtpasswd.ToString());
+        var internalRegistry = await new RegistryContainer(new RegistryContainerOptions { Htpasswd = internalHtpasswd.StdOut, Tls = TestCerts.CreateServerCert(ca) }).StartAsync();
+        var quay = await new RegistryContainer(new RegistryContainerOptions { Htpasswd = quayHtpasswd.StdOut, Tls = TestCerts.CreateServerCert(ca) }).StartAsync();
+        var quayAuth = "{\"auths\":{\"" + quay.HostPort + "\":{\"auth\":\"" + Convert.ToBase64String(Encoding.UTF8.GetBytes(robot + ":" + robotPassword)) + "\"}}}";
+        var quayAuthFile = tmp.WriteFile("quay-auth.json", quayAuth);
+
+        var hub = new FakeHub(TestCerts.CreateServerCertificate(ca));
+        var hfToken = "approved-hf_" + Guid.NewGuid().ToString("N"); // FakeHub: an account that accepted the terms
+        hub.ValidTokens.Add(hfToken);
+        var mr = await FakeModelRegistry.StartAsync(TestCerts.CreateServerCertificate(ca));
+        mr.Token = saToken;
+
+        // the ModelCar base: busybox in "quay", pulled by digest through the robot's secret
+        var baseLayout = tmp.Combine("busybox");
+        TestBases.WriteLayout(baseLayout, "latest", TestBases.BusyboxLayer());
+        var pushBase = await ToolRunner.RunAsync("registry-push", "--source", $"oci:{baseLayout}:latest", "--dest", $"docker://{quay.HostPort}/base/busybox:1",
+            "--authfile", quayAuthFile, "--ca-file", Path.Combine(saDir, "service-ca.crt"));
+        Assert.True(pushBase.ExitCode == 0, pushBase.ToString());
+
+        return new Cluster
+        {
+            Tmp = tmp, SaToken = saToken, SaDir = saDir, CaPem = caPem, CertDir = certDir,
+            Internal = internalRegistry, Quay = quay, QuayAuthFile = quayAuthFile, RobotPassword = robotPassword,
+            Hub = hub, HfToken = hfToken, ModelRegistry = mr, BaseDigest = pushBase.StdOut.Trim().Split('@')[^1], Image = image,
+            Secrets = new()
+            {
+                // oc create secret docker-registry quay-push-secret …: type kubernetes.io/dockerconfigjson
+                ["quay-push-secret"] = new Dictionary<string, string> { [".dockerconfigjson"] = quayAuth },
+                // oc create secret generic hf-token --from-file=token=…
+                ["hf-token"] = new Dictionary<string, string> { ["token"] = hfToken },
+            },
+        };
+    }
+
+    /// <summary>A gated Mistral-like repo: sharded HF weights plus the duplicates the runs exclude.</summary>
+    private static (FakeRepo Repo, Dictionary<string, byte[]> Kept, string[] Excluded) AddMistralRepo(FakeHub hub, string repoId, int seed)
+    {
+        var repo = hub.AddRepo(repoId, gated: true);
+        var kept = new Dictionary<string, byte[]>
+        {
+            ["config.json"] = Encoding.UTF8.GetBytes("{\"model_type\":\"mistral\",\"hidden_size\":64}"),
+            ["tokenizer.json"] = Encoding.UTF8.GetBytes("{\"version\":\"1.0\"}"),
+            ["model.safetensors.index.json"] = Encoding.UTF8.GetBytes("{\"weight_map\":{}}"),
+            ["model-00001-of-00002.safetensors"] = TempDir.RandomBytes((2 << 20) + 11, seed),
+            ["model-00002-of-00002.safetensors"] = TempDir.RandomBytes((1 << 20) + 5, seed + 1),
+        };
+        var excluded = new Dictionary<string, byte[]>
+        {
+            ["consolidated.safetensors"] = TempDir.RandomBytes((3 << 20) + 16, seed + 2),
+            ["original/consolidated.00.pth"] = TempDir.RandomBytes(1 << 20, seed + 3),
+        };
+        foreach (var (path, bytes) in kept.Concat(excluded))
+        {
+            repo.Add(path, bytes, lfs: bytes.Length >= 1 << 20);
+        }
+        return (repo, kept, excluded.Keys.ToArray());
+    }
+
+    private static (PipelineDef Pipeline, Dictionary<string, TaskDef> Tasks) LoadShipped() =>
+        (TektonEngine.LoadPipeline(TektonYaml.Load(Path.Combine(TektonYaml.Dir("pipelines"), "modelcar-build.yaml"))),
+         Directory.GetFiles(TektonYaml.Dir("tasks"), "*.yaml").Select(f => TektonEngine.LoadTask(TektonYaml.Load(f))).ToDictionary(t => t.Name));
+
+    /// <summary>The shipped run with only the addresses (and image, base) of this test's cluster.</summary>
+    private static PipelineRunDef ShippedRun(string file, Cluster c)
+    {
+        var run = TektonEngine.LoadRun(TektonYaml.Load(Path.Combine(TektonYaml.Dir("runs"), file)));
+        Assert.Equal("pipeline", run.ServiceAccount);
+        var overrides = new Dictionary<string, ParamValue>
+        {
+            ["builder-image"] = ParamValue.Of(c.Image),
+            ["hf-endpoint"] = ParamValue.Of(c.Hub.Endpoint),
+            ["internal-registry"] = ParamValue.Of(c.Internal.HostPort),
+            ["quay-registry"] = ParamValue.Of(c.Quay.HostPort),
+            ["model-registry-url"] = ParamValue.Of(c.ModelRegistry.Url.ToString().TrimEnd('/')),
+            ["base"] = ParamValue.Of($"docker://{c.Quay.HostPort}/base/busybox"),
+            ["base-ref"] = ParamValue.Of("@" + c.BaseDigest),
+        };
+        var parameters = run.Params.ToDictionary();
+        foreach (var (k, v) in overrides)
+        {
+            parameters[k] = v;
+        }
+        // the base comes from "quay" here (registry.access.redhat.com needs no credentials): bind the optional workspace
+        var workspaces = run.Workspaces.Append(new WorkspaceBinding("base-registry-auth", "secret", null, "quay-push-secret")).ToList();
+        return run with { Params = parameters, Workspaces = workspaces };
+    }
+
+    /// <summary>A pipeline param's value in this run (the run's, else the Pipeline's default).</summary>
+    private static string Param(PipelineRunDef run, string name) =>
+        run.Params.TryGetValue(name, out var v) ? v.String! : LoadShipped().Pipeline.Params.Single(p => p.Name == name).Default!.String!;
+
+    private static async Task<PipelineRunResult> RunAsync(PipelineRunDef run, PodmanStepExecutor executor)
+    {
+        var (pipeline, tasks) = LoadShipped();
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(10));
+        try
+        {
+            return await TektonEngine.RunAsync(run, pipeline, tasks, executor, cts.Token);
+        }
+        catch (PipelineRunFailed e)
+        {
+            throw new Xunit.Sdk.XunitException($"PipelineRun {executor.RunId} failed: {e.Message}\ncommands:\n{string.Join("\n", executor.CommandLines)}");
+        }
+    }
+
+    private static string Sha256Hex(string raw) => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(raw)));
+
+    private static async Task AssertBothRegistriesHold(Cluster c, PipelineRunDef run, string digest)
+    {
+        var tag = Param(run, "version-name");
+        var internalRef = $"docker://{c.Internal.HostPort}/{Param(run, "internal-repo")}:{tag}";
+        var quayRef = $"docker://{c.Quay.HostPort}/{Param(run, "quay-repo")}:{tag}";
+        var fromInternal = await PeerTools.RunAsync("skopeo", ["inspect", "--raw", "--cert-dir", c.CertDir, "--creds", "serviceaccount:" + c.SaToken, internalRef]);
+        Assert.True(fromInternal.ExitCode == 0, fromInternal.ToString());
+        Assert.Equal(digest, Sha256Hex(fromInternal.StdOut));
+        var fromQuay = await PeerTools.RunAsync("skopeo", ["inspect", "--raw", "--cert-dir", c.CertDir, "--authfile", c.QuayAuthFile, quayRef]);
+        Assert.True(fromQuay.ExitCode == 0, fromQuay.ToString());
+        Assert.Equal(digest, Sha256Hex(fromQuay.StdOut));
+    }
+
+    private static string? Property(JsonObject artifact, string key) => artifact["customProperties"]?[key]?["string_value"]?.GetValue<string>();
+
+    private static void AssertNoSecretIn(PipelineRunResult result, Cluster c)
+    {
+        foreach (var outcome in result.TaskRuns.Values.SelectMany(t => t.Outcomes))
+        {
+            Assert.DoesNotContain(c.SaToken, outcome.Log);
+            Assert.DoesNotContain(c.RobotPassword, outcome.Log);
+            Assert.DoesNotContain(c.HfToken, outcome.Log);
+        }
+    }
+
+    [Fact]
+    public async Task Quantized_run_as_shipped_pushes_one_digest_to_both_registries_and_registers_commit_and_digest()
+    {
+        await using var c = await StartClusterAsync();
+        var run = ShippedRun("modelcar-build-quantized.yaml", c);
+        var (repo, kept, excluded) = AddMistralRepo(c.Hub, Param(run, "repo-id"), 10);
+        var executor = new PodmanStepExecutor(c.Tmp.Combine("cluster"), c.Secrets, c.SaDir) { RunId = "quantized" };
+
+        var result = await RunAsync(run, executor);
+
+        // tasks in order, each once (no retry was needed), results fed forward
+        Assert.Equal(new[] { "download", "pack", "push", "register" }.Order(), result.TaskRuns.Keys.Order());
+        Assert.All(result.TaskRuns.Values, t => Assert.Equal(1, t.Attempts));
+        var digest = result.Results["IMAGE_DIGEST"];
+        Assert.Matches("^sha256:[0-9a-f]{64}$", digest);
+        Assert.Equal(repo.Commit, result.Results["commit"]);
+        Assert.Equal(digest, result.TaskRuns["pack"].Results["IMAGE_DIGEST"]);
+        Assert.Equal($"{c.Quay.HostPort}/{Param(run, "quay-repo")}:{Param(run, "version-name")}", result.Results["IMAGE_URL"]);
+        Assert.False(string.IsNullOrEmpty(result.TaskRuns["pack"].Results["IMAGE_URL"]));
+
+        await AssertBothRegistriesHold(c, run, digest);
+
+        // the Model Registry: one model, one version, one artifact with the commit and digest
+        var mr = c.ModelRegistry;
+        var model = Assert.Single(mr.Models);
+        Assert.Equal(Param(run, "model-name"), model["name"]!.GetValue<string>());
+        var version = Assert.Single(mr.Versions);
+        Assert.Equal(Param(run, "version-name"), version["name"]!.GetValue<string>());
+        var artifact = Assert.Single(mr.Artifacts);
+        var uri = $"oci://{c.Quay.HostPort}/{Param(run, "quay-repo")}@{digest}";
+        Assert.Equal(uri, artifact["uri"]!.GetValue<string>());
+        Assert.Equal(uri, result.Results["model-uri"]);
+        Assert.Equal(repo.Commit, Property(artifact, "hf_commit"));
+        Assert.Equal(digest, Property(artifact, "image_digest"));
+        Assert.Equal(Param(run, "repo-id"), Property(artifact, "hf_repo_id"));
+
+        // the shipped excludes kept the duplicate weights off the PVC and out of the image
+        foreach (var path in excluded)
+        {
+            Assert.Equal(0, c.Hub.Served(path));
+        }
+        foreach (var (path, bytes) in kept)
+        {
+            Assert.True(c.Hub.Served(path) >= bytes.Length, $"{path} was not downloaded");
+        }
+        var imageDir = Path.Combine(executor.PvcDir(run.Workspaces.Single(w => w.Name == "model")), Param(run, "image-subdir"));
+        var manifest = await PeerTools.RunAsync("skopeo", ["inspect", "--raw", $"oci:{imageDir}:{Param(run, "version-name")}"]);
+        Assert.True(manifest.ExitCode == 0, manifest.ToString());
+        Assert.Equal(digest, Sha256Hex(manifest.StdOut));
+        var entries = new List<string>();
+        foreach (var layer in JsonNode.Parse(manifest.StdOut)!["layers"]!.AsArray())
+        {
+            var blob = Path.Combine(imageDir, "blobs", "sha256", layer!["digest"]!.GetValue<string>()["sha256:".Length..]);
+            using var reader = new System.Formats.Tar.TarReader(File.OpenRead(blob));
+            while (reader.GetNextEntry() is { } entry)
+            {
+                entries.Add(entry.Name);
+            }
+        }
+        foreach (var path in kept.Keys)
+        {
+            Assert.Contains(entries, e => e.TrimStart('.', '/') == "models/" + path);
+        }
+        Assert.DoesNotContain(entries, e => e.Contains("consolidated", StringComparison.Ordinal) || e.Contains("original", StringComparison.Ordinal));
+
+        // written by the namespace's UID with GID 0, readable by any UID
+        var stat = await PeerTools.RunAsync("stat", ["-c", "%u %g %a", Path.Combine(executor.PvcDir(run.Workspaces.Single(w => w.Name == "model")), "model", "config.json")]);
+        Assert.Equal($"{executor.Uid} 0 644", stat.StdOut.Trim());
+        AssertNoSecretIn(result, c);
+    }
+
+    [Fact]
+    public async Task Cached_run_on_a_persistent_claim_downloads_and_uploads_nothing_the_second_time()
+    {
+        await using var c = await StartClusterAsync();
+        var run = ShippedRun("modelcar-build-full-cached.yaml", c);
+        var model = run.Workspaces.Single(w => w.Name == "model");
+        Assert.Equal("persistentVolumeClaim", model.Kind);
+        var (_, kept, excluded) = AddMistralRepo(c.Hub, Param(run, "repo-id"), 20);
+        var executor = new PodmanStepExecutor(c.Tmp.Combine("cluster"), c.Secrets, c.SaDir) { RunId = "cached-1" };
+        // the first push attempt has a token the internal registry refuses (401): the task fails and
+        // Tekton's retry (same PVC) pushes again, with the rotated token
+        var tokenFile = Path.Combine(c.SaDir, "token");
+        executor.BeforeAttempt = (task, attempt) =>
+        {
+            if (task == "push")
+            {
+                File.WriteAllText(tokenFile, attempt == 0 ? "a-token-the-registry-refuses" : c.SaToken);
+            }
+        };
+
+        var first = await RunAsync(run, executor);
+        executor.BeforeAttempt = null;
+        Assert.Equal(2, first.TaskRuns["push"].Attempts);
+        Assert.Contains("401", first.TaskRuns["push"].Outcomes[0].Log);
+        var digest = first.Results["IMAGE_DIGEST"];
+        await AssertBothRegistriesHold(c, run, digest);
+        long served = kept.Keys.Sum(c.Hub.Served);
+        Assert.True(served >= kept.Values.Sum(b => (long)b.Length));
+
+        executor.RunId = "cached-2";
+        var second = await RunAsync(run, executor);
+        Assert.Equal(digest, second.Results["IMAGE_DIGEST"]);
+        Assert.Equal(served, kept.Keys.Sum(c.Hub.Served));
+        foreach (var path in excluded)
+        {
+            Assert.Equal(0, c.Hub.Served(path));
+        }
+        var pushLog = string.Join("\n", second.TaskRuns["push"].Outcomes.Select(o => o.Log));
+        Assert.Equal(2, System.Text.RegularExpressions.Regex.Matches(pushLog, @" 0 uploaded \(0 B\)").Count);
+        var artifact = Assert.Single(c.ModelRegistry.Artifacts);
+        Assert.Equal(digest, Property(artifact, "image_digest"));
+        AssertNoSecretIn(second, c);
+    }
+}
