@@ -442,7 +442,10 @@ public sealed partial class ToolTests : IAsyncLifetime
         long second = _hub.Served(big.Path);
         Assert.InRange(second, big.Content.Length - first - (1 << 20), big.Content.Length - first + (1 << 20));
         Assert.True(second < big.Content.Length * 3 / 4, $"second run fetched {second} of {big.Content.Length}");
-        Assert.Contains(_hub.Requests, q => q.Range is { } r && r.StartsWith($"bytes={3 << 20}-", StringComparison.Ordinal));
+        // the resume starts where the first run's bytes end: at the cut, or a little before it when the reset
+        // connection dropped bytes still unread in the socket buffer (seen on a loaded machine)
+        Assert.Contains(_hub.Requests, q => q.Range is { } r && r.StartsWith("bytes=", StringComparison.Ordinal)
+            && long.TryParse(r["bytes=".Length..r.IndexOf('-', StringComparison.Ordinal)], out long from) && from is > (2 << 20) and <= (3 << 20));
         AssertSnapshot(repo);
     }
 
