@@ -134,7 +134,9 @@ public static partial class HubPaths
     /// </summary>
     public static string RealPath(string path)
     {
-        var pending = new Queue<string>(Path.GetFullPath(path).Split('/', StringSplitOptions.RemoveEmptyEntries));
+        // not Path.GetFullPath: it would drop "x/.." as text, before x is known to be a link
+        var absolute = Path.IsPathRooted(path) ? path : Path.Combine(Environment.CurrentDirectory, path);
+        var pending = new Queue<string>(absolute.Split('/', StringSplitOptions.RemoveEmptyEntries));
         var resolved = "/";
         int hops = 0;
         while (pending.Count > 0)
