@@ -107,6 +107,9 @@ public sealed class FakeHub : IAsyncDisposable
     /// <summary>Paths whose bytes are served wrong (same size).</summary>
     public HashSet<string> Corrupt { get; } = [];
 
+    /// <summary>Paths whose first body request only is served wrong (same size): a one-off corruption.</summary>
+    public HashSet<string> CorruptOnce { get; } = [];
+
     /// <summary>Paths whose first ranged request gets 416.</summary>
     public HashSet<string> Force416Once { get; } = [];
 
@@ -399,7 +402,7 @@ public sealed class FakeHub : IAsyncDisposable
         long count = Math.Max(0, end - start + 1);
         ctx.Response.ContentLength = count;
         var content = file.Content;
-        if (Corrupt.Contains(file.Path))
+        if (Corrupt.Contains(file.Path) || (nth == 1 && CorruptOnce.Contains(file.Path)))
         {
             content = (byte[])content.Clone();
             for (int i = 0; i < content.Length; i += 4096)

@@ -6,7 +6,7 @@ using ModelCar.TestSupport;
 namespace ModelCar.HfFetch.Tests;
 
 /// <summary>The published hf-fetch binary against the in-test fake Hub.</summary>
-public sealed class ToolTests : IAsyncLifetime
+public sealed partial class ToolTests : IAsyncLifetime
 {
     private const string Tool = "hf-fetch";
     private readonly FakeHub _hub = new();
@@ -358,7 +358,7 @@ public sealed class ToolTests : IAsyncLifetime
         Assert.Contains("sha256 mismatch", line);
         Assert.Contains(lfs.Path, line);
         Assert.False(File.Exists(Path.Combine(Dest, lfs.Path)));
-        Assert.Empty(Directory.EnumerateFiles(Dest, Path.GetFileName(lfs.Path) + ".incomplete*", SearchOption.AllDirectories));
+        Assert.Empty(Directory.EnumerateFiles(Dest, "*.incomplete*", SearchOption.AllDirectories));
         Assert.False(File.Exists(Path.Combine(Dest, ".hf-fetch", "snapshot.json")));
 
         _hub.Corrupt.Clear();
@@ -468,9 +468,11 @@ public sealed class ToolTests : IAsyncLifetime
         long firstRun = _hub.Served(big.Path);
         Assert.True(firstRun < big.Content.Length);
         Assert.False(File.Exists(Path.Combine(Dest, big.Path)));
-        Assert.True(File.Exists(Path.Combine(Dest, ".hf-fetch", "incomplete", big.Path + ".incomplete")));
-        var sidecar = File.ReadAllText(Path.Combine(Dest, ".hf-fetch", "incomplete", big.Path + ".incomplete.json"));
+        var partial = Path.Combine(Dest, ".hf-fetch", "incomplete", Sha(System.Text.Encoding.UTF8.GetBytes(big.Path)) + ".incomplete"); // named by the path's sha256
+        Assert.True(File.Exists(partial));
+        var sidecar = File.ReadAllText(partial + ".json");
         Assert.Contains("\"written\"", sidecar);
+        Assert.Contains($"\"path\":\"{big.Path}\"", sidecar);
 
         _hub.ThrottleBytesPerSecond = 0;
         _hub.BytesServed.Clear();
@@ -504,7 +506,10 @@ public sealed class ToolTests : IAsyncLifetime
         long second = _hub.Served(big.Path);
         Assert.InRange(second, big.Content.Length - first - (1 << 20), big.Content.Length - first + (1 << 20));
         Assert.True(second < big.Content.Length * 3 / 4, $"second run fetched {second} of {big.Content.Length}");
-        Assert.Contains(_hub.Requests, q => q.Range is { } r && r.StartsWith($"bytes={3 << 20}-", StringComparison.Ordinal));
+        // the resume starts where the first run's bytes end: at the cut, or a little before it when the reset
+        // connection dropped bytes still unread in the socket buffer (seen on a loaded machine)
+        Assert.Contains(_hub.Requests, q => q.Range is { } r && r.StartsWith("bytes=", StringComparison.Ordinal)
+            && long.TryParse(r["bytes=".Length..r.IndexOf('-', StringComparison.Ordinal)], out long from) && from is > (2 << 20) and <= (3 << 20));
         AssertSnapshot(repo);
     }
 

@@ -62,6 +62,24 @@ public class GlobFilterTests
 
 public class PathSafetyTests
 {
+    [Fact]
+    public void RealPath_follows_links_along_the_path_like_the_kernel()
+    {
+        using var tmp = new ModelCar.TestSupport.TempDir();
+        var root = tmp.Combine("root");
+        Directory.CreateDirectory(Path.Combine(root, "real", "deep"));
+        Directory.CreateSymbolicLink(Path.Combine(root, "rel"), "real/deep");
+        Directory.CreateSymbolicLink(Path.Combine(root, "up"), "../outside");
+        Directory.CreateSymbolicLink(tmp.Combine("rootlink"), root);
+        Assert.Equal(Path.Combine(root, "real", "deep", "x", "y"), HubPaths.RealPath(Path.Combine(root, "rel", "x", "y")));
+        Assert.Equal(tmp.Combine("outside", "f"), HubPaths.RealPath(Path.Combine(root, "up", "f")));
+        Assert.Equal(Path.Combine(root, "real"), HubPaths.RealPath(Path.Combine(root, "rel", "..")));
+        // DIR itself may be a link; what matters is where the files end up relative to its real path
+        Assert.Equal(Path.Combine(root, "real", "deep", "f"), HubPaths.LocalPath(tmp.Combine("rootlink"), "rel/f") is var p ? HubPaths.RealPath(p) : null);
+        var ex = Assert.Throws<ModelCar.Common.Cli.ToolException>(() => HubPaths.LocalPath(tmp.Combine("rootlink"), "up/f"));
+        Assert.Contains("symbolic link", ex.Message);
+    }
+
     [Theory]
     [InlineData("../evil")]
     [InlineData("a/../../evil")]

@@ -36,6 +36,29 @@ public class LayoutTests
     }
 
     [Fact]
+    public async Task The_same_blob_written_at_once_by_several_writers_is_committed_once_without_error()
+    {
+        // e.g. two identical weight files packed in parallel, or two runs into one layout: both temp
+        // files are complete when one of them is renamed to the digest first
+        using var tmp = new TempDir();
+        var content = TempDir.RandomBytes(64 << 10, 3);
+        for (int round = 0; round < 40; round++)
+        {
+            var layout = OciLayout.OpenOrCreate(tmp.Combine($"l{round}"));
+            using var start = new Barrier(8);
+            var writers = Enumerable.Range(0, 8).Select(_ => Task.Run(() =>
+            {
+                start.SignalAndWait();
+                return layout.WriteBlob(s => s.Write(content), MediaTypes.Layer);
+            })).ToArray();
+            var written = await Task.WhenAll(writers);
+            Assert.Single(written.Select(d => d.Digest).Distinct());
+            Assert.Equal(content, File.ReadAllBytes(layout.BlobPath(written[0].Digest)));
+            Assert.Empty(Directory.GetFiles(Path.Combine(layout.Root, "blobs", "sha256"), ".tmp-*"));
+        }
+    }
+
+    [Fact]
     public void Tampered_blob_fails_verification()
     {
         using var tmp = new TempDir();

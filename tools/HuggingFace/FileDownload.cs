@@ -13,7 +13,13 @@ using ModelCar.Common.Logging;
 namespace ModelCar.HuggingFace;
 
 /// <summary>The downloaded bytes do not match the tree listing (hash or size).</summary>
-public sealed class VerificationException(string message) : ToolException(message);
+public class VerificationException(string message) : ToolException(message);
+
+/// <summary>The right number of bytes arrived, but their hash is not the listing's.</summary>
+public sealed class HashMismatchException(string message, string actual) : VerificationException(message)
+{
+    public string Actual { get; } = actual;
+}
 
 /// <summary>The partial file cannot be continued (server ignored Range on a resume, or answered 416): start over.</summary>
 internal sealed class RestartException(string message, bool rangeIgnored) : Exception(message)
@@ -69,7 +75,7 @@ internal sealed class ChunkState
 
 /// <summary>
 /// One file: Range requests (concurrent chunks for large files) written at their offsets into a preallocated
-/// DIR/.hf-fetch/incomplete/PATH.incomplete, a sequential hash that trails the contiguous prefix as it grows
+/// DIR/.hf-fetch/incomplete/HASH.incomplete, a sequential hash that trails the contiguous prefix as it grows
 /// (so hashing runs during the transfer, reading back just-written pages), a sidecar recording per-chunk byte
 /// counts for resume across runs, and a rename to the final path only after size and hash verify.
 /// </summary>
@@ -93,6 +99,7 @@ internal sealed class FileDownload(HubClient client, LocalState store, FilePlan 
     public async Task RunAsync(CancellationToken ct)
     {
         var state = LoadOrCreate(out bool resumedFromDisk);
+        string? firstMismatch = null;
         for (int attempt = 0; ; attempt++)
         {
             using var saver = new Timer(_ => TrySaveSidecar(state), null, SidecarInterval, SidecarInterval);
@@ -105,6 +112,23 @@ internal sealed class FileDownload(HubClient client, LocalState store, FilePlan 
             {
                 logger.LogWarning("{Path}: {Why}; starting the file over", plan.RepoPath, e.Message);
                 state = Reset(single: e.RangeIgnored);
+            }
+            catch (HashMismatchException e) when (!resumedFromDisk && firstMismatch is null)
+            {
+                // a body corrupted on the way (a bad CDN node, a proxy): once more from a new signed URL
+                logger.LogWarning("{Path}: {HashName} mismatch (expected {Expected}, got {Got}); fetching the file once more from a new URL",
+                    plan.RepoPath, plan.HashName, plan.Hash, e.Actual);
+                firstMismatch = e.Actual;
+                _url = _resolveUrl;
+                state = Reset(single: false);
+            }
+            catch (HashMismatchException e) when (firstMismatch is not null)
+            {
+                saver.Dispose();
+                DeletePartial();
+                throw new HashMismatchException(
+                    $"{plan.RepoPath}: {plan.HashName} mismatch twice (fetched again from a new URL): expected {plan.Hash}, got {e.Actual}"
+                    + (e.Actual == firstMismatch ? "" : $" (first try: {firstMismatch})") + " (file not kept)", e.Actual);
             }
             catch (VerificationException e) when (resumedFromDisk && attempt < 3)
             {
@@ -140,6 +164,7 @@ internal sealed class FileDownload(HubClient client, LocalState store, FilePlan 
         resumed = false;
         try
         {
+            store.AdoptLegacyPartial(plan.RepoPath);
             if (File.Exists(_sidecar) && File.Exists(_incomplete) && new FileInfo(_incomplete).Length == plan.Size)
             {
                 var saved = JsonSerializer.Deserialize(File.ReadAllBytes(_sidecar), HubJson.Partial);
@@ -159,9 +184,9 @@ internal sealed class FileDownload(HubClient client, LocalState store, FilePlan 
                 }
             }
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or IOException)
         {
-            // unreadable sidecar: start over
+            // unreadable sidecar (or an old partial that cannot be moved): start over
         }
         return Reset(single: false);
     }
@@ -194,6 +219,7 @@ internal sealed class FileDownload(HubClient client, LocalState store, FilePlan 
     {
         var partial = new PartialState
         {
+            Path = plan.RepoPath,
             Commit = commit,
             Hash = plan.Hash,
             Size = plan.Size,
@@ -296,11 +322,12 @@ internal sealed class FileDownload(HubClient client, LocalState store, FilePlan 
         }
         if (!string.Equals(hash, plan.Hash, StringComparison.Ordinal))
         {
-            throw new VerificationException($"{plan.RepoPath}: {plan.HashName} mismatch: got {hash}, the tree listing says {plan.Hash} (file not kept)");
+            throw new HashMismatchException($"{plan.RepoPath}: {plan.HashName} mismatch: expected {plan.Hash} (the tree listing), got {hash} (file not kept)", hash);
         }
         handle.Dispose();
         TrySaveSidecar(state);
         Files.EnsureDirectory(Path.GetDirectoryName(plan.LocalPath)!);
+        HubPaths.LocalPath(store.Root, plan.RepoPath); // checked when planned; again in case a symlink appeared since
         if (Directory.Exists(plan.LocalPath))
         {
             throw new ToolException($"{plan.RepoPath}: cannot write {plan.LocalPath}: a directory is in the way");

@@ -86,9 +86,12 @@ public sealed record VerifiedRecord
     public long MtimeTicks { get; init; }
 }
 
-/// <summary>Sidecar of a partial download (DIR/.hf-fetch/incomplete/PATH.incomplete.json).</summary>
+/// <summary>Sidecar of a partial download (DIR/.hf-fetch/incomplete/SHA256-OF-PATH.incomplete.json).</summary>
 public sealed record PartialState
 {
+    /// <summary>The repo path (the file names are hashes of it); absent in sidecars of earlier versions.</summary>
+    public string? Path { get; init; }
+
     public string Commit { get; init; } = "";
     public string Hash { get; init; } = "";
     public long Size { get; init; }

@@ -116,7 +116,73 @@ public static partial class HubPaths
         {
             throw new ToolException($"refusing server path '{repoPath}': it resolves outside {fullRoot}");
         }
+        // the text is safe; symbolic links already on disk must not lead elsewhere either (DIR itself may be one)
+        var realRoot = RealPath(fullRoot);
+        if (!IsInside(RealPath(full), realRoot))
+        {
+            var link = FirstLinkBelow(fullRoot, full);
+            throw new ToolException($"refusing server path '{repoPath}': it resolves outside {fullRoot} through the symbolic link {link ?? full}");
+        }
         return full;
+    }
+
+    private static bool IsInside(string path, string root) => path.StartsWith(root.TrimEnd('/') + "/", StringComparison.Ordinal);
+
+    /// <summary>
+    /// realpath(3) for paths that may not exist yet: every symbolic link along the path is followed (at most
+    /// 40), missing components are kept as they are.
+    /// </summary>
+    public static string RealPath(string path)
+    {
+        // not Path.GetFullPath: it would drop "x/.." as text, before x is known to be a link
+        var absolute = Path.IsPathRooted(path) ? path : Path.Combine(Environment.CurrentDirectory, path);
+        var pending = new Queue<string>(absolute.Split('/', StringSplitOptions.RemoveEmptyEntries));
+        var resolved = "/";
+        int hops = 0;
+        while (pending.Count > 0)
+        {
+            var part = pending.Dequeue();
+            if (part == ".")
+            {
+                continue;
+            }
+            if (part == "..")
+            {
+                resolved = Path.GetDirectoryName(resolved) ?? "/";
+                continue;
+            }
+            var next = Path.Combine(resolved, part);
+            var target = new FileInfo(next).LinkTarget;
+            if (target is null)
+            {
+                resolved = next;
+                continue;
+            }
+            if (++hops > 40)
+            {
+                throw new ToolException($"too many levels of symbolic links at {next}");
+            }
+            if (target.StartsWith('/'))
+            {
+                resolved = "/";
+            }
+            pending = new Queue<string>(target.Split('/', StringSplitOptions.RemoveEmptyEntries).Concat(pending));
+        }
+        return resolved;
+    }
+
+    private static string? FirstLinkBelow(string root, string full)
+    {
+        var current = root;
+        foreach (var part in Path.GetRelativePath(root, full).Split('/'))
+        {
+            current = Path.Combine(current, part);
+            if (new FileInfo(current).LinkTarget is not null)
+            {
+                return current;
+            }
+        }
+        return null;
     }
 
     [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}(/[A-Za-z0-9_.\-]{1,96})?$")]

@@ -40,8 +40,9 @@ public sealed record FilePlan(string RepoPath, string LocalPath, long Size, Hash
 
 /// <summary>
 /// hf-fetch's own files under DIR/.hf-fetch/: snapshot.json (the contract oci-pack reads), verified.jsonl
-/// (files verified earlier, with size, hash and mtime, so a re-run does not re-hash them) and
-/// incomplete/PATH.incomplete (+ .json sidecar) for partial downloads.
+/// (files verified earlier, with size, hash and mtime, so a re-run does not re-hash them),
+/// incomplete/HASH.incomplete (+ .json sidecar) for partial downloads, named by the sha256 of the repo
+/// path so that a 255-byte file name still fits NAME_MAX, and lock (one run per DIR at a time).
 /// </summary>
 public sealed class LocalState
 {
@@ -60,9 +61,57 @@ public sealed class LocalState
     public string VerifiedPath => Path.Combine(StateDir, "verified.jsonl");
     public string IncompleteDir => Path.Combine(StateDir, "incomplete");
 
-    public string IncompletePath(string repoPath) => Path.Combine(IncompleteDir, repoPath) + ".incomplete";
+    /// <summary>The advisory lock a run holds on DIR (see <see cref="FileLock"/>).</summary>
+    public string LockPath => Path.Combine(StateDir, "lock");
+
+    public const string IncompleteSuffix = ".incomplete";
+
+    public string IncompletePath(string repoPath) =>
+        Path.Combine(IncompleteDir, Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(repoPath))) + IncompleteSuffix);
 
     public string SidecarPath(string repoPath) => IncompletePath(repoPath) + ".json";
+
+    /// <summary>Where versions before the hashed names kept a partial file: incomplete/PATH.incomplete.</summary>
+    private string LegacyIncompletePath(string repoPath) => Path.Combine(IncompleteDir, repoPath) + IncompleteSuffix;
+
+    /// <summary>
+    /// Moves a partial download left in the old layout (incomplete/PATH.incomplete + .json) to its hashed
+    /// name, so that runs of this version resume what an earlier version began.
+    /// </summary>
+    public void AdoptLegacyPartial(string repoPath)
+    {
+        var legacy = LegacyIncompletePath(repoPath);
+        var current = IncompletePath(repoPath);
+        if (File.Exists(current) || !File.Exists(legacy))
+        {
+            return;
+        }
+        Files.EnsureDirectory(IncompleteDir);
+        File.Move(legacy, current);
+        if (File.Exists(legacy + ".json"))
+        {
+            File.Move(legacy + ".json", current + ".json", overwrite: true);
+        }
+    }
+
+    /// <summary>
+    /// Removes temp files an earlier, killed run left (sidecar and snapshot temps); partial downloads stay,
+    /// they are resumed. Call only while holding <see cref="LockPath"/>: then no live run owns them.
+    /// </summary>
+    public int RemoveStaleTempFiles()
+    {
+        if (!Directory.Exists(StateDir))
+        {
+            return 0;
+        }
+        int removed = 0;
+        foreach (var tmp in Directory.EnumerateFiles(StateDir, "*.tmp", SearchOption.AllDirectories))
+        {
+            Files.TryDelete(tmp);
+            removed++;
+        }
+        return removed;
+    }
 
     public SnapshotMetadata? ReadSnapshot()
     {

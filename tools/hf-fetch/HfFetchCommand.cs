@@ -76,8 +76,9 @@ public static class HfFetchCommand
         var maxRetryWait = CommonOptions.MaxRetryWait();
         var tlsVerify = CommonOptions.TlsVerify();
         var caFile = CommonOptions.CaFile();
+        var lockTimeout = CommonOptions.LockTimeout();
         root.Arguments.Add(repoId);
-        foreach (var option in new Option[] { dest, revision, repoType, include, exclude, endpoint, tokenFile, jobs, offline, chunkSize, retries, stallTimeout, maxRetryWait, tlsVerify, caFile })
+        foreach (var option in new Option[] { dest, revision, repoType, include, exclude, endpoint, tokenFile, jobs, offline, chunkSize, retries, stallTimeout, maxRetryWait, tlsVerify, caFile, lockTimeout })
         {
             root.Options.Add(option);
         }
@@ -104,8 +105,18 @@ public static class HfFetchCommand
                 ChunkSize = ctx.Get(chunkSize) ?? FetchRequest.DefaultChunkSize,
             };
             var fetcher = new SnapshotFetcher(ctx.Logger);
+            // one run per DIR: a second one would "resume" the first one's partial files under its feet
+            var store = new LocalState(request.Dest);
+            bool isOffline = ctx.Get(offline) || HubPaths.IsOfflineEnv(env);
+            using var destLock = isOffline && !Directory.Exists(store.StateDir)
+                ? null // nothing to verify there, and offline creates nothing
+                : await CommonOptions.AcquireLockAsync(ctx, lockTimeout, store.LockPath, $"destination {request.Dest}", ct);
+            if (store.RemoveStaleTempFiles() is > 0 and var stale)
+            {
+                ctx.Logger.LogInformation("removed {Count} stale temp file(s) of an earlier run in {Dir}", stale, store.StateDir);
+            }
             FetchSummary summary;
-            if (ctx.Get(offline) || HubPaths.IsOfflineEnv(env))
+            if (isOffline)
             {
                 summary = await fetcher.VerifyOfflineAsync(request, rev is not null, ct);
             }

@@ -106,13 +106,32 @@ public sealed class BaseImage
                 continue;
             }
             using var stream = Source.OpenVerified(layer);
+            Exception? unreadable = null;
             try
             {
                 scanner.AddLayer(stream, layer.MediaType);
             }
-            catch (Exception e) when (e is InvalidDataException or FormatException)
+            catch (Exception e) when (e is InvalidDataException or FormatException or EndOfStreamException)
             {
-                throw new ToolException($"base image {Description}: layer {layer.Digest} is not a readable {layer.MediaType}: {e.Message}", e);
+                unreadable = e;
+            }
+            catch (DigestMismatchException e)
+            {
+                throw Corrupt(layer, e);
+            }
+            // The scan stops at the tar's end-of-archive blocks (and a gzip layer's CRC is never reached): read
+            // the rest so the digest is checked before anything is concluded from what the scan did (not) find.
+            try
+            {
+                stream.CopyTo(Stream.Null);
+            }
+            catch (DigestMismatchException e)
+            {
+                throw Corrupt(layer, e);
+            }
+            if (unreadable is not null)
+            {
+                throw new ToolException($"base image {Description}: layer {layer.Digest} is not a readable {layer.MediaType}: {unreadable.Message}", unreadable);
             }
         }
         if (scanner.Exists("bin/sh") || scanner.Exists("usr/bin/sh"))
@@ -121,6 +140,9 @@ public sealed class BaseImage
         }
         return complete ? false : null;
     }
+
+    private ToolException Corrupt(Descriptor layer, DigestMismatchException e) =>
+        new($"base image {Description}: layer {layer.Digest} is corrupt (digest check failed): {e.Message}", e);
 
     /// <summary>An ENTRYPOINT KServe's Args would be appended to; known pass-through init wrappers are fine.</summary>
     public string? EntrypointProblem()

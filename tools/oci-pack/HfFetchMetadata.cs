@@ -12,8 +12,57 @@ public sealed record HfSnapshot
     [JsonPropertyName("revision")] public string? Revision { get; init; }
     [JsonPropertyName("commit")] public string? Commit { get; init; }
     [JsonPropertyName("endpoint")] public string? Endpoint { get; init; }
+    [JsonPropertyName("files")] public List<HfSnapshotFile>? Files { get; init; }
 
+    public const string StateFolder = ".hf-fetch";
     public const string RelativePath = ".hf-fetch/snapshot.json";
+
+    /// <summary>
+    /// Null if <paramref name="modelDir"/> is no hf-fetch download or a finished one; else why it is not
+    /// finished. hf-fetch deletes snapshot.json when a run starts and writes it when every file verified,
+    /// so: no snapshot.json (a run still going, killed or failed: N = files verified so far, M = N + partial
+    /// files), or files it lists that are missing or of another size (deleted since). Files the filter
+    /// leaves out of the image do not count.
+    /// </summary>
+    public static string? IncompleteReason(string modelDir, HfSnapshot? snapshot, PathFilter filter)
+    {
+        var state = Path.Combine(modelDir, StateFolder);
+        if (!Directory.Exists(state))
+        {
+            return null;
+        }
+        if (snapshot is not null)
+        {
+            var listed = (snapshot.Files ?? []).Where(f => f.Path is not null && filter.IsIncluded(f.Path)).ToList();
+            var missing = listed.Where(f => new FileInfo(Path.Combine(modelDir, f.Path!)) is not { Exists: true } fi || fi.Length != f.Size).ToList();
+            return missing.Count == 0
+                ? null
+                : $"{listed.Count - missing.Count} of {listed.Count} files ('{missing[0].Path}' is missing or of another size than the {missing[0].Size} bytes snapshot.json lists)";
+        }
+        var verified = new HashSet<string>(StringComparer.Ordinal);
+        var verifiedPath = Path.Combine(state, "verified.jsonl");
+        if (File.Exists(verifiedPath))
+        {
+            foreach (var line in File.ReadLines(verifiedPath))
+            {
+                try
+                {
+                    using var doc = JsonDocument.Parse(line);
+                    if (doc.RootElement.TryGetProperty("path", out var p) && p.GetString() is { } path && filter.IsIncluded(path) && File.Exists(Path.Combine(modelDir, path)))
+                    {
+                        verified.Add(path);
+                    }
+                }
+                catch (JsonException)
+                {
+                    // a torn line after a kill
+                }
+            }
+        }
+        var incomplete = Path.Combine(state, "incomplete");
+        int partial = Directory.Exists(incomplete) ? Directory.EnumerateFiles(incomplete, "*.incomplete", SearchOption.AllDirectories).Count() : 0;
+        return $"{verified.Count} of {verified.Count + partial} files ({RelativePath} is missing: hf-fetch has not finished)";
+    }
 
     /// <summary>Reads the snapshot if the model directory has one; a present but broken file is an error.</summary>
     public static HfSnapshot? TryRead(string modelDir)
@@ -53,6 +102,13 @@ public sealed record HfSnapshot
             yield return new(Oci.Annotations.Revision, Commit);
         }
     }
+}
+
+/// <summary>One file of the snapshot, as far as oci-pack checks it.</summary>
+public sealed record HfSnapshotFile
+{
+    [JsonPropertyName("path")] public string? Path { get; init; }
+    [JsonPropertyName("size")] public long Size { get; init; }
 }
 
 [JsonSourceGenerationOptions(PropertyNameCaseInsensitive = false)]

@@ -50,6 +50,8 @@ public static class OciPackCommand
         var platform = new Option<string?>("--platform") { Description = "OS/ARCH[/VARIANT] to pick from a multi-arch base (default linux/amd64).", HelpName = "PLATFORM" };
         var allowNoShell = new Option<bool>("--allow-no-shell") { Description = "Only warn when the base has no sh (e.g. for KServe's oci+native image volumes)." };
         var clearEntrypoint = new Option<bool>("--clear-entrypoint") { Description = "Drop the base image's ENTRYPOINT (it would receive KServe's sh -c args)." };
+        var allowIncomplete = new Option<bool>("--allow-incomplete") { Description = "Pack a model dir whose hf-fetch download has not finished (only a warning)." };
+        var lockTimeout = CommonOptions.LockTimeout();
         var authFile = new Option<string[]>("--authfile")
         {
             Description = "Registry credentials for a docker:// base: containers-auth.json / config.json or legacy .dockercfg (repeatable, merged in order; a missing file is an error).",
@@ -61,7 +63,7 @@ public static class OciPackCommand
         var caFile = CommonOptions.CaFile();
         var retries = CommonOptions.Retries();
         var jobs = CommonOptions.Jobs(Math.Clamp(Environment.ProcessorCount, 1, 4));
-        foreach (var o in new Option[] { model, output, baseImage, modelsPath, include, exclude, owner, user, label, annotation, threshold, platform, allowNoShell, clearEntrypoint, authFile, tlsVerify, caFile, retries, jobs })
+        foreach (var o in new Option[] { model, output, baseImage, modelsPath, include, exclude, owner, user, label, annotation, threshold, platform, allowNoShell, clearEntrypoint, allowIncomplete, authFile, tlsVerify, caFile, retries, jobs, lockTimeout })
         {
             root.Options.Add(o);
         }
@@ -93,7 +95,17 @@ public static class OciPackCommand
             var filter = PathFilter.Create(ctx.Get(include) ?? [], ctx.Get(exclude) ?? []);
             var tree = ModelTree.Scan(modelDir, filter);
             var annotations = new Dictionary<string, string>();
-            if (HfSnapshot.TryRead(modelDir) is { } snapshot)
+            var snapshot = HfSnapshot.TryRead(modelDir);
+            if (HfSnapshot.IncompleteReason(modelDir, snapshot, filter) is { } incomplete)
+            {
+                var message = $"model dir is an incomplete hf-fetch download: {incomplete}";
+                if (!ctx.Get(allowIncomplete))
+                {
+                    throw new ToolException($"{message}; finish it with hf-fetch, or pack it anyway with --allow-incomplete");
+                }
+                log.LogWarning("{Message}; packing it anyway (--allow-incomplete)", message);
+            }
+            if (snapshot is not null)
             {
                 foreach (var (k, v) in snapshot.Annotations())
                 {
@@ -113,6 +125,20 @@ public static class OciPackCommand
                 : BaseImage.Load(source, ReferenceOf(baseLocation), platformSpec, log);
             CheckBase(baseImg, ctx.Get(allowNoShell), settings.ClearEntrypoint, log, ct);
 
+            // one writer per output at a time; what temp files earlier, killed runs left are removed
+            using var outputLock = destination is OciLayoutLocation layoutOut
+                ? await CommonOptions.AcquireLockAsync(ctx, lockTimeout, OciLayout.WriterLockPath(layoutOut.Path), $"OCI layout {Path.GetFullPath(layoutOut.Path)}", ct)
+                : null;
+            var (staleFiles, staleBytes) = destination switch
+            {
+                OciLayoutLocation l => OciLayout.OpenOrCreate(l.Path).RemoveStaleTempFiles(),
+                OciArchiveLocation a => OciArchiveWriter.RemoveStaleTempFiles(a.Path),
+                _ => (0, 0L),
+            };
+            if (staleFiles > 0)
+            {
+                log.LogInformation("removed {Count} stale temp file(s) ({Size}) that killed runs left in {Output}", staleFiles, SizeParser.Format(staleBytes), destination);
+            }
             using IImageSink sink = destination switch
             {
                 OciLayoutLocation l => new LayoutSink(OciLayout.OpenOrCreate(l.Path)),

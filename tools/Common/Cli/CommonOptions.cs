@@ -59,6 +59,31 @@ public static class CommonOptions
         Validators = { r => { if (r.GetValueOrDefault<int>() < min) { r.AddError($"{name} must be {min} or more (seconds)"); } } },
     };
 
+    /// <summary>
+    /// How long to wait for another run to release the destination's lock (<see cref="FileLock"/>);
+    /// without it a run waits as long as the other one takes (Tekton's task timeout still applies).
+    /// </summary>
+    public static Option<int?> LockTimeout() => new("--lock-timeout")
+    {
+        Description = "Seconds to wait while another run writes to the same destination, then fail (default: wait; 0 = fail at once).",
+        HelpName = "SECONDS",
+        Validators = { r => { if (r.GetValueOrDefault<int?>() is < 0) { r.AddError("--lock-timeout must be 0 or more seconds"); } } },
+    };
+
+    /// <summary>Takes the destination lock; a timeout names the option to change.</summary>
+    public static async Task<FileLock> AcquireLockAsync(ToolContext ctx, Option<int?> lockTimeout, string path, string what, CancellationToken ct)
+    {
+        var seconds = ctx.ParseResult.GetValue(lockTimeout);
+        try
+        {
+            return await FileLock.AcquireAsync(path, what, seconds is { } s ? TimeSpan.FromSeconds(s) : null, ctx.Logger, ct).ConfigureAwait(false);
+        }
+        catch (LockTimeoutException e)
+        {
+            throw new ToolException($"{e.Message}; wait longer with --lock-timeout, or let the other run finish", e);
+        }
+    }
+
     /// <summary>A size option accepting 1048576, 64M, 64MiB, 20G.</summary>
     public static Option<long?> Size(string name, string description) => new(name)
     {

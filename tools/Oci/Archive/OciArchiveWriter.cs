@@ -48,7 +48,8 @@ public sealed class OciArchiveWriter : IDisposable
             throw new DirectoryNotFoundException($"directory '{dir}' for the oci-archive does not exist");
         }
         _tempPath = Files.TempNameFor(_path);
-        _handle = File.OpenHandle(_tempPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read);
+        // FileShare.None: the temp file is locked while this run lives (see RemoveStaleTempFiles)
+        _handle = File.OpenHandle(_tempPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
         Files.SetMode(_tempPath, Files.FileMode644);
         AddFile("oci-layout", OciJson.Serialize(new OciLayoutMarker(), OciJson.LayoutMarker));
         AddDirectory("blobs/");
@@ -146,10 +147,43 @@ public sealed class OciArchiveWriter : IDisposable
         // end of archive: two zero blocks (the header slot reserved above is the first one)
         RandomAccess.Write(_handle, new byte[2 * Block], at);
         RandomAccess.FlushToDisk(_handle);
-        _handle.Dispose();
-        File.Move(_tempPath, _path, overwrite: true);
-        Files.SetMode(_path, Files.FileMode644);
+        File.Move(_tempPath, _path, overwrite: true); // renamed while still locked: no cleaner can take it for stale
         _committed = true;
+        _handle.Dispose();
+        Files.SetMode(_path, Files.FileMode644);
+    }
+
+    /// <summary>
+    /// Deletes temp archives (<c>.NAME.*.tmp</c> beside <paramref name="path"/>) that earlier runs left when
+    /// they were killed. A live writer keeps its temp file locked, so only dead runs' files go.
+    /// Returns how many files and bytes were removed.
+    /// </summary>
+    public static (int Files, long Bytes) RemoveStaleTempFiles(string path)
+    {
+        var full = Path.GetFullPath(path);
+        var dir = Path.GetDirectoryName(full)!;
+        var prefix = "." + Path.GetFileName(full) + ".";
+        int count = 0;
+        long bytes = 0;
+        if (!Directory.Exists(dir))
+        {
+            return (0, 0);
+        }
+        foreach (var tmp in Directory.EnumerateFiles(dir, prefix + "*.tmp"))
+        {
+            var middle = Path.GetFileName(tmp)[prefix.Length..^".tmp".Length];
+            if (middle.Length != 32 || !middle.All(char.IsAsciiHexDigitLower))
+            {
+                continue; // not a name Files.TempNameFor gives
+            }
+            var length = new FileInfo(tmp).Length;
+            if (FileLock.TryDeleteIfStale(tmp))
+            {
+                count++;
+                bytes += length;
+            }
+        }
+        return (count, bytes);
     }
 
     public void Dispose()

@@ -24,6 +24,15 @@ public sealed class OciLayout : IImageSource
 
     public string IndexPath => Path.Combine(Root, "index.json");
 
+    /// <summary>
+    /// The advisory lock a writer holds on the layout for its whole run (<see cref="FileLock"/>): writers
+    /// into one layout take turns, so index.json updates cannot lose each other's tags and temp files
+    /// found by the lock holder are left by dead runs. Readers (skopeo, umoci) ignore the file.
+    /// </summary>
+    public const string WriterLockFile = ".oci-pack.lock";
+
+    public static string WriterLockPath(string root) => Path.Combine(Path.GetFullPath(root), WriterLockFile);
+
     /// <summary>Opens an existing layout; clear errors when the directory or its files are missing.</summary>
     public static OciLayout Open(string root)
     {
@@ -170,7 +179,8 @@ public sealed class OciLayout : IImageSource
 
     /// <summary>
     /// Moves a fully written, hashed temp file (in this layout's blob directory) to its digest's path;
-    /// if that blob already exists the temp file is dropped, since blobs are never rewritten.
+    /// if that blob already exists (also: appeared meanwhile, written by another process) the temp file
+    /// is dropped, since blobs are never rewritten and equal digests mean equal bytes.
     /// </summary>
     internal Descriptor CommitTempBlob(string tmp, Digest digest, long size, string mediaType)
     {
@@ -181,14 +191,52 @@ public sealed class OciLayout : IImageSource
         }
         else
         {
-            File.Move(tmp, path);
+            try
+            {
+                File.Move(tmp, path);
+            }
+            catch (IOException) when (File.Exists(path))
+            {
+                Files.TryDelete(tmp);
+            }
         }
         return new Descriptor { MediaType = mediaType, Digest = digest, Size = size };
     }
 
     /// <summary>
+    /// Deletes the temp files of earlier runs that died (SIGKILL leaves a half-written <c>.tmp-*</c> blob or
+    /// an index temp). Only call while holding <see cref="WriterLockFile"/>: then no live writer owns any.
+    /// Returns how many files and bytes were removed.
+    /// </summary>
+    public (int Files, long Bytes) RemoveStaleTempFiles()
+    {
+        int count = 0;
+        long bytes = 0;
+        foreach (var (dir, pattern) in new[] { (Root, ".*.tmp"), (Path.Combine(Root, "blobs", "sha256"), ".tmp-*"), (Path.Combine(Root, "blobs", "sha256"), ".*.tmp") })
+        {
+            if (!Directory.Exists(dir))
+            {
+                continue;
+            }
+            foreach (var tmp in Directory.EnumerateFiles(dir, pattern))
+            {
+                var length = new FileInfo(tmp).Length;
+                Files.TryDelete(tmp);
+                if (!File.Exists(tmp))
+                {
+                    count++;
+                    bytes += length;
+                }
+            }
+        }
+        return (count, bytes);
+    }
+
+    /// <summary>
     /// Adds a manifest (or index) descriptor to index.json under <paramref name="refName"/>. An entry
-    /// with the same ref.name is replaced; other tags are kept; index.json is replaced atomically.
+    /// with the same ref.name is replaced; other tags are kept; index.json is replaced atomically. The
+    /// index is read again here, so with the writer lock held (see <see cref="WriterLockFile"/>) the
+    /// tags other processes added before are merged, not overwritten.
     /// </summary>
     public void AddToIndex(Descriptor root, string? refName)
     {
