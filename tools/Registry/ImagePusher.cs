@@ -35,12 +35,10 @@ public sealed class ImagePusher
     private readonly List<(Descriptor Descriptor, byte[] Content)> _manifests = [];
     private readonly List<Descriptor> _blobs = [];
 
-    private readonly UploadStateStore? _state;
-
     /// <param name="state">Where chunked sessions are recorded so a later run can resume them (null: no resume across runs).</param>
     public ImagePusher(IImageSource source, Descriptor root, UploadOptions upload, int jobs, ILogger logger, ProgressReporter? progress, UploadStateStore? state = null)
     {
-        _state = state;
+        State = state;
         _source = source;
         _root = root;
         _upload = upload;
@@ -51,6 +49,15 @@ public sealed class ImagePusher
     }
 
     public IReadOnlyList<Descriptor> Blobs => _blobs;
+
+    /// <summary>
+    /// Where chunked sessions are recorded (null: no resume across runs). Settable until the push
+    /// starts, so a caller can open it only when <see cref="HasChunkedBlobs"/> says it is needed.
+    /// </summary>
+    public UploadStateStore? State { get; set; }
+
+    /// <summary>True when some blob goes up in chunks: only chunked sessions can be resumed by a later run.</summary>
+    public bool HasChunkedBlobs => _blobs.Any(b => _upload.ChunkSizeFor(b.Size) is not null);
 
     public IReadOnlyList<(Descriptor Descriptor, byte[] Content)> Manifests => _manifests;
 
@@ -200,7 +207,7 @@ public sealed class ImagePusher
         {
             if (await repository.BlobExistsAsync(blob.Digest, ct).ConfigureAwait(false))
             {
-                await BlobUploader.DiscardRecordAsync(repository, _state, blob.Digest, _logger).ConfigureAwait(false);
+                await BlobUploader.DiscardRecordAsync(repository, State, blob.Digest, _logger).ConfigureAwait(false);
                 Interlocked.Increment(ref stats.Present);
                 _logger.LogDebug("{Repo}: blob {Digest} already present", repository.Name, blob.Digest);
                 return;
@@ -265,7 +272,7 @@ public sealed class ImagePusher
         {
             _progress?.AddTotal(blob.Size);
             var clock = Stopwatch.StartNew();
-            var uploader = new BlobUploader(repository, _upload, _logger, _state);
+            var uploader = new BlobUploader(repository, _upload, _logger, State);
             long reported = 0;
             await uploader.UploadAsync(blob,
                 () => _source.OpenVerified(blob),

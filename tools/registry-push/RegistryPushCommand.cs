@@ -148,12 +148,17 @@ public static class RegistryPushCommand
         };
         var root = source.ResolveRoot(reference);
         using var progress = new ProgressReporter(ctx.Logger, "push", 0);
-        var state = OpenState(ctx, sourceLocation);
-        var pusher = new ImagePusher(source, root, upload, ctx.Get(Jobs), ctx.Logger, progress, state);
+        var pusher = new ImagePusher(source, root, upload, ctx.Get(Jobs), ctx.Logger, progress);
         pusher.CheckSource();
         if (ctx.Get(MaxBlobSize) is { } maxBlobSize)
         {
             CheckBlobSizes(pusher.Blobs, maxBlobSize);
+        }
+        // only chunked sessions can be resumed by a later run: no state file (nor a warning about
+        // its place) for an image whose blobs all go up in one request; --state-dir is checked always
+        if (pusher.HasChunkedBlobs || ctx.Get(StateDir) is not null)
+        {
+            pusher.State = OpenState(ctx, sourceLocation);
         }
         ctx.Logger.LogInformation("pushing {Source} ({Digest}, {Blobs} blobs, {Size}) to {Count} destination(s)", source.Description, root.Digest,
             pusher.Blobs.Count, SizeParser.Format(pusher.TotalBlobBytes), destinations.Count);
