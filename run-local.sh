@@ -52,7 +52,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "1/8 prerequisites and the four Native-AOT binaries (./build.sh)"
+step "1/8 build (prerequisites and the four Native-AOT binaries: ./build.sh)"
 scripts/prerequisites.sh
 mkdir -p "$work"
 ./build.sh >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; exit 1; }
@@ -76,7 +76,7 @@ else
 fi
 produced "$repo at commit $commit: $(cat "$work/results/download/files") files, $(cat "$work/results/download/bytes") bytes in $work/model"
 
-step "3/8 a busybox base image (sh for KServe's modelcar container), built here with umoci"
+step "3/8 base image (busybox, for the sh KServe runs in the modelcar container; built here with umoci)"
 if [ ! -f "$work/busybox/index.json" ]; then
   # built aside and renamed into place, so an interrupted build never looks finished
   rm -rf "$work/busybox.new" "$work/busybox-bundle"
@@ -147,7 +147,7 @@ if [ "$storage_uri" != "oci://$image_url" ]; then
 fi
 produced "$model_name / $tag → $storage_uri"
 
-step "8/8 start the ModelCar as KServe does (podman: random UID, GID 0, KServe's args)"
+step "8/8 ModelCar start (as KServe does it: podman, a random UID with GID 0, KServe's args)"
 modelcar_line=""
 # this machine's podman settings (runc, cgroupfs, vfs) unless the caller already has its own
 command -v podman >/dev/null && { [ -n "${CONTAINERS_CONF:-}" ] || eval "$(scripts/container-engine.sh env)"; }
