@@ -68,7 +68,7 @@ public sealed partial class ToolTests
         var repo = StandardRepo(big: 100_000);
         var lockFile = Path.Combine(Dest, ".hf-fetch", "lock");
         Directory.CreateDirectory(Path.GetDirectoryName(lockFile)!);
-        using (var held = new FileStream(lockFile, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None))
+        using (var held = LockContention.Hold(lockFile))
         {
             var r = await RunAsync(Args(repo.Id, "--lock-timeout", "1"));
             Assert.Equal(1, r.ExitCode);
@@ -79,12 +79,7 @@ public sealed partial class ToolTests
 
             // without a timeout it waits, says so, and goes on once the lock is free
             var waiting = RunAsync(Args(repo.Id));
-            await Task.Delay(1500);
-            Assert.False(waiting.IsCompleted, "did not wait for the lock");
-            held.Dispose();
-            var done = await waiting;
-            Assert.True(done.ExitCode == 0, done.ToString());
-            Assert.Contains("waiting", done.StdErr);
+            await LockContention.AssertWaitsUntilReleasedAsync(held, waiting);
         }
         AssertSnapshot(repo);
     }

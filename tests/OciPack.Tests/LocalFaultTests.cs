@@ -70,7 +70,7 @@ public sealed class LocalFaultTests : IDisposable
         var baseDir = BaseLayout();
         var output = _dir.Combine("locked");
         Directory.CreateDirectory(output);
-        using (var held = new FileStream(Path.Combine(output, ".oci-pack.lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None))
+        using (var held = LockContention.Hold(Path.Combine(output, ".oci-pack.lock")))
         {
             var r = await ToolRunner.RunAsync("oci-pack", "--model", model, "--base", $"oci:{baseDir}:1", "--output", $"oci:{output}:a", "--lock-timeout", "1");
             Assert.Equal(1, r.ExitCode);
@@ -80,12 +80,7 @@ public sealed class LocalFaultTests : IDisposable
             Assert.False(File.Exists(Path.Combine(output, "index.json")));
 
             var waiting = ToolRunner.RunAsync("oci-pack", "--model", model, "--base", $"oci:{baseDir}:1", "--output", $"oci:{output}:a");
-            await Task.Delay(1500);
-            Assert.False(waiting.IsCompleted, "did not wait for the lock");
-            held.Dispose();
-            var done = await waiting;
-            Assert.True(done.ExitCode == 0, done.ToString());
-            Assert.Contains("waiting", done.StdErr);
+            await LockContention.AssertWaitsUntilReleasedAsync(held, waiting);
         }
         Assert.Equal(["a"], Tags(output));
     }

@@ -7,7 +7,7 @@ namespace ModelCar.Pipeline.Tests;
 /// <summary>podman on the test machine (the engine scripts/container-engine.sh configures).</summary>
 internal static class Podman
 {
-    public static async Task<ToolResult> RunAsync(IEnumerable<string> args, TimeSpan? timeout = null)
+    public static Task<ToolResult> RunAsync(IEnumerable<string> args, TimeSpan? timeout = null)
     {
         var psi = new ProcessStartInfo(PeerTools.Which("podman") ?? throw new FileNotFoundException("podman is not installed (apt-get install podman runc)"))
         {
@@ -20,20 +20,7 @@ internal static class Podman
         {
             psi.ArgumentList.Add(a);
         }
-        using var p = Process.Start(psi)!;
-        var o = p.StandardOutput.ReadToEndAsync();
-        var e = p.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromMinutes(5));
-        try
-        {
-            await p.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"podman {string.Join(' ', args)} did not finish in time\n{await e}");
-        }
-        return new ToolResult(p.ExitCode, await o, await e);
+        return ToolRunner.RunProcessAsync(psi, $"podman {string.Join(' ', args)}", timeout ?? TimeSpan.FromMinutes(5));
     }
 
     public static Task<ToolResult> RunAsync(params string[] args) => RunAsync((IEnumerable<string>)args);

@@ -14,6 +14,20 @@ public sealed class HtpasswdRegistryFixture : IAsyncLifetime
         Registry = await new RegistryContainer(new RegistryContainerOptions { Htpasswd = await AuthAndTlsTests.Htpasswd(User, Password) }).StartAsync();
 
     public Task DisposeAsync() => Registry.DisposeAsync().AsTask();
+
+    /// <summary>
+    /// The push through <paramref name="proxy"/> succeeded and printed the manifest digest; the registry behind it
+    /// serves that digest, skopeo pulls the image back intact, and the password is nowhere in the output.
+    /// </summary>
+    public async Task AssertLandedAsync(string repo, TestImage image, ToolResult r, FaultProxy proxy, string workDir)
+    {
+        Assert.True(r.ExitCode == 0, r + "\n--- proxy ---\n" + string.Join("\n", proxy.Log));
+        Assert.Equal($"{proxy.HostPort}/{repo}@{image.ManifestDigest}", r.StdOut.Trim());
+        var creds = $"{User}:{Password}";
+        Assert.Equal(image.ManifestDigest, await Skopeo.InspectDigestAsync($"{Registry.HostPort}/{repo}:v1", "--creds", creds));
+        await Skopeo.AssertPullsBackAsync($"{Registry.HostPort}/{repo}:v1", image, workDir, "--src-creds", creds);
+        Assert.DoesNotContain(Password, r.AllOutput);
+    }
 }
 
 /// <summary>
@@ -36,16 +50,6 @@ public sealed class FaultProxyTests(HtpasswdRegistryFixture fixture) : IClassFix
         var r = await PushTests.Push(["--source", $"oci:{image.LayoutPath}:v1", "--dest", $"docker://{proxy.HostPort}/{repo}:v1", "--tls-verify=false",
             "--username", HtpasswdRegistryFixture.User, "--password-file", passwordFile, "--retries", "6", .. extra]);
         return (r, proxy, image, tmp);
-    }
-
-    private async Task AssertLandedAsync(string repo, TestImage image, ToolResult r, FaultProxy proxy, string workDir)
-    {
-        Assert.True(r.ExitCode == 0, r + "\n--- proxy ---\n" + string.Join("\n", proxy.Log));
-        Assert.Equal($"{proxy.HostPort}/{repo}@{image.ManifestDigest}", r.StdOut.Trim());
-        var creds = $"{HtpasswdRegistryFixture.User}:{HtpasswdRegistryFixture.Password}";
-        Assert.Equal(image.ManifestDigest, await Skopeo.InspectDigestAsync($"{fixture.Registry.HostPort}/{repo}:v1", "--creds", creds));
-        await Skopeo.AssertPullsBackAsync($"{fixture.Registry.HostPort}/{repo}:v1", image, workDir, "--src-creds", creds);
-        Assert.DoesNotContain(HtpasswdRegistryFixture.Password, r.AllOutput);
     }
 
     [Fact]
@@ -75,7 +79,7 @@ public sealed class FaultProxyTests(HtpasswdRegistryFixture fixture) : IClassFix
         await using (proxy)
         using (tmp)
         {
-            await AssertLandedAsync("fault/mono", image, r, proxy, tmp.Path);
+            await fixture.AssertLandedAsync("fault/mono", image, r, proxy, tmp.Path);
             Assert.Contains("retry 1/6", r.StdErr);                       // 503 / 429 retried
             Assert.Contains("upload failed", r.StdErr);                   // the cut PUTs
             Assert.Contains("starting it again", r.StdErr);
@@ -104,7 +108,7 @@ public sealed class FaultProxyTests(HtpasswdRegistryFixture fixture) : IClassFix
         await using (proxy)
         using (tmp)
         {
-            await AssertLandedAsync("fault/chunked", image, r, proxy, tmp.Path);
+            await fixture.AssertLandedAsync("fault/chunked", image, r, proxy, tmp.Path);
             Assert.Contains("resuming from there", r.StdErr);
             Assert.DoesNotContain("starting the blob again", r.StdErr);
             // 4.5 MiB + 3 MiB in 1 MiB chunks = 5 + 3 chunks: each reached the registry exactly once
@@ -127,7 +131,7 @@ public sealed class FaultProxyTests(HtpasswdRegistryFixture fixture) : IClassFix
         await using (proxy)
         using (tmp)
         {
-            await AssertLandedAsync(repo, image, r, proxy, tmp.Path);
+            await fixture.AssertLandedAsync(repo, image, r, proxy, tmp.Path);
             Assert.Equal(2, sessions.Count); // both layers went chunked and both first PATCHes failed
             Assert.Contains("the registry has 0 bytes, resuming from there", r.StdErr);
             Assert.DoesNotContain("starting the blob again", r.StdErr);
@@ -145,7 +149,7 @@ public sealed class FaultProxyTests(HtpasswdRegistryFixture fixture) : IClassFix
         await using (proxy)
         using (tmp)
         {
-            await AssertLandedAsync("fault/dead", image, r, proxy, tmp.Path);
+            await fixture.AssertLandedAsync("fault/dead", image, r, proxy, tmp.Path);
             Assert.True(r.StdErr.Contains("resuming from there", StringComparison.Ordinal) || r.StdErr.Contains("starting the blob again", StringComparison.Ordinal), r.StdErr);
         }
     }

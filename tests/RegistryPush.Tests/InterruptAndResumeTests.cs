@@ -47,15 +47,6 @@ public sealed class InterruptAndResumeTests(HtpasswdRegistryFixture fixture) : I
         return new ToolResult(run.Process.ExitCode, await run.StdOut, await run.StdErr);
     }
 
-    private async Task AssertLandedAsync(string repo, TestImage image, ToolResult r, FaultProxy proxy, string workDir)
-    {
-        Assert.True(r.ExitCode == 0, r + "\n--- proxy ---\n" + string.Join("\n", proxy.Log));
-        Assert.Equal($"{proxy.HostPort}/{repo}@{image.ManifestDigest}", r.StdOut.Trim());
-        var creds = $"{HtpasswdRegistryFixture.User}:{HtpasswdRegistryFixture.Password}";
-        Assert.Equal(image.ManifestDigest, await Skopeo.InspectDigestAsync($"{fixture.Registry.HostPort}/{repo}:v1", "--creds", creds));
-        await Skopeo.AssertPullsBackAsync($"{fixture.Registry.HostPort}/{repo}:v1", image, workDir, "--src-creds", creds);
-    }
-
     [Fact]
     public async Task Sigterm_during_a_chunked_push_then_rerun_resumes_from_the_registry_offset()
     {
@@ -80,7 +71,7 @@ public sealed class InterruptAndResumeTests(HtpasswdRegistryFixture fixture) : I
         proxy.Decide = (_, _, _) => Fault.Forward;
         proxy.ResetCounters();
         var second = await ToolRunner.RunAsync("registry-push", args);
-        await AssertLandedAsync(repo, image, second, proxy, tmp.Path);
+        await fixture.AssertLandedAsync(repo, image, second, proxy, tmp.Path);
         Assert.Contains("resuming the upload of an earlier run at byte 2097152 of 4718592", second.StdErr);
         // only what the registry did not have was sent again: the rest of layer 1 and layer 2
         Assert.Equal(Layer1 - (2 << 20) + Layer2, proxy.PatchBytes);
@@ -108,7 +99,7 @@ public sealed class InterruptAndResumeTests(HtpasswdRegistryFixture fixture) : I
         proxy.Decide = (_, _, _) => Fault.Forward;
         proxy.ResetCounters();
         var second = await ToolRunner.RunAsync("registry-push", args);
-        await AssertLandedAsync(repo, image, second, proxy, tmp.Path);
+        await fixture.AssertLandedAsync(repo, image, second, proxy, tmp.Path);
         Assert.Contains("the upload session of an earlier run cannot be resumed", second.StdErr);
         Assert.Equal(Layer1, proxy.PatchBytes); // the fallback: the whole blob once, in a new session
         Assert.False(File.Exists(Path.Combine(stateDir, "registry-push-state.json")));

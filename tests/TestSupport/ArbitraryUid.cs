@@ -72,7 +72,7 @@ public sealed class ArbitraryUid : IDisposable
         }
     }
 
-    public async Task<ToolResult> RunAsync(string tool, IEnumerable<string> args, IDictionary<string, string?>? env = null, TimeSpan? timeout = null)
+    public Task<ToolResult> RunAsync(string tool, IEnumerable<string> args, IDictionary<string, string?>? env = null, TimeSpan? timeout = null)
     {
         var setpriv = PeerTools.Which("setpriv") ?? throw new FileNotFoundException("setpriv (util-linux) is not installed");
         var psi = new ProcessStartInfo(setpriv)
@@ -92,33 +92,8 @@ public sealed class ArbitraryUid : IDisposable
         psi.Environment.Remove("XDG_CONFIG_HOME");
         psi.Environment.Remove("DOCKER_CONFIG");
         psi.Environment.Remove("REGISTRY_AUTH_FILE");
-        psi.Environment["MODELCAR_RETRY_BASE_DELAY_MS"] = "50";
-        foreach (var (k, v) in env ?? new Dictionary<string, string?>())
-        {
-            if (v is null)
-            {
-                psi.Environment.Remove(k);
-            }
-            else
-            {
-                psi.Environment[k] = v;
-            }
-        }
-        using var process = Process.Start(psi)!;
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromMinutes(3));
-        try
-        {
-            await process.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{tool} did not finish in time\n{await stderr}");
-        }
-        return new ToolResult(process.ExitCode, await stdout, await stderr);
+        ToolRunner.ApplyEnvironment(psi, env);
+        return ToolRunner.RunProcessAsync(psi, tool, timeout ?? TimeSpan.FromMinutes(3));
     }
 
     /// <summary>The working directory is still empty: the tool wrote only where it was told.</summary>

@@ -26,7 +26,7 @@ public static class ToolRunner
         return path;
     }
 
-    public static async Task<ToolResult> RunAsync(string tool, IEnumerable<string> args, IDictionary<string, string?>? env = null,
+    public static Task<ToolResult> RunAsync(string tool, IEnumerable<string> args, IDictionary<string, string?>? env = null,
         TimeSpan? timeout = null, string? workingDirectory = null, CancellationToken ct = default)
     {
         var psi = new ProcessStartInfo(PathOf(tool))
@@ -41,6 +41,13 @@ public static class ToolRunner
         {
             psi.ArgumentList.Add(a);
         }
+        ApplyEnvironment(psi, env);
+        return RunProcessAsync(psi, $"{tool} {string.Join(' ', args)}", timeout ?? TimeSpan.FromMinutes(5), ct);
+    }
+
+    /// <summary>The tests' short retry delay, then <paramref name="env"/> on top: a null value removes the variable.</summary>
+    public static void ApplyEnvironment(ProcessStartInfo psi, IDictionary<string, string?>? env)
+    {
         psi.Environment["MODELCAR_RETRY_BASE_DELAY_MS"] = "50";
         if (env is not null)
         {
@@ -56,12 +63,24 @@ public static class ToolRunner
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="psi"/> (stdout and stderr redirected; stdin, if redirected, closed at once) to its end
+    /// and captures both streams. After <paramref name="timeout"/> the process tree is killed and a
+    /// <see cref="TimeoutException"/> names <paramref name="what"/> with the stderr so far.
+    /// </summary>
+    public static async Task<ToolResult> RunProcessAsync(ProcessStartInfo psi, string what, TimeSpan timeout, CancellationToken ct = default)
+    {
         using var process = Process.Start(psi)!;
-        process.StandardInput.Close();
+        if (psi.RedirectStandardInput)
+        {
+            process.StandardInput.Close();
+        }
         var stdout = process.StandardOutput.ReadToEndAsync(ct);
         var stderr = process.StandardError.ReadToEndAsync(ct);
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        cts.CancelAfter(timeout ?? TimeSpan.FromMinutes(5));
+        cts.CancelAfter(timeout);
         try
         {
             await process.WaitForExitAsync(cts.Token);
@@ -69,7 +88,7 @@ public static class ToolRunner
         catch (OperationCanceledException)
         {
             process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{tool} {string.Join(' ', args)} did not finish in time\n{await stderr}");
+            throw new TimeoutException($"{what} did not finish in time\n{await stderr}");
         }
         return new ToolResult(process.ExitCode, await stdout, await stderr);
     }

@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using ModelCar.Common.Cli;
+using ModelCar.Common.IO;
 
 namespace ModelCar.HuggingFace;
 
@@ -136,39 +137,19 @@ public static partial class HubPaths
     {
         // not Path.GetFullPath: it would drop "x/.." as text, before x is known to be a link
         var absolute = Path.IsPathRooted(path) ? path : Path.Combine(Environment.CurrentDirectory, path);
-        var pending = new Queue<string>(absolute.Split('/', StringSplitOptions.RemoveEmptyEntries));
-        var resolved = "/";
-        int hops = 0;
-        while (pending.Count > 0)
+        var result = SymlinkWalk.Resolve(absolute, ReadLink, SymlinkScope.Posix);
+        if (result.Status == SymlinkWalkStatus.TooManyLinks)
         {
-            var part = pending.Dequeue();
-            if (part == ".")
-            {
-                continue;
-            }
-            if (part == "..")
-            {
-                resolved = Path.GetDirectoryName(resolved) ?? "/";
-                continue;
-            }
-            var next = Path.Combine(resolved, part);
-            var target = new FileInfo(next).LinkTarget;
-            if (target is null)
-            {
-                resolved = next;
-                continue;
-            }
-            if (++hops > 40)
-            {
-                throw new ToolException($"too many levels of symbolic links at {next}");
-            }
-            if (target.StartsWith('/'))
-            {
-                resolved = "/";
-            }
-            pending = new Queue<string>(target.Split('/', StringSplitOptions.RemoveEmptyEntries).Concat(pending));
+            throw new ToolException($"too many levels of symbolic links at /{result.Path}");
         }
-        return resolved;
+        return "/" + result.Path;
+    }
+
+    // missing components are not links: they are kept as they are
+    private static bool ReadLink(string path, out string? target)
+    {
+        target = new FileInfo("/" + path).LinkTarget;
+        return true;
     }
 
     private static string? FirstLinkBelow(string root, string full)

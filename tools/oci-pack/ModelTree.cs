@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using ModelCar.Common.Cli;
+using ModelCar.Common.IO;
 
 namespace ModelCar.OciPack;
 
@@ -132,37 +133,16 @@ public sealed class ModelTree
 
     private static bool ResolvesInside(Dictionary<string, string> links, string parent, string target)
     {
-        var resolved = parent.Split('/', StringSplitOptions.RemoveEmptyEntries).ToList();
-        var pending = new Queue<string>(target.Split('/', StringSplitOptions.RemoveEmptyEntries));
-        int hops = 0;
-        while (pending.Count > 0)
+        // parent is a directory of the tree (never a link): its components are the starting point
+        var result = SymlinkWalk.Resolve(parent.Split('/', StringSplitOptions.RemoveEmptyEntries), target, ReadLink, SymlinkScope.Confined);
+        return result.Status == SymlinkWalkStatus.Resolved;
+
+        // only the tree's symlinks are links: files, directories and names not in the tree are not
+        bool ReadLink(string path, out string? next)
         {
-            var part = pending.Dequeue();
-            if (part == ".")
-            {
-                continue;
-            }
-            if (part == "..")
-            {
-                if (resolved.Count == 0)
-                {
-                    return false;
-                }
-                resolved.RemoveAt(resolved.Count - 1);
-                continue;
-            }
-            resolved.Add(part);
-            if (links.TryGetValue(string.Join('/', resolved), out var next))
-            {
-                if (++hops > 40 || next.StartsWith('/'))
-                {
-                    return false;
-                }
-                resolved.RemoveAt(resolved.Count - 1);
-                pending = new Queue<string>(next.Split('/', StringSplitOptions.RemoveEmptyEntries).Concat(pending));
-            }
+            next = links.GetValueOrDefault(path);
+            return true;
         }
-        return true;
     }
 }
 

@@ -1,5 +1,6 @@
 using System.Formats.Tar;
 using System.IO.Compression;
+using ModelCar.Common.IO;
 
 namespace ModelCar.Oci.Tar;
 
@@ -102,47 +103,11 @@ public sealed class RootFsScanner
     /// <summary>The path with every symlink resolved, or null if a component is missing or links loop.</summary>
     public string? Resolve(string path)
     {
-        var pending = new Queue<string>(Normalize(path).Split('/', StringSplitOptions.RemoveEmptyEntries));
-        var resolved = new List<string>();
-        int hops = 0;
-        while (pending.Count > 0)
-        {
-            var part = pending.Dequeue();
-            if (part == ".")
-            {
-                continue;
-            }
-            if (part == "..")
-            {
-                if (resolved.Count > 0)
-                {
-                    resolved.RemoveAt(resolved.Count - 1);
-                }
-                continue;
-            }
-            resolved.Add(part);
-            var current = string.Join('/', resolved);
-            if (!_entries.TryGetValue(current, out var link))
-            {
-                return null;
-            }
-            if (link is not null)
-            {
-                if (++hops > 40)
-                {
-                    return null;
-                }
-                resolved.RemoveAt(resolved.Count - 1);
-                if (link.StartsWith('/'))
-                {
-                    resolved.Clear();
-                }
-                var rest = pending.ToList();
-                pending = new Queue<string>(link.Split('/', StringSplitOptions.RemoveEmptyEntries).Concat(rest));
-            }
-        }
-        return string.Join('/', resolved);
+        var result = SymlinkWalk.Resolve(Normalize(path), ReadLink, SymlinkScope.Posix);
+        return result.Status == SymlinkWalkStatus.Resolved ? result.Path : null;
     }
+
+    private bool ReadLink(string path, out string? target) => _entries.TryGetValue(path, out target);
 
     private void RemoveChildren(string dir)
     {
