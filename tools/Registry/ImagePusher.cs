@@ -35,10 +35,8 @@ public sealed class ImagePusher
     private readonly List<(Descriptor Descriptor, byte[] Content)> _manifests = [];
     private readonly List<Descriptor> _blobs = [];
 
-    /// <param name="state">Where chunked sessions are recorded so a later run can resume them (null: no resume across runs).</param>
-    public ImagePusher(IImageSource source, Descriptor root, UploadOptions upload, int jobs, ILogger logger, ProgressReporter? progress, UploadStateStore? state = null)
+    public ImagePusher(IImageSource source, Descriptor root, UploadOptions upload, int jobs, ILogger logger, ProgressReporter? progress)
     {
-        State = state;
         _source = source;
         _root = root;
         _upload = upload;
@@ -51,8 +49,8 @@ public sealed class ImagePusher
     public IReadOnlyList<Descriptor> Blobs => _blobs;
 
     /// <summary>
-    /// Where chunked sessions are recorded (null: no resume across runs). Settable until the push
-    /// starts, so a caller can open it only when <see cref="HasChunkedBlobs"/> says it is needed.
+    /// Where chunked sessions are recorded so a later run can resume them (null, the default: no
+    /// resume across runs). Set before the push starts, once <see cref="HasChunkedBlobs"/> says it is needed.
     /// </summary>
     public UploadStateStore? State { get; set; }
 
