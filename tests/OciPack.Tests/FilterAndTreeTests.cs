@@ -1,3 +1,4 @@
+using ModelCar.Packing;
 using ModelCar.Common.IO;
 using ModelCar.Common.Cli;
 using ModelCar.Oci.Tar;

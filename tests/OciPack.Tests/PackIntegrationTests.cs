@@ -1,3 +1,4 @@
+using ModelCar.Packing;
 using System.Text.Json;
 using ModelCar.TestSupport;
 

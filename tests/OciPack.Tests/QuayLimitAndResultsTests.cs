@@ -1,3 +1,4 @@
+using ModelCar.Packing;
 using ModelCar.Common.IO;
 using ModelCar.TestSupport;
 

@@ -1,3 +1,4 @@
+using ModelCar.Packing;
 using System.Formats.Tar;
 using System.Security.Cryptography;
 using System.Text;

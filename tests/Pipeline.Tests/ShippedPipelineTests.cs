@@ -1,3 +1,4 @@
+using ModelCar.Packing;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;

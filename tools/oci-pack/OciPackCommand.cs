@@ -1,3 +1,4 @@
+using ModelCar.Packing;
 using System.CommandLine;
 using Microsoft.Extensions.Logging;
 using ModelCar.Common.Cli;

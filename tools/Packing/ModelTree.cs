@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 using ModelCar.Common.Cli;
 using ModelCar.Common.IO;
 
-namespace ModelCar.OciPack;
+namespace ModelCar.Packing;
 
 public enum ModelEntryKind
 {

@@ -2,7 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using ModelCar.Common.Cli;
 
-namespace ModelCar.OciPack;
+namespace ModelCar.Packing;
 
 /// <summary>What hf-fetch leaves in <c>DIR/.hf-fetch/snapshot.json</c> (only the fields oci-pack uses are required).</summary>
 public sealed record HfSnapshot

@@ -5,7 +5,7 @@ using ModelCar.Common.IO;
 using ModelCar.Oci;
 using ModelCar.Oci.Tar;
 
-namespace ModelCar.OciPack;
+namespace ModelCar.Packing;
 
 public sealed record PackSettings
 {

@@ -3,7 +3,7 @@ using ModelCar.Oci.Archive;
 using ModelCar.Oci.Layout;
 using ModelCar.Oci.Tar;
 
-namespace ModelCar.OciPack;
+namespace ModelCar.Packing;
 
 /// <summary>A model layer to write: its tar entries and its exact size (known before any data is read).</summary>
 public sealed record LayerPlan(string Title, IReadOnlyList<LayerEntry> Entries, long ModelBytes, long TarSize);

@@ -1,6 +1,6 @@
 using ModelCar.Common.IO;
 
-namespace ModelCar.OciPack;
+namespace ModelCar.Packing;
 
 /// <summary>
 /// Which model files go into the image: --include/--exclude with huggingface_hub's pattern rules

@@ -3,7 +3,7 @@ using ModelCar.Common.Cli;
 using ModelCar.Oci;
 using ModelCar.Oci.Tar;
 
-namespace ModelCar.OciPack;
+namespace ModelCar.Packing;
 
 /// <summary>
 /// The base image: its layers (kept byte for byte, compressed or not) and its config, selected for
