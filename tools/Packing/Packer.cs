@@ -72,7 +72,7 @@ public static class Packer
                 dirs.Add(tarPath[..i]);
             }
             files.Add(e.Kind == ModelEntryKind.File
-                ? new LayerEntry(tarPath, LayerEntryKind.File, e.FullPath, e.Size)
+                ? new LayerEntry(tarPath, LayerEntryKind.File, e.FullPath, e.Size, ModifiedUtc: e.ModifiedUtc)
                 : new LayerEntry(tarPath, LayerEntryKind.Symlink, LinkTarget: e.LinkTarget));
         }
         var all = dirs.Select(d => new LayerEntry(d, LayerEntryKind.Directory)).Concat(files)
