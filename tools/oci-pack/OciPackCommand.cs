@@ -48,7 +48,11 @@ public static class OciPackCommand
         var label = new Option<string[]>("--label") { Description = "Config label KEY=VALUE (repeatable).", HelpName = "K=V", DefaultValueFactory = _ => [] };
         var annotation = new Option<string[]>("--annotation") { Description = "Manifest annotation KEY=VALUE (repeatable).", HelpName = "K=V", DefaultValueFactory = _ => [] };
         var threshold = CommonOptions.Size("--layer-threshold", "Files of at least SIZE get a layer each; smaller files share one (default 16M).");
-        var platform = new Option<string?>("--platform") { Description = "OS/ARCH[/VARIANT] to pick from a multi-arch base (default linux/amd64).", HelpName = "PLATFORM" };
+        var platform = new Option<string?>("--platform")
+        {
+            Description = "OS/ARCH[/VARIANT] to pick from a multi-arch base (default linux/amd64); a comma-separated list or 'all' (every platform of the base index with sh) makes an image index, one manifest per platform.",
+            HelpName = "PLATFORMS",
+        };
         var allowNoShell = new Option<bool>("--allow-no-shell") { Description = "Only warn when the base has no sh (e.g. for KServe's oci+native image volumes)." };
         var clearEntrypoint = new Option<bool>("--clear-entrypoint") { Description = "Drop the base image's ENTRYPOINT (it would receive KServe's sh -c args)." };
         var allowIncomplete = new Option<bool>("--allow-incomplete") { Description = "Pack a model dir whose hf-fetch download has not finished (only a warning)." };
@@ -86,7 +90,7 @@ public static class OciPackCommand
                 Labels = ParsePairs(ctx.Get(label) ?? [], "--label"),
                 ClearEntrypoint = ctx.Get(clearEntrypoint),
             };
-            var platformSpec = ctx.Get(platform) is { } p ? PlatformSpec.Parse(p) : null;
+            var platforms = ctx.Get(platform) is { } p ? PlatformRequest.Parse(p) : PlatformRequest.Unspecified;
             var destination = ParseOutput(ctx.Required(output));
             var baseLocation = ParseLocation(ctx.Required(baseImage), "--base");
             // named auth files are read now (a missing one is an error even if the base is not docker://)
@@ -121,10 +125,10 @@ public static class OciPackCommand
             settings = settings with { Annotations = annotations };
 
             using var source = OpenSource(baseLocation, ctx, credentials, tlsVerify, caFile, retries);
-            var baseImg = source is null
-                ? BaseImage.Scratch(platformSpec ?? PlatformSpec.Default)
-                : BaseImage.Load(source, ReferenceOf(baseLocation), platformSpec, log);
-            CheckBase(baseImg, ctx.Get(allowNoShell), settings.ClearEntrypoint, log, ct);
+            var bases = source is null
+                ? ScratchBases(platforms)
+                : BaseImage.LoadAll(source, ReferenceOf(baseLocation), platforms, log, baseLocation is RegistryLocation r ? r.Reference.ToString() : null);
+            bases = CheckBases(bases, platforms.IsAll, ctx.Get(allowNoShell), settings.ClearEntrypoint, log, ct);
 
             // one writer per output at a time; what temp files earlier, killed runs left are removed
             using var outputLock = destination is OciLayoutLocation layoutOut
@@ -146,9 +150,10 @@ public static class OciPackCommand
                 OciArchiveLocation a => new ArchiveSink(new OciArchiveWriter(a.Path, created), a.Path),
                 _ => throw new UsageException($"--output must be oci:DIR[:TAG] or oci-archive:FILE[:TAG], not {destination}"),
             };
-            var result = await Packer.PackAsync(tree, baseImg, sink, settings, ctx.Get(jobs), log, ct).ConfigureAwait(false);
+            var result = await Packer.PackAsync(tree, bases, sink, settings, ctx.Get(jobs), log, ct).ConfigureAwait(false);
             sink.Commit(result.Manifest, TagOf(destination));
-            log.LogInformation("wrote {Output}: manifest {Digest}, {Layers} model layers, image {Size}", destination, result.Manifest.Digest, result.ModelLayers, SizeParser.Format(result.ImageSize));
+            log.LogInformation("wrote {Output}: {Kind} {Digest} ({Platforms}), {Layers} model layers, image {Size}", destination,
+                bases.Count > 1 ? "index" : "manifest", result.Manifest.Digest, string.Join(", ", result.Platforms), result.ModelLayers, SizeParser.Format(result.ImageSize));
             ctx.WriteResult(result.Manifest.Digest.ToString());
             ctx.Results.Write(Result.ImageDigest, result.Manifest.Digest.ToString());
             ctx.Results.Write(Result.ImageUrl, ImageUrlOf(destination, result.Manifest.Digest));
@@ -158,26 +163,48 @@ public static class OciPackCommand
         return root;
     }
 
-    private static void CheckBase(BaseImage baseImg, bool allowNoShell, bool clearEntrypoint, ILogger log, CancellationToken ct)
+    private static IReadOnlyList<BaseImage> ScratchBases(PlatformRequest platforms) => platforms.IsAll
+        ? throw new UsageException("--platform all needs a --base with an image index to take the platforms from; name them for scratch (e.g. --platform linux/amd64,linux/arm64)")
+        : (platforms.Platforms ?? [PlatformSpec.Default]).Select(BaseImage.Scratch).ToList();
+
+    /// <summary>
+    /// Checks each platform's base for sh and a harmless ENTRYPOINT. With --platform all, platforms
+    /// without sh are left out (unless --allow-no-shell); a listed platform without sh is an error.
+    /// </summary>
+    private static IReadOnlyList<BaseImage> CheckBases(IReadOnlyList<BaseImage> bases, bool all, bool allowNoShell, bool clearEntrypoint, ILogger log, CancellationToken ct)
     {
-        var hasShell = baseImg.HasShell(log, ct);
-        if (hasShell == false)
+        var kept = new List<BaseImage>();
+        foreach (var baseImg in bases)
         {
-            var message = $"base image {baseImg.Description} has no /bin/sh, but KServe starts the modelcar with sh -c \"ln -sf ... && sleep infinity\": use a base with a shell (busybox, ubi-micro)";
-            if (!allowNoShell)
+            var what = bases.Count > 1 || all ? $"{baseImg.Description} ({baseImg.Platform})" : baseImg.Description;
+            var hasShell = baseImg.HasShell(log, ct);
+            if (hasShell == false)
             {
-                throw new ToolException(message + ", or --allow-no-shell for images only mounted as volumes");
+                var message = $"base image {what} has no /bin/sh, but KServe starts the modelcar with sh -c \"ln -sf ... && sleep infinity\": use a base with a shell (busybox, ubi-micro)";
+                if (all && !allowNoShell)
+                {
+                    log.LogInformation("base image {Base} has no /bin/sh: platform {Platform} left out (--platform all takes the platforms with sh)", what, baseImg.Platform);
+                    continue;
+                }
+                if (!allowNoShell)
+                {
+                    throw new ToolException(message + ", or --allow-no-shell for images only mounted as volumes");
+                }
+                log.LogWarning("{Message}", message);
             }
-            log.LogWarning("{Message}", message);
+            else if (hasShell is null)
+            {
+                log.LogWarning("base image {Base}: could not check every layer for sh", what);
+            }
+            if (!clearEntrypoint && baseImg.EntrypointProblem() is { } entrypoint)
+            {
+                throw new ToolException($"base image {what} has ENTRYPOINT {entrypoint}: KServe only sets Args (sh -c ...), which it would swallow; use --clear-entrypoint or another base");
+            }
+            kept.Add(baseImg);
         }
-        else if (hasShell is null)
-        {
-            log.LogWarning("base image {Base}: could not check every layer for sh", baseImg.Description);
-        }
-        if (!clearEntrypoint && baseImg.EntrypointProblem() is { } entrypoint)
-        {
-            throw new ToolException($"base image {baseImg.Description} has ENTRYPOINT {entrypoint}: KServe only sets Args (sh -c ...), which it would swallow; use --clear-entrypoint or another base");
-        }
+        return kept.Count > 0
+            ? kept
+            : throw new ToolException($"base image {bases[0].Description}: none of its platforms ({string.Join(", ", bases.Select(b => b.Platform))}) has /bin/sh; use a base with a shell, or --allow-no-shell for images only mounted as volumes");
     }
 
     private static IImageSource? OpenSource(ImageLocation location, ToolContext ctx, ICredentialProvider credentials, Option<bool> tlsVerify, Option<string[]> caFile, Option<int> retries) => location switch
