@@ -16,14 +16,10 @@ public static class TestBases
 
     public static string Sha(byte[] b) => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(b));
 
-    /// <summary>A layer tar: /bin/busybox and, if <paramref name="withShell"/>, applet symlinks.</summary>
-    public static byte[] BusyboxLayer(bool withShell = true)
+    /// <summary>A layer tar: /bin/busybox (amd64 or arm64) and, if <paramref name="withShell"/>, applet symlinks.</summary>
+    public static byte[] BusyboxLayer(bool withShell = true, string arch = "amd64")
     {
-        var busybox = "/bin/busybox";
-        if (!File.Exists(busybox))
-        {
-            throw new FileNotFoundException("/bin/busybox is missing: apt-get install busybox-static");
-        }
+        var busybox = ModelCar.TestSupport.Busybox.PathFor(arch);
         using var ms = new MemoryStream();
         using (var w = new TarWriter(ms, TarEntryFormat.Pax, leaveOpen: true))
         {
@@ -60,6 +56,17 @@ public static class TestBases
         var index = Encoding.UTF8.GetBytes($$$"""{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{{string.Join(",", entries)}}}]}""");
         WriteBlob(dir, index);
         WriteIndex(dir, $$$"""{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"{{{Sha(index)}}}","size":{{{index.Length}}},"annotations":{"org.opencontainers.image.ref.name":"{{{tag}}}"}}""");
+    }
+
+    /// <summary>
+    /// The two-platform busybox base, built offline: an image index (linux/amd64, linux/arm64) over one
+    /// busybox-static image per architecture, tagged <paramref name="tag"/>. Returns the index digest.
+    /// </summary>
+    public static string WriteTwoPlatformBusybox(string dir, string tag = "latest", bool arm64Shell = true)
+    {
+        WriteMultiArchLayout(dir, tag, ("amd64", BusyboxLayer()), ("arm64", BusyboxLayer(arm64Shell, "arm64")));
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(Path.Combine(dir, "index.json")));
+        return doc.RootElement.GetProperty("manifests")[0].GetProperty("digest").GetString()!;
     }
 
     private static (byte[] Manifest, byte[] Config) WriteImage(string dir, byte[] layerTar, bool gzip, string? entrypointJson, string arch)

@@ -20,7 +20,12 @@ public sealed record PackSettings
     public bool ClearEntrypoint { get; init; }
 }
 
-public sealed record PackResult(Descriptor Manifest, long ImageSize, int ModelLayers);
+/// <summary><see cref="Manifest"/> is the root: the manifest for one platform, the image index for several.</summary>
+public sealed record PackResult(Descriptor Manifest, long ImageSize, int ModelLayers)
+{
+    /// <summary>The platforms packed, in the index's order.</summary>
+    public IReadOnlyList<Platform> Platforms { get; init; } = [];
+}
 
 /// <summary>Builds the image: plan the model layers, copy the base blobs, write layers, config, manifest, commit.</summary>
 public static class Packer
@@ -81,7 +86,14 @@ public static class Packer
         return new LayerPlan(title, all, entries.Sum(e => e.Size), LayerWriter.PredictSize(all, attributes)) { Key = LayerPlan.KeyOf(all, inodes, attributes) };
     }
 
-    public static async Task<PackResult> PackAsync(ModelTree tree, BaseImage baseImage, ImageOutputs sink, PackSettings settings, int jobs, ILogger logger, CancellationToken ct)
+    public static Task<PackResult> PackAsync(ModelTree tree, BaseImage baseImage, ImageOutputs sink, PackSettings settings, int jobs, ILogger logger, CancellationToken ct) =>
+        PackAsync(tree, [baseImage], sink, settings, jobs, logger, ct);
+
+    /// <summary>
+    /// One platform per base (<see cref="BaseImage.LoadAll"/>): the model layers are written once and
+    /// shared; configs, manifests and the index come from <see cref="ImageAssembly"/>.
+    /// </summary>
+    public static async Task<PackResult> PackAsync(ModelTree tree, IReadOnlyList<BaseImage> bases, ImageOutputs sink, PackSettings settings, int jobs, ILogger logger, CancellationToken ct)
     {
         var plans = Plan(tree, settings);
         foreach (var big in OverQuayDefaultLimit(plans))
@@ -90,33 +102,25 @@ public static class Packer
                 + "leave duplicate weights out (--exclude) or push to a registry without that limit",
                 big.Title, SizeParser.Format(big.TarSize), big.TarSize, QuayDefaultMaxLayerBytes);
         }
-        long baseBytes = baseImage.Layers.Sum(l => l.Size);
-        logger.LogInformation("packing {Files} entries ({Size}) from {Model} into {Layers} layers on {Base} ({BaseLayers} layers, {BaseSize}) -> {Output}",
-            tree.Entries.Count, SizeParser.Format(tree.TotalBytes), tree.Root, plans.Count, baseImage.Description, baseImage.Layers.Count, SizeParser.Format(baseBytes), sink.Description);
+        // each platform's base layers (a blob two platforms share is copied once)
+        var baseLayers = bases.SelectMany(b => b.Layers.Select(l => (b.Source, Layer: l))).DistinctBy(x => x.Layer.Digest).ToList();
+        long baseBytes = baseLayers.Sum(x => x.Layer.Size);
+        logger.LogInformation("packing {Files} entries ({Size}) from {Model} into {Layers} layers on {Base} ({Platforms}; {BaseLayers} base layers, {BaseSize}) -> {Output}",
+            tree.Entries.Count, SizeParser.Format(tree.TotalBytes), tree.Root, plans.Count, bases[0].Description, string.Join(", ", bases.Select(b => b.Platform)), baseLayers.Count, SizeParser.Format(baseBytes), sink.Description);
         using var progress = new ProgressReporter(logger, "packing", tree.TotalBytes + baseBytes);
 
-        foreach (var layer in baseImage.Layers)
+        foreach (var (source, layer) in baseLayers)
         {
-            await sink.CopyBaseBlobAsync(baseImage.Source!, layer, progress.Add, ct).ConfigureAwait(false);
+            await sink.CopyBaseBlobAsync(source!, layer, progress.Add, ct).ConfigureAwait(false);
         }
         var modelLayers = await sink.WriteLayersAsync(plans, Attributes(settings), jobs, progress.Add, ct).ConfigureAwait(false);
 
-        var configJson = OciJson.Serialize(BuildConfig(baseImage.Config, plans, modelLayers, settings), OciJson.Config);
-        var config = sink.WriteSmallBlob(configJson, MediaTypes.ImageConfig);
-        var manifest = new ImageManifest
+        var image = ImageAssembly.Assemble(bases, plans, modelLayers, settings);
+        foreach (var blob in image.Blobs)
         {
-            Config = config,
-            Layers = [.. baseImage.Layers, .. modelLayers],
-            Annotations = settings.Annotations.Count == 0 ? null : Sorted(settings.Annotations),
-        };
-        var manifestJson = OciJson.Serialize(manifest, OciJson.Manifest);
-        if (manifestJson.Length > OciJson.MaxManifestBytes)
-        {
-            throw new ToolException($"the manifest would be {manifestJson.Length} bytes (limit {OciJson.MaxManifestBytes}): raise --layer-threshold to make fewer layers");
+            sink.WriteSmallBlob(blob.Content, blob.MediaType);
         }
-        var manifestDescriptor = sink.WriteSmallBlob(manifestJson, MediaTypes.ImageManifest);
-        long imageSize = manifestJson.Length + configJson.Length + manifest.Layers.Sum(l => l.Size);
-        return new PackResult(manifestDescriptor, imageSize, modelLayers.Length);
+        return new PackResult(image.Root, image.ImageSize, modelLayers.Length) { Platforms = [.. image.Platforms] };
     }
 
     public static ImageConfig BuildConfig(ImageConfig baseConfig, IReadOnlyList<LayerPlan> plans, IReadOnlyList<Descriptor> layers, PackSettings settings)

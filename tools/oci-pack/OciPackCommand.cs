@@ -62,7 +62,11 @@ public static class OciPackCommand
         var label = new Option<string[]>("--label") { Description = "Config label KEY=VALUE (repeatable).", HelpName = "K=V", DefaultValueFactory = _ => [] };
         var annotation = new Option<string[]>("--annotation") { Description = "Manifest annotation KEY=VALUE (repeatable).", HelpName = "K=V", DefaultValueFactory = _ => [] };
         var threshold = CommonOptions.Size("--layer-threshold", "Files of at least SIZE get a layer each; smaller files share one (default 16M).");
-        var platform = new Option<string?>("--platform") { Description = "OS/ARCH[/VARIANT] to pick from a multi-arch base (default linux/amd64).", HelpName = "PLATFORM" };
+        var platform = new Option<string?>("--platform")
+        {
+            Description = "OS/ARCH[/VARIANT] to pick from a multi-arch base (default linux/amd64); a comma-separated list or 'all' (every platform of the base index with sh) makes an image index, one manifest per platform.",
+            HelpName = "PLATFORMS",
+        };
         var allowNoShell = new Option<bool>("--allow-no-shell") { Description = "Only warn when the base has no sh (e.g. for KServe's oci+native image volumes)." };
         var clearEntrypoint = new Option<bool>("--clear-entrypoint") { Description = "Drop the base image's ENTRYPOINT (it would receive KServe's sh -c args)." };
         var allowIncomplete = new Option<bool>("--allow-incomplete") { Description = "Pack a model dir whose hf-fetch download has not finished (only a warning)." };
@@ -91,7 +95,7 @@ public static class OciPackCommand
                 Labels = ParsePairs(ctx.Get(label) ?? [], "--label"),
                 ClearEntrypoint = ctx.Get(clearEntrypoint),
             };
-            var platformSpec = ctx.Get(platform) is { } p ? PlatformSpec.Parse(p) : null;
+            var platforms = ctx.Get(platform) is { } p ? PlatformRequest.Parse(p) : PlatformRequest.Unspecified;
             var destinations = ParseOutputs(ctx.Get(output) ?? []);
             var baseLocation = ParseLocation(ctx.Required(baseImage), "--base");
             // named credential files are read now (a missing one is an error even with no registry involved)
@@ -129,12 +133,12 @@ public static class OciPackCommand
             settings = settings with { Annotations = annotations };
 
             using var source = OpenSource(baseLocation, ctx, credentials, httpSettings);
-            var baseImg = source is null
-                ? BaseImage.Scratch(platformSpec ?? PlatformSpec.Default)
-                : BaseImage.Load(source, ReferenceOf(baseLocation), platformSpec, log);
-            CheckBase(baseImg, ctx.Get(allowNoShell), settings.ClearEntrypoint, log, ct);
+            var bases = source is null
+                ? ScratchBases(platforms)
+                : BaseImage.LoadAll(source, ReferenceOf(baseLocation), platforms, log, baseLocation is RegistryLocation baseRegistry ? baseRegistry.Reference.ToString() : null);
+            bases = CheckBases(bases, platforms.IsAll, ctx.Get(allowNoShell), settings.ClearEntrypoint, log, ct);
 
-            CheckSizes(ctx, registry, baseImg, Packer.Plan(tree, settings));
+            CheckSizes(ctx, registry, bases, Packer.Plan(tree, settings));
             var record = OpenRecord(modelDir, ctx.Get(stateDir), log);
 
             // one writer per layout at a time; what temp files earlier, killed runs left are removed
@@ -182,10 +186,10 @@ public static class OciPackCommand
                 }
                 targets.RemoveAll(t => t is null);
                 await using var outputs = new ImageOutputs(targets, record, log);
-                var result = await Packer.PackAsync(tree, baseImg, outputs, settings, ctx.Get(registry.Jobs), log, ct).ConfigureAwait(false);
+                var result = await Packer.PackAsync(tree, bases, outputs, settings, ctx.Get(registry.Jobs), log, ct).ConfigureAwait(false);
                 await outputs.CommitAsync(result.Manifest, ct).ConfigureAwait(false);
-                log.LogInformation("wrote {Outputs}: manifest {Digest}, {Layers} model layers ({FromRecord} known from the layer record), {Read} of model layers read, image {Size}",
-                    outputs.Description, result.Manifest.Digest, result.ModelLayers, outputs.LayersFromRecord, SizeParser.Format(outputs.LayerBytesRead), SizeParser.Format(result.ImageSize));
+                log.LogInformation("wrote {Outputs}: {Kind} {Digest} ({Platforms}), {Layers} model layers ({FromRecord} known from the layer record), {Read} of model layers read, image {Size}",
+                    outputs.Description, bases.Count > 1 ? "index" : "manifest", result.Manifest.Digest, string.Join(", ", result.Platforms), result.ModelLayers, outputs.LayersFromRecord, SizeParser.Format(outputs.LayerBytesRead), SizeParser.Format(result.ImageSize));
 
                 var pushed = registryTarget?.Results ?? [];
                 foreach (var destination in destinations)
@@ -210,26 +214,48 @@ public static class OciPackCommand
         return root;
     }
 
-    private static void CheckBase(BaseImage baseImg, bool allowNoShell, bool clearEntrypoint, ILogger log, CancellationToken ct)
+    private static IReadOnlyList<BaseImage> ScratchBases(PlatformRequest platforms) => platforms.IsAll
+        ? throw new UsageException("--platform all needs a --base with an image index to take the platforms from; name them for scratch (e.g. --platform linux/amd64,linux/arm64)")
+        : (platforms.Platforms ?? [PlatformSpec.Default]).Select(BaseImage.Scratch).ToList();
+
+    /// <summary>
+    /// Checks each platform's base for sh and a harmless ENTRYPOINT. With --platform all, platforms
+    /// without sh are left out (unless --allow-no-shell); a listed platform without sh is an error.
+    /// </summary>
+    private static IReadOnlyList<BaseImage> CheckBases(IReadOnlyList<BaseImage> bases, bool all, bool allowNoShell, bool clearEntrypoint, ILogger log, CancellationToken ct)
     {
-        var hasShell = baseImg.HasShell(log, ct);
-        if (hasShell == false)
+        var kept = new List<BaseImage>();
+        foreach (var baseImg in bases)
         {
-            var message = $"base image {baseImg.Description} has no /bin/sh, but KServe starts the modelcar with sh -c \"ln -sf ... && sleep infinity\": use a base with a shell (busybox, ubi-micro)";
-            if (!allowNoShell)
+            var what = bases.Count > 1 || all ? $"{baseImg.Description} ({baseImg.Platform})" : baseImg.Description;
+            var hasShell = baseImg.HasShell(log, ct);
+            if (hasShell == false)
             {
-                throw new ToolException(message + ", or --allow-no-shell for images only mounted as volumes");
+                var message = $"base image {what} has no /bin/sh, but KServe starts the modelcar with sh -c \"ln -sf ... && sleep infinity\": use a base with a shell (busybox, ubi-micro)";
+                if (all && !allowNoShell)
+                {
+                    log.LogInformation("base image {Base} has no /bin/sh: platform {Platform} left out (--platform all takes the platforms with sh)", what, baseImg.Platform);
+                    continue;
+                }
+                if (!allowNoShell)
+                {
+                    throw new ToolException(message + ", or --allow-no-shell for images only mounted as volumes");
+                }
+                log.LogWarning("{Message}", message);
             }
-            log.LogWarning("{Message}", message);
+            else if (hasShell is null)
+            {
+                log.LogWarning("base image {Base}: could not check every layer for sh", what);
+            }
+            if (!clearEntrypoint && baseImg.EntrypointProblem() is { } entrypoint)
+            {
+                throw new ToolException($"base image {what} has ENTRYPOINT {entrypoint}: KServe only sets Args (sh -c ...), which it would swallow; use --clear-entrypoint or another base");
+            }
+            kept.Add(baseImg);
         }
-        else if (hasShell is null)
-        {
-            log.LogWarning("base image {Base}: could not check every layer for sh", baseImg.Description);
-        }
-        if (!clearEntrypoint && baseImg.EntrypointProblem() is { } entrypoint)
-        {
-            throw new ToolException($"base image {baseImg.Description} has ENTRYPOINT {entrypoint}: KServe only sets Args (sh -c ...), which it would swallow; use --clear-entrypoint or another base");
-        }
+        return kept.Count > 0
+            ? kept
+            : throw new ToolException($"base image {bases[0].Description}: none of its platforms ({string.Join(", ", bases.Select(b => b.Platform))}) has /bin/sh; use a base with a shell, or --allow-no-shell for images only mounted as volumes");
     }
 
     private static IImageSource? OpenSource(ImageLocation location, ToolContext ctx, ICredentialProvider credentials, HttpSettings settings) => location switch
@@ -325,13 +351,13 @@ public static class OciPackCommand
     }
 
     /// <summary>--max-blob-size, before anything is read or sent: the base layers and the planned model layers (sizes known up front).</summary>
-    private static void CheckSizes(ToolContext ctx, RegistryOptions registry, BaseImage baseImg, IReadOnlyList<LayerPlan> plans)
+    private static void CheckSizes(ToolContext ctx, RegistryOptions registry, IReadOnlyList<BaseImage> bases, IReadOnlyList<LayerPlan> plans)
     {
         if (ctx.Get(registry.MaxBlobSize) is not { } max)
         {
             return;
         }
-        RegistryOptions.CheckBlobSizes(baseImg.Layers, max);
+        RegistryOptions.CheckBlobSizes(bases.SelectMany(b => b.Layers).DistinctBy(l => l.Digest).ToList(), max);
         foreach (var plan in plans.Where(p => p.TarSize > max))
         {
             throw new ToolException($"layer {plan.Title} would be {SizeParser.Format(plan.TarSize)} ({plan.TarSize} bytes), over --max-blob-size {SizeParser.Format(max)} ({max} bytes): "

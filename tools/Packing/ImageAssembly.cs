@@ -1,0 +1,113 @@
+using ModelCar.Common.Cli;
+using ModelCar.Oci;
+
+namespace ModelCar.Packing;
+
+/// <summary>A small JSON blob to store (config, manifest, index), in the order it must be written.</summary>
+public sealed record AssembledBlob(byte[] Content, string MediaType)
+{
+    public Descriptor Descriptor => new() { MediaType = MediaType, Digest = Digest.Sha256(Content), Size = Content.Length };
+}
+
+/// <summary>
+/// The documents of a packed image: <see cref="Blobs"/> children first (config, manifest per
+/// platform, then the index), <see cref="Root"/> the one to tag (the manifest for one platform, the
+/// index for several), <see cref="Manifests"/> the per-platform manifest descriptors (with platform).
+/// </summary>
+public sealed record AssembledImage(IReadOnlyList<AssembledBlob> Blobs, Descriptor Root, IReadOnlyList<Descriptor> Manifests, long ImageSize)
+{
+    public bool IsIndex => Root.MediaType == MediaTypes.ImageIndex;
+
+    public IEnumerable<Platform> Platforms => Manifests.Select(m => m.Platform!);
+}
+
+/// <summary>
+/// Assembles configs, manifests and (for several platforms) the image index from the model layers
+/// (already written, the same blobs for every platform) and each platform's base. Pure: no I/O, so
+/// the same inputs give the same bytes and digests (reproducible). One platform gives a plain
+/// manifest, byte for byte what oci-pack wrote before multi-platform output existed (plus the base
+/// provenance annotations).
+/// </summary>
+public static class ImageAssembly
+{
+    /// <summary>OCI's standard annotations for the base image (image-spec annotations.md).</summary>
+    public const string BaseName = "org.opencontainers.image.base.name";
+    public const string BaseDigest = "org.opencontainers.image.base.digest";
+
+    public static AssembledImage Assemble(IReadOnlyList<BaseImage> bases, IReadOnlyList<LayerPlan> plans, IReadOnlyList<Descriptor> modelLayers, PackSettings settings)
+    {
+        if (bases.Count == 0)
+        {
+            throw new ArgumentException("no platforms", nameof(bases));
+        }
+        var duplicate = bases.GroupBy(b => b.Platform.ToString()).FirstOrDefault(g => g.Count() > 1);
+        if (duplicate is not null)
+        {
+            throw new ToolException($"platform {duplicate.Key} is selected twice: an image index holds one manifest per platform");
+        }
+        var blobs = new List<AssembledBlob>();
+        var manifests = new List<Descriptor>();
+        var distinct = new Dictionary<Digest, long>();
+        foreach (var baseImage in bases)
+        {
+            var config = new AssembledBlob(OciJson.Serialize(Packer.BuildConfig(baseImage.Config, plans, modelLayers, settings), OciJson.Config), MediaTypes.ImageConfig);
+            var manifest = new ImageManifest
+            {
+                Config = config.Descriptor,
+                Layers = [.. baseImage.Layers, .. modelLayers],
+                Annotations = Annotations(BaseAnnotations(baseImage.Name, baseImage.ManifestDigest), settings),
+            };
+            var manifestJson = OciJson.Serialize(manifest, OciJson.Manifest);
+            if (manifestJson.Length > OciJson.MaxManifestBytes)
+            {
+                throw new ToolException($"the manifest would be {manifestJson.Length} bytes (limit {OciJson.MaxManifestBytes}): raise --layer-threshold to make fewer layers");
+            }
+            var manifestBlob = new AssembledBlob(manifestJson, MediaTypes.ImageManifest);
+            blobs.Add(config);
+            blobs.Add(manifestBlob);
+            manifests.Add(manifestBlob.Descriptor with { Platform = baseImage.Platform });
+            foreach (var d in manifest.Layers.Append(config.Descriptor).Append(manifestBlob.Descriptor))
+            {
+                distinct[d.Digest] = d.Size;
+            }
+        }
+        if (bases.Count == 1)
+        {
+            return new AssembledImage(blobs, blobs[^1].Descriptor, manifests, distinct.Values.Sum());
+        }
+        // the index names the base as a whole: its root (an index too, when the platforms came from one)
+        var first = bases[0];
+        var index = new ImageIndex
+        {
+            Manifests = manifests,
+            Annotations = Annotations(BaseAnnotations(first.Name, first.RootDigest), settings),
+        };
+        var indexBlob = new AssembledBlob(OciJson.Serialize(index, OciJson.Index), MediaTypes.ImageIndex);
+        blobs.Add(indexBlob);
+        distinct[indexBlob.Descriptor.Digest] = indexBlob.Content.Length;
+        return new AssembledImage(blobs, indexBlob.Descriptor, manifests, distinct.Values.Sum());
+    }
+
+    private static IEnumerable<KeyValuePair<string, string>> BaseAnnotations(string? name, Digest? digest)
+    {
+        if (name is not null)
+        {
+            yield return new(BaseName, name);
+        }
+        if (digest is { } d)
+        {
+            yield return new(BaseDigest, d.ToString());
+        }
+    }
+
+    /// <summary>The base's provenance, then the pack's own annotations (which win on a clash); keys sorted as Go writes maps.</summary>
+    private static SortedDictionary<string, string>? Annotations(IEnumerable<KeyValuePair<string, string>> baseAnnotations, PackSettings settings)
+    {
+        var all = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (k, v) in baseAnnotations.Concat(settings.Annotations))
+        {
+            all[k] = v;
+        }
+        return all.Count == 0 ? null : all;
+    }
+}
