@@ -609,6 +609,18 @@ public sealed class RegistryBlobWriter : IBlobWriter
                     }
                 }
                 var reader = _w._pipe.Reader;
+                while (_w._consumed < offset)
+                {
+                    // the registry took part of a write that failed: those bytes are still in the pipe, skip them
+                    var result = await reader.ReadAsync(token).ConfigureAwait(false);
+                    long skip = Math.Min(result.Buffer.Length, offset - _w._consumed);
+                    reader.AdvanceTo(result.Buffer.GetPosition(skip));
+                    Interlocked.Add(ref _w._consumed, skip);
+                    if (skip == 0 && result.IsCompleted)
+                    {
+                        throw new ToolException($"{_w._what}: the producer stopped before byte {offset}");
+                    }
+                }
                 while (offset < end)
                 {
                     var result = await reader.ReadAsync(token).ConfigureAwait(false);
@@ -642,6 +654,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
 
         private async Task WriteAsync(Stream stream, ReadOnlyMemory<byte> data, CancellationTokenSource stall, TimeSpan stallTimeout, CancellationToken requestToken)
         {
+            Interlocked.Add(ref _w._bodyBytes, data.Length); // handed to the transport (it may take part of it before a cut)
             stall.CancelAfter(stallTimeout);
             try
             {
@@ -652,7 +665,6 @@ public sealed class RegistryBlobWriter : IBlobWriter
                 throw new TimeoutException($"upload stalled: no progress for {stallTimeout.TotalSeconds:0} s");
             }
             stall.CancelAfter(Timeout.InfiniteTimeSpan);
-            Interlocked.Add(ref _w._bodyBytes, data.Length);
         }
 
         protected override bool TryComputeLength(out long length)
