@@ -143,8 +143,12 @@ public sealed class RegistryBlobWriter : IBlobWriter
                     {
                         break;
                     }
+                    if (_attempt is not { } inFlight)
+                    {
+                        break; // everything is stored: the flush completes as soon as the pipe notices
+                    }
                     // the pipe is full: a request is reading it (or finishing a chunk)
-                    await Task.WhenAny(flush, _attempt!.Task).ConfigureAwait(false);
+                    await Task.WhenAny(flush, inFlight.Task).ConfigureAwait(false);
                 }
                 await flush.ConfigureAwait(false);
             }
