@@ -33,6 +33,8 @@ public enum UploadFault
     CutKill,
     /// <summary>Read part of the body, then answer 401 (the token expired): a proxy that drains before it answers.</summary>
     Unauthorized,
+    /// <summary>Read and keep the whole body, then never answer (until the client gives up).</summary>
+    NoAnswer,
 }
 
 /// <summary>
@@ -177,6 +179,10 @@ public sealed class FakeUploadRegistry : HttpMessageHandler
                     throw new InvalidOperationException($"body of {sink.Bytes.Length} bytes where Content-Length said {length}");
                 }
                 session.Data.Write(sink.Bytes.ToArray());
+                if (fault == UploadFault.NoAnswer)
+                {
+                    await Task.Delay(Timeout.Infinite, ct);
+                }
                 var r = Answer(request, HttpStatusCode.Accepted);
                 r.Headers.TryAddWithoutValidation("Location", $"/v2/org/model/blobs/uploads/{sid}?_state={session.Data.Length}");
                 r.Headers.TryAddWithoutValidation("Range", $"0-{session.Data.Length - 1}");

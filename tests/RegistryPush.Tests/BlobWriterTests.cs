@@ -238,6 +238,25 @@ public sealed class BlobWriterTests
     }
 
     [Fact]
+    public async Task A_registry_that_takes_the_whole_body_and_never_answers_is_asked_for_its_range_after_the_headers_timeout()
+    {
+        var fake = new FakeUploadRegistry { Decide = (m, n) => m == "PATCH" && n == 1 ? UploadFault.NoAnswer : UploadFault.None };
+        var data = TempDir.RandomBytes(50_000, 13);
+        var settings = Settings with { HeadersTimeout = TimeSpan.FromMilliseconds(300) };
+        var http = HttpClientFactory.Create(settings, fake);
+        var client = new RegistryClient("reg.example", http, settings, new AnonymousCredentialProvider(), NullLogger.Instance) { AuthRepository = "org/model" };
+        client.UseBaseUri(new Uri("https://reg.example/"));
+        var repo = new RegistryRepository(client, "org/model");
+        await using var writer = await RegistryBlobWriter.OpenAsync(repo, new MemoryBlob(data), Options(), NullLogger.Instance, CancellationToken.None);
+        await writer.WriteAsync(data, CancellationToken.None);
+        await writer.CommitAsync(Digest.Sha256(data), CancellationToken.None);
+        Assert.Equal(data, fake.Final);
+        Assert.Equal(1, writer.Recoveries);
+        Assert.Single(Patches(fake)); // the registry had every byte: nothing was sent again
+        Assert.Equal(data.Length, fake.Received);
+    }
+
+    [Fact]
     public async Task Writing_past_the_declared_size_or_committing_early_is_refused()
     {
         var fake = new FakeUploadRegistry();

@@ -300,20 +300,30 @@ public sealed class RegistryBlobWriter : IBlobWriter
         // or chunked one says where it starts, so the registry checks the offset (416 if it disagrees)
         bool withRange = _chunkSize is not null || start > 0;
         var location = _session.Location;
-        var attempt = new Attempt(start, length);
-        var token = _life.Token;
-        attempt.Task = Task.Run(() => _repository.Client.SendAsync(() =>
+        var attempt = new Attempt(start, length, _life.Token);
+        var headersTimeout = _repository.Client.Settings.HeadersTimeout;
+        attempt.Task = Task.Run(async () =>
         {
-            attempt.Content?.Abort(); // a resend after a 401: the earlier body stops reading the pipe
-            var content = new FedContent(this, start, length);
-            attempt.Content = content;
-            content.Headers.ContentType = RegistryClient.OctetStream;
-            if (withRange)
+            try
             {
-                content.Headers.TryAddWithoutValidation("Content-Range", $"{start}-{start + length - 1}");
+                return await _repository.Client.SendAsync(() =>
+                {
+                    attempt.Content?.Abort(); // a resend after a 401: the earlier body stops reading the pipe
+                    var content = new FedContent(this, attempt, start, length, headersTimeout);
+                    attempt.Content = content;
+                    content.Headers.ContentType = RegistryClient.OctetStream;
+                    if (withRange)
+                    {
+                        content.Headers.TryAddWithoutValidation("Content-Range", $"{start}-{start + length - 1}");
+                    }
+                    return new HttpRequestMessage(HttpMethod.Patch, location) { Content = content };
+                }, _repository.PushScope, attempt.Token, retry: false).ConfigureAwait(false);
             }
-            return new HttpRequestMessage(HttpMethod.Patch, location) { Content = content };
-        }, _repository.PushScope, token, retry: false), token);
+            catch (OperationCanceledException e) when (!_life.IsCancellationRequested)
+            {
+                throw new TimeoutException($"PATCH {ModelCar.Common.Logging.Redactor.Url(location)}: no answer {headersTimeout.TotalSeconds:0} s after the body was sent", e);
+            }
+        }, _life.Token);
         _attempt = attempt;
     }
 
@@ -338,6 +348,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
         finally
         {
             attempt.Content?.Abort();
+            attempt.Dispose();
         }
         if (response is not null)
         {
@@ -531,13 +542,38 @@ public sealed class RegistryBlobWriter : IBlobWriter
         _ => HttpRetry.IsTransient(e, CancellationToken.None),
     };
 
-    /// <summary>One PATCH: where it starts, how long it is, and the body currently being sent.</summary>
-    private sealed class Attempt(long start, long length)
+    /// <summary>
+    /// One PATCH: where it starts, how long it is, the body currently being sent, and its token, which
+    /// also bounds the wait for the answer once the whole body is out (<see cref="HttpSettings.HeadersTimeout"/>).
+    /// </summary>
+    private sealed class Attempt(long start, long length, CancellationToken life) : IDisposable
     {
+        private readonly CancellationTokenSource _cts = CancellationTokenSource.CreateLinkedTokenSource(life);
+
         public long Start { get; } = start;
         public long Length { get; } = length;
         public Task<HttpResponseMessage> Task { get; set; } = null!;
         public FedContent? Content { get; set; }
+        public CancellationToken Token => _cts.Token;
+
+        /// <summary>A body starts (again, after a 401): no answer is due yet.</summary>
+        public void BodyStarted() => Try(() => _cts.CancelAfter(Timeout.InfiniteTimeSpan));
+
+        /// <summary>The whole body is out: the answer is due within <paramref name="timeout"/>.</summary>
+        public void BodySent(TimeSpan timeout) => Try(() => _cts.CancelAfter(timeout));
+
+        private static void Try(Action a)
+        {
+            try
+            {
+                a();
+            }
+            catch (ObjectDisposedException)
+            {
+            }
+        }
+
+        public void Dispose() => _cts.Dispose();
     }
 
     /// <summary>
@@ -548,13 +584,17 @@ public sealed class RegistryBlobWriter : IBlobWriter
     private sealed class FedContent : HttpContent
     {
         private readonly RegistryBlobWriter _w;
+        private readonly Attempt _attempt;
         private readonly long _start;
         private readonly long _length;
+        private readonly TimeSpan _headersTimeout;
         private readonly CancellationTokenSource _abort = new();
 
-        public FedContent(RegistryBlobWriter writer, long start, long length)
+        public FedContent(RegistryBlobWriter writer, Attempt attempt, long start, long length, TimeSpan headersTimeout)
         {
             _w = writer;
+            _attempt = attempt;
+            _headersTimeout = headersTimeout;
             _start = start;
             _length = length;
             Headers.ContentLength = length;
@@ -581,6 +621,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
             var stallTimeout = _w._repository.Client.Settings.StallTimeout;
             using var stall = CancellationTokenSource.CreateLinkedTokenSource(token);
             await _w._reader.WaitAsync(token).ConfigureAwait(false);
+            _attempt.BodyStarted();
             try
             {
                 long offset = _start;
@@ -649,6 +690,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
                         throw new ToolException($"{_w._what}: the producer stopped {end - offset} bytes before the end of the request body");
                     }
                 }
+                _attempt.BodySent(_headersTimeout);
             }
             finally
             {
