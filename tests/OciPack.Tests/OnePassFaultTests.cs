@@ -89,7 +89,7 @@ public sealed class OnePassFaultTests : IAsyncLifetime, IDisposable
 
         // skopeo pulls the image straight from the registry back to a layout equal to the reference
         var back = _dir.Combine("back");
-        var copy = await PeerTools.RunAsync("skopeo", ["copy", "--src-tls-verify=false", "--src-creds", $"{User}:{_password}", $"docker://{_registry.HostPort}/{repo}:v1", $"oci:{back}:v1"]);
+        var copy = await PeerTools.RunAsync("skopeo", ["copy", "--preserve-digests", "--src-tls-verify=false", "--src-creds", $"{User}:{_password}", $"docker://{_registry.HostPort}/{repo}:v1", $"oci:{back}:v1"]);
         Assert.True(copy.ExitCode == 0, copy.ToString());
         var expected = ReadLayout(reference);
         var actual = ReadLayout(back);
