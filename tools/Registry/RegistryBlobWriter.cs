@@ -354,7 +354,8 @@ public sealed class RegistryBlobWriter : IBlobWriter
         {
             using (response)
             {
-                if (response.StatusCode is HttpStatusCode.Accepted or HttpStatusCode.NoContent or HttpStatusCode.Created)
+                var (outcome, failure, serverDelay) = await ClassifyAsync(response, patch: true, ct).ConfigureAwait(false);
+                if (outcome == UploadOutcome.Stored)
                 {
                     long end = attempt.Start + attempt.Length;
                     long stored = BlobUploader.StoredBytes(response) ?? end;
@@ -371,19 +372,15 @@ public sealed class RegistryBlobWriter : IBlobWriter
                     }
                     error = new HttpRequestException($"the registry acknowledged {stored} bytes where {end} were sent");
                 }
-                else if (await BlobUploader.IsDeadSessionAsync(response, ct).ConfigureAwait(false))
+                else if (outcome == UploadOutcome.Refused)
                 {
-                    dead = true;
-                    error = new HttpRequestException($"{(int)response.StatusCode} {BlobUploader.ServerCode(response)}");
-                }
-                else if (response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable || HttpRetry.IsTransient(response.StatusCode))
-                {
-                    delay = ServerDelay(response);
-                    error = new HttpRequestException($"{(int)response.StatusCode} {response.ReasonPhrase}");
+                    throw await PermanentAsync(response, ct).ConfigureAwait(false);
                 }
                 else
                 {
-                    throw await PermanentAsync(response, ct).ConfigureAwait(false);
+                    dead = outcome == UploadOutcome.SessionDead;
+                    error = failure;
+                    delay = serverDelay;
                 }
             }
         }
@@ -411,7 +408,8 @@ public sealed class RegistryBlobWriter : IBlobWriter
         {
             using (response)
             {
-                if (response.StatusCode is HttpStatusCode.Created or HttpStatusCode.NoContent or HttpStatusCode.OK)
+                var (outcome, failure, serverDelay) = await ClassifyAsync(response, patch: false, ct).ConfigureAwait(false);
+                if (outcome == UploadOutcome.Stored)
                 {
                     try
                     {
@@ -423,30 +421,23 @@ public sealed class RegistryBlobWriter : IBlobWriter
                     }
                     return true;
                 }
-                if (await BlobUploader.IsDeadSessionAsync(response, ct).ConfigureAwait(false))
+                if (outcome == UploadOutcome.Refused)
                 {
-                    // a PUT that was cut may still have completed: the blob may be there now
-                    if (await _repository.BlobExistsAsync(digest, ct).ConfigureAwait(false))
+                    if (BlobUploader.ServerCode(response) is "DIGEST_INVALID")
                     {
-                        return true;
+                        throw Failure($"{_what}: the registry computed another digest than {digest} for the bytes it received (DIGEST_INVALID): "
+                            + "the blob changed while it was read, or its bytes were damaged on the way", null, transient: false);
                     }
-                    dead = true;
-                    error = new HttpRequestException($"{(int)response.StatusCode} {BlobUploader.ServerCode(response)}");
-                }
-                else if (HttpRetry.IsTransient(response.StatusCode))
-                {
-                    delay = ServerDelay(response);
-                    error = new HttpRequestException($"{(int)response.StatusCode} {response.ReasonPhrase}");
-                }
-                else if (BlobUploader.ServerCode(response) is "DIGEST_INVALID")
-                {
-                    throw Failure($"{_what}: the registry computed another digest than {digest} for the bytes it received (DIGEST_INVALID): "
-                        + "the blob changed while it was read, or its bytes were damaged on the way", null, transient: false);
-                }
-                else
-                {
                     throw await PermanentAsync(response, ct).ConfigureAwait(false);
                 }
+                // a PUT that was cut may still have completed: the blob may be there now
+                if (outcome == UploadOutcome.SessionDead && await _repository.BlobExistsAsync(digest, ct).ConfigureAwait(false))
+                {
+                    return true;
+                }
+                dead = outcome == UploadOutcome.SessionDead;
+                error = failure;
+                delay = serverDelay;
             }
         }
         await RecoverAsync(error!, delay, dead, ct).ConfigureAwait(false);
@@ -506,11 +497,12 @@ public sealed class RegistryBlobWriter : IBlobWriter
         Report(_stored);
     }
 
-    private TimeSpan? ServerDelay(HttpResponseMessage response)
+    /// <summary>The shared answer rule (<see cref="UploadAnswers"/>); a Retry-After beyond the cap fails the blob as transient.</summary>
+    private async Task<(UploadOutcome Outcome, Exception? Error, TimeSpan? Delay)> ClassifyAsync(HttpResponseMessage response, bool patch, CancellationToken ct)
     {
         try
         {
-            return HttpRetry.CheckServerDelay(response, _repository.Client.Settings.MaxRetryWait);
+            return await UploadAnswers.ClassifyAsync(response, patch, _repository.Client.Settings.MaxRetryWait, ct).ConfigureAwait(false);
         }
         catch (RetryWaitTooLongException e)
         {
