@@ -149,6 +149,19 @@ public sealed class BlobWriterTests
     }
 
     [Fact]
+    public async Task A_streamed_body_cut_more_often_than_the_budget_goes_on_while_the_registry_gets_further()
+    {
+        // four cuts, each after the registry kept more bytes: not a run of failures, though the budget is 2
+        var fake = new FakeUploadRegistry { Decide = (m, n) => m == "PATCH" && n <= 4 ? UploadFault.CutKeep : UploadFault.None };
+        var data = TempDir.RandomBytes(400_000, 14);
+        var writer = await PushAsync(fake, data, Options(maxRecoveries: 2), writeSize: 10_000);
+        Assert.Equal(data, fake.Final);
+        Assert.Equal(4, writer.Recoveries);
+        Assert.Equal(1, fake.Posts);
+        Assert.Equal(data.Length, fake.Received); // each cut kept what it read: no byte went twice
+    }
+
+    [Fact]
     public async Task A_401_in_the_middle_of_a_patch_authenticates_again_and_resends_what_that_body_took()
     {
         using var tmp = new TempDir();

@@ -451,15 +451,11 @@ public sealed class RegistryBlobWriter : IBlobWriter
     private async Task RecoverAsync(Exception error, TimeSpan? delay, bool dead, CancellationToken ct)
     {
         long at = Volatile.Read(ref _consumed);
-        if (_stored > _lastFailureOffset && _lastFailureOffset >= 0)
-        {
-            _failures = 0; // progress since the last failure: a long streamed body is not a run of failures
-        }
         _failures++;
         Recoveries++;
-        if (_failures > _options.MaxRecoveries)
+        if (dead)
         {
-            throw Failure($"{_what} failed {_failures} times in a row at byte {_stored} of {_blob.Size}; last error: {ToolApp.Describe(error)}", error, transient: true);
+            CheckBudget(error);
         }
         await Task.Delay(delay ?? HttpRetry.Backoff(_failures - 1, _options.RetryBaseDelay), ct).ConfigureAwait(false);
         if (!dead)
@@ -475,6 +471,11 @@ public sealed class RegistryBlobWriter : IBlobWriter
             }
             if (status is { } s && s.Offset <= _position)
             {
+                if (s.Offset > _lastFailureOffset)
+                {
+                    _failures = 1; // the registry got further since the last failure: a long streamed body is not a run of failures
+                }
+                CheckBudget(error);
                 _session = s.Session;
                 _logger.LogWarning("{What}: {Error} at byte {Offset}; the registry has {Have} bytes, resuming from there (attempt {Attempt}/{Max})",
                     _what, ToolApp.Describe(error), Math.Max(at, _stored), s.Offset, _failures + 1, _options.MaxRecoveries + 1);
@@ -483,6 +484,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
             else
             {
                 dead = true;
+                CheckBudget(error);
             }
         }
         if (dead)
@@ -495,6 +497,15 @@ public sealed class RegistryBlobWriter : IBlobWriter
         }
         _lastFailureOffset = _stored;
         Report(_stored);
+    }
+
+    /// <summary>At most <see cref="UploadOptions.MaxRecoveries"/> failures in a row (without the registry getting further).</summary>
+    private void CheckBudget(Exception error)
+    {
+        if (_failures > _options.MaxRecoveries)
+        {
+            throw Failure($"{_what} failed {_failures} times in a row at byte {_stored} of {_blob.Size}; last error: {ToolApp.Describe(error)}", error, transient: true);
+        }
     }
 
     /// <summary>The shared answer rule (<see cref="UploadAnswers"/>); a Retry-After beyond the cap fails the blob as transient.</summary>
