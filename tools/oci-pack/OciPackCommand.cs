@@ -22,9 +22,12 @@ public static class OciPackCommand
 
         /// <summary>The --output location pinned to the digest: oci:DIR@sha256:… or oci-archive:FILE@sha256:… (no registry URL exists yet).</summary>
         public const string ImageUrl = "IMAGE_URL";
+
+        /// <summary>The platforms of the image, comma-separated (linux/amd64,linux/arm64), in the index's order.</summary>
+        public const string ImagePlatforms = "IMAGE_PLATFORMS";
     }
 
-    public static IReadOnlyList<string> ResultNames { get; } = [Result.ImageDigest, Result.ImageUrl, Result.ImageSize];
+    public static IReadOnlyList<string> ResultNames { get; } = [Result.ImageDigest, Result.ImageUrl, Result.ImageSize, Result.ImagePlatforms];
 
     public const string Name = "oci-pack";
     public const long DefaultLayerThreshold = 16L << 20;
@@ -122,7 +125,7 @@ public static class OciPackCommand
             {
                 annotations[k] = v;
             }
-            settings = settings with { Annotations = annotations };
+            settings = settings with { Annotations = annotations, FileSha256 = await FileDigests.CollectAsync(tree, snapshot, ctx.Get(jobs), log, ct).ConfigureAwait(false) };
 
             using var source = OpenSource(baseLocation, ctx, credentials, tlsVerify, caFile, retries);
             var bases = source is null
@@ -158,6 +161,7 @@ public static class OciPackCommand
             ctx.Results.Write(Result.ImageDigest, result.Manifest.Digest.ToString());
             ctx.Results.Write(Result.ImageUrl, ImageUrlOf(destination, result.Manifest.Digest));
             ctx.Results.Write(Result.ImageSize, result.ImageSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            ctx.Results.Write(Result.ImagePlatforms, string.Join(",", result.Platforms));
             return ExitCodes.Ok;
         });
         return root;
