@@ -87,6 +87,8 @@ public sealed class ProvenanceTests
         await using var fake = await FakeModelRegistry.StartAsync();
         var r = await Tool.RegisterAsync(fake, [.. Tool.Granite, "--hf-repo", "", "--image-size", "", "--platforms", ""]);
         Assert.True(r.ExitCode == 0, r.ToString());
-        Assert.Null(Assert.Single(fake.Artifacts)["customProperties"]);
+        var props = Assert.Single(fake.Artifacts)["customProperties"];
+        Assert.True(props is null || props.AsObject().Count == 0, props?.ToJsonString());
+        Assert.DoesNotContain(fake.Log, l => l.IsWrite && l.Body.Contains("customProperties", StringComparison.Ordinal));
     }
 }
