@@ -247,7 +247,7 @@ public class BuilderImageTests
         File.SetUnixFileMode(work, (UnixFileMode)Convert.ToInt32("777", 8));
         TestBases.WriteTwoPlatformBusybox(Path.Combine(work, "base"), "1");
         Directory.CreateDirectory(Path.Combine(work, "model"));
-        File.WriteAllText(Path.Combine(work, "model", "config.json"), "{"model_type":"tiny"}");
+        File.WriteAllText(Path.Combine(work, "model", "config.json"), """{"model_type":"tiny"}""");
         File.WriteAllBytes(Path.Combine(work, "model", "w.bin"), TempDir.RandomBytes((1 << 20) + 9, 41));
         var host = await ToolRunner.RunAsync("oci-pack", "--model", Path.Combine(work, "model"), "--base", $"oci:{Path.Combine(work, "base")}:1",
             "--output", $"oci:{tmp.Combine("host-image")}:v1", "--layer-threshold", "512K", "--platform", "linux/amd64,linux/arm64");
