@@ -38,7 +38,7 @@ public sealed class RegistryBaseTests : IDisposable
         var remote = await ToolRunner.RunAsync("oci-pack", "--model", model, "--base", $"docker://{registry.HostPort}/base/busybox:1",
             "--tls-verify=false", "--authfile", authFile, "--verbose", "--output", $"oci-archive:{_dir.Combine("b.tar")}");
         Assert.True(remote.ExitCode == 0, remote.ToString());
-        Assert.Equal(local.StdOut, remote.StdOut);
+        await AssertSameImageNamingTheBase($"oci:{_dir.Combine("a")}", $"oci-archive:{_dir.Combine("b.tar")}", $"{registry.HostPort}/base/busybox:1");
         Assert.DoesNotContain(password, remote.AllOutput);
 
         // the base pinned by digest, with the credentials in a legacy .dockercfg (OpenShift's SA secret format)
@@ -48,7 +48,7 @@ public sealed class RegistryBaseTests : IDisposable
         var pinned = await ToolRunner.RunAsync("oci-pack", "--model", model, "--base", $"docker://{registry.HostPort}/base/busybox@{baseDigest}",
             "--tls-verify=false", "--authfile", dockercfg, "--output", $"oci:{_dir.Combine("pinned")}");
         Assert.True(pinned.ExitCode == 0, pinned.ToString());
-        Assert.Equal(local.StdOut, pinned.StdOut);
+        await AssertSameImageNamingTheBase($"oci:{_dir.Combine("a")}", $"oci:{_dir.Combine("pinned")}", $"{registry.HostPort}/base/busybox@{baseDigest}");
         var otherDigest = "sha256:" + new string('0', 64);
         var unknown = await ToolRunner.RunAsync("oci-pack", "--model", model, "--base", $"docker://{registry.HostPort}/base/busybox@{otherDigest}",
             "--tls-verify=false", "--authfile", dockercfg, "--output", $"oci:{_dir.Combine("unknown")}");
@@ -71,5 +71,27 @@ public sealed class RegistryBaseTests : IDisposable
         Assert.Equal(1, anonymous.ExitCode);
         Assert.Contains("401", anonymous.StdErr);
         Assert.False(Directory.Exists(_dir.Combine("c")));
+    }
+
+    /// <summary>
+    /// A registry base gives the layout base's image plus org.opencontainers.image.base.name (the
+    /// reference as given; a local layout's path is no reference, so it has none): same config and
+    /// layers, same base.digest.
+    /// </summary>
+    private static async Task AssertSameImageNamingTheBase(string fromLayout, string fromRegistry, string baseName)
+    {
+        async Task<System.Text.Json.Nodes.JsonObject> Raw(string image)
+        {
+            var r = await PeerTools.RunAsync("skopeo", ["inspect", "--raw", image]);
+            Assert.True(r.ExitCode == 0, r.ToString());
+            return System.Text.Json.Nodes.JsonNode.Parse(r.StdOut)!.AsObject();
+        }
+        var expected = await Raw(fromLayout);
+        var actual = await Raw(fromRegistry);
+        var annotations = actual["annotations"]!.AsObject();
+        Assert.Equal(baseName, (string?)annotations["org.opencontainers.image.base.name"]);
+        Assert.Null(expected["annotations"]!["org.opencontainers.image.base.name"]);
+        annotations.Remove("org.opencontainers.image.base.name");
+        Assert.True(System.Text.Json.Nodes.JsonNode.DeepEquals(expected, actual), $"{fromLayout}: {expected.ToJsonString()}\n{fromRegistry}: {actual.ToJsonString()}");
     }
 }

@@ -183,6 +183,93 @@ public class BuilderImageTests
     }
 
     /// <summary>
+    /// PLATFORMS=linux/amd64,linux/arm64 scripts/build-image.sh builds the image for both architectures
+    /// offline (the arm64 one from the cross-published out/bin-arm64 on an arm64 stand-in for
+    /// ubi-minimal) and a two-platform OCI image index; each image runs every tool as a random UID with
+    /// GID 0 on a read-only root — the arm64 one under qemu-user-static — and oci-pack in the arm64
+    /// image packs the same image (digest) as the host's binary.
+    /// </summary>
+    [Fact]
+    public async Task Two_platform_image_index_builds_offline_and_both_images_run_the_tools_arm64_under_qemu()
+    {
+        await QemuUser.EnsureArm64Async();
+        using var tmp = new TempDir("mc-image-multi");
+        const string tag = "localhost/modelcar-tools:multi";
+        var layout = tmp.Combine("index");
+        await Podman.RunAsync("rmi", "-f", BuilderImage.TestBase + "-arm64"); // rebuilt: the script's arm64 base is what is tested
+        var psi = new System.Diagnostics.ProcessStartInfo(Path.Combine(RepoPaths.Root, "scripts", "build-image.sh")) { WorkingDirectory = RepoPaths.Root, RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(tag);
+        psi.Environment["PLATFORMS"] = "linux/amd64,linux/arm64";
+        psi.Environment["INDEX_LAYOUT"] = layout;
+        var build = await ToolRunner.RunProcessAsync(psi, "scripts/build-image.sh (two platforms)", TimeSpan.FromMinutes(10));
+        Assert.True(build.ExitCode == 0, build.ToString());
+
+        // the index: one manifest per platform, each config of its architecture
+        var root = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(layout, "index.json"))).RootElement.GetProperty("manifests")[0];
+        byte[] Blob(string digest) => File.ReadAllBytes(Path.Combine(layout, "blobs", "sha256", digest["sha256:".Length..]));
+        var index = JsonDocument.Parse(Blob(root.GetProperty("digest").GetString()!)).RootElement;
+        Assert.Equal("application/vnd.oci.image.index.v1+json", index.GetProperty("mediaType").GetString());
+        var archs = new List<string>();
+        foreach (var entry in index.GetProperty("manifests").EnumerateArray())
+        {
+            var arch = entry.GetProperty("platform").GetProperty("architecture").GetString()!;
+            var manifest = JsonDocument.Parse(Blob(entry.GetProperty("digest").GetString()!)).RootElement;
+            var config = JsonDocument.Parse(Blob(manifest.GetProperty("config").GetProperty("digest").GetString()!)).RootElement;
+            Assert.Equal(arch, config.GetProperty("architecture").GetString());
+            Assert.Equal("1001", config.GetProperty("config").GetProperty("User").GetString());
+            archs.Add(arch);
+        }
+        Assert.Equal(["amd64", "arm64"], archs.Order());
+
+        // the arm64 image holds the aarch64 binaries (ELF e_machine 183) on ubi-minimal's aarch64 loader path
+        var mount = await Podman.RunAsync("image", "mount", tag + "-arm64");
+        Assert.True(mount.ExitCode == 0, mount.ToString());
+        try
+        {
+            var rootfs = mount.StdOut.Trim();
+            foreach (var tool in Tools)
+            {
+                var elf = File.ReadAllBytes(Path.Combine(rootfs, "usr", "local", "bin", tool)).AsSpan(0, 20).ToArray();
+                Assert.Equal(183, BitConverter.ToUInt16(elf, 18));
+            }
+            Assert.Equal("../lib64/ld-linux-aarch64.so.1", new FileInfo(Path.Combine(rootfs, "usr", "lib", "ld-linux-aarch64.so.1")).LinkTarget);
+            Assert.Equal("usr/lib", new FileInfo(Path.Combine(rootfs, "lib")).LinkTarget);
+            Assert.False(File.Exists(Path.Combine(rootfs, "usr", "lib64", "ld-linux-x86-64.so.2")));
+        }
+        finally
+        {
+            await Podman.RunAsync("image", "unmount", tag + "-arm64");
+        }
+
+        var version = (await ToolRunner.RunAsync("oci-pack", "--version")).StdOut.Trim();
+        var work = tmp.Combine("work");
+        Directory.CreateDirectory(work);
+        File.SetUnixFileMode(work, (UnixFileMode)Convert.ToInt32("777", 8));
+        TestBases.WriteTwoPlatformBusybox(Path.Combine(work, "base"), "1");
+        Directory.CreateDirectory(Path.Combine(work, "model"));
+        File.WriteAllText(Path.Combine(work, "model", "config.json"), """{"model_type":"tiny"}""");
+        File.WriteAllBytes(Path.Combine(work, "model", "w.bin"), TempDir.RandomBytes((1 << 20) + 9, 41));
+        var host = await ToolRunner.RunAsync("oci-pack", "--model", Path.Combine(work, "model"), "--base", $"oci:{Path.Combine(work, "base")}:1",
+            "--output", $"oci:{tmp.Combine("host-image")}:v1", "--layer-threshold", "512K", "--platform", "linux/amd64,linux/arm64");
+        Assert.True(host.ExitCode == 0, host.ToString());
+        foreach (var arch in new[] { "amd64", "arm64" })
+        {
+            var uid = BuilderImage.RandomUid();
+            foreach (var tool in Tools)
+            {
+                var v = await Podman.RunAsync([.. PodmanStepExecutor.RestrictedRunArgs(uid), "--unsetenv=HOME", $"{tag}-{arch}", $"/usr/local/bin/{tool}", "--version"]);
+                Assert.True(v.ExitCode == 0, $"{arch} {tool}: {v}");
+                Assert.Equal(version, v.StdOut.Trim());
+            }
+            var pack = await Podman.RunAsync([.. PodmanStepExecutor.RestrictedRunArgs(uid), "--unsetenv=HOME", "-v", $"{work}:/work",
+                "--entrypoint", "/usr/local/bin/oci-pack", $"{tag}-{arch}",
+                "--model", "/work/model", "--base", "oci:/work/base:1", "--output", $"oci:/work/image-{arch}:v1", "--layer-threshold", "512K", "--platform", "linux/amd64,linux/arm64"]);
+            Assert.True(pack.ExitCode == 0, $"{arch}: {pack}");
+            Assert.Equal(host.StdOut.Trim(), pack.StdOut.Trim());
+        }
+    }
+
+    /// <summary>
     /// The published binaries need no glibc symbol newer than UBI 9's 2.34: built on a newer glibc
     /// (e.g. the Ubuntu 24.04 SDK image, 2.39) they could need GLIBC_2.35+ and fail to start there.
     /// </summary>

@@ -77,7 +77,9 @@ public sealed class BaseImage
             var entries = new List<Descriptor>();
             if (request.IsAll)
             {
-                entries.AddRange(index.Manifests.Where(m => MediaTypes.IsManifest(m.MediaType) && m.Platform is { } p && p.Os != "unknown" && p.Architecture != "unknown"));
+                // the first entry of each platform (an index may list one twice, e.g. with and without os.version)
+                entries.AddRange(index.Manifests.Where(m => MediaTypes.IsManifest(m.MediaType) && m.Platform is { } p && p.Os != "unknown" && p.Architecture != "unknown")
+                    .DistinctBy(m => m.Platform!.ToString()));
                 if (entries.Count == 0)
                 {
                     throw new ToolException($"base image {source.Description}: its index names no platform (it has: {string.Join(", ", index.Manifests.Select(m => m.Platform?.ToString() ?? "unknown"))})");

@@ -109,6 +109,9 @@ public sealed record HfSnapshotFile
 {
     [JsonPropertyName("path")] public string? Path { get; init; }
     [JsonPropertyName("size")] public long Size { get; init; }
+
+    /// <summary>The sha256 hf-fetch verified the content against (LFS files; null for git-stored ones).</summary>
+    [JsonPropertyName("sha256")] public string? Sha256 { get; init; }
 }
 
 [JsonSourceGenerationOptions(PropertyNameCaseInsensitive = false)]

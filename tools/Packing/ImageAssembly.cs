@@ -34,6 +34,12 @@ public static class ImageAssembly
     public const string BaseName = "org.opencontainers.image.base.name";
     public const string BaseDigest = "org.opencontainers.image.base.digest";
 
+    /// <summary>On a layer holding one model file: the sha256 (hex) of that file as it was in the model directory.</summary>
+    public const string FileSha256 = "io.modelcar.file.sha256";
+
+    /// <summary>On a layer holding several model files: a JSON object of their paths (relative to the models path) → sha256 (hex).</summary>
+    public const string FilesSha256 = "io.modelcar.files.sha256";
+
     public static AssembledImage Assemble(IReadOnlyList<BaseImage> bases, IReadOnlyList<LayerPlan> plans, IReadOnlyList<Descriptor> modelLayers, PackSettings settings)
     {
         if (bases.Count == 0)
@@ -45,6 +51,7 @@ public static class ImageAssembly
         {
             throw new ToolException($"platform {duplicate.Key} is selected twice: an image index holds one manifest per platform");
         }
+        modelLayers = WithFileDigests(plans, modelLayers, settings);
         var blobs = new List<AssembledBlob>();
         var manifests = new List<Descriptor>();
         var distinct = new Dictionary<Digest, long>();
@@ -86,6 +93,52 @@ public static class ImageAssembly
         blobs.Add(indexBlob);
         distinct[indexBlob.Descriptor.Digest] = indexBlob.Content.Length;
         return new AssembledImage(blobs, indexBlob.Descriptor, manifests, distinct.Values.Sum());
+    }
+
+    /// <summary>Each model layer's descriptor gets the sha256 of its file(s) beside its title (keys sorted as Go writes maps).</summary>
+    public static IReadOnlyList<Descriptor> WithFileDigests(IReadOnlyList<LayerPlan> plans, IReadOnlyList<Descriptor> modelLayers, PackSettings settings)
+    {
+        if (settings.FileSha256.Count == 0)
+        {
+            return modelLayers;
+        }
+        var prefix = settings.ModelsPath.Trim('/') + "/";
+        var result = new List<Descriptor>(modelLayers.Count);
+        for (int i = 0; i < modelLayers.Count; i++)
+        {
+            var files = plans[i].Entries
+                .Where(e => e.Kind == Oci.Tar.LayerEntryKind.File && e.SourcePath is not null && settings.FileSha256.ContainsKey(e.SourcePath))
+                .Select(e => (Path: e.TarPath.StartsWith(prefix, StringComparison.Ordinal) ? e.TarPath[prefix.Length..] : e.TarPath, Sha: settings.FileSha256[e.SourcePath!]))
+                .OrderBy(f => f.Path, StringComparer.Ordinal)
+                .ToList();
+            if (files.Count == 0)
+            {
+                result.Add(modelLayers[i]);
+                continue;
+            }
+            var annotations = new SortedDictionary<string, string>(modelLayers[i].Annotations?.ToDictionary() ?? [], StringComparer.Ordinal);
+            bool oneFileLayer = files.Count == 1 && plans[i].Title.EndsWith("/" + files[0].Path, StringComparison.Ordinal);
+            if (oneFileLayer)
+            {
+                annotations[FileSha256] = files[0].Sha;
+            }
+            else
+            {
+                using var buffer = new MemoryStream();
+                using (var w = new System.Text.Json.Utf8JsonWriter(buffer, new System.Text.Json.JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+                {
+                    w.WriteStartObject();
+                    foreach (var (path, sha) in files)
+                    {
+                        w.WriteString(path, sha);
+                    }
+                    w.WriteEndObject();
+                }
+                annotations[FilesSha256] = System.Text.Encoding.UTF8.GetString(buffer.ToArray());
+            }
+            result.Add(modelLayers[i] with { Annotations = annotations });
+        }
+        return result;
     }
 
     private static IEnumerable<KeyValuePair<string, string>> BaseAnnotations(string? name, Digest? digest)

@@ -18,6 +18,9 @@ public sealed record PackSettings
     public IReadOnlyDictionary<string, string> Labels { get; init; } = new Dictionary<string, string>();
     public IReadOnlyDictionary<string, string> Annotations { get; init; } = new Dictionary<string, string>();
     public bool ClearEntrypoint { get; init; }
+
+    /// <summary>sha256 (hex) of each model file by its full source path, for the layer annotations (<see cref="FileDigests"/>).</summary>
+    public IReadOnlyDictionary<string, string> FileSha256 { get; init; } = new Dictionary<string, string>();
 }
 
 /// <summary><see cref="Manifest"/> is the root: the manifest for one platform, the image index for several.</summary>

@@ -109,12 +109,17 @@ public static class MrRegisterCommand
             HelpName = "KEY=VALUE",
             DefaultValueFactory = _ => [],
         };
+        var hfRepo = Text("--hf-repo", "Provenance: the Hugging Face repo the model came from (artifact property hf-repo).", "ORG/NAME");
+        var hfCommit = Text("--hf-commit", "Provenance: its commit (artifact property hf-commit).", "SHA");
+        var imageDigest = Text("--image-digest", "Provenance: the image's digest, sha256:… (artifact property image-digest; oci-pack's IMAGE_DIGEST).", "DIGEST");
+        var imageSize = Text("--image-size", "The image's size in bytes (artifact property image-size; oci-pack's IMAGE_SIZE).", "BYTES");
+        var platforms = Text("--platforms", "The image's platforms, comma-separated, e.g. linux/amd64,linux/arm64 (artifact property platforms).", "LIST");
         var versionPattern = Text("--version-pattern", "Regex the whole version name must match, checked before any request (exit 2 if not).", "REGEX");
         var update = new Option<bool>("--update") { Description = "Update the existing artifact in place when its uri or fields differ (otherwise a different uri is an error)." };
         var dryRun = new Option<bool>("--dry-run") { Description = "Send only reads; print each write it would send (METHOD PATH BODY) on stdout instead." };
 
         conn.AddTo(cmd);
-        foreach (var o in new Option[] { modelName, versionName, uri, formatName, formatVersion, storageKey, storagePath, author, owner, description, versionDescription, property, versionPattern, update, dryRun })
+        foreach (var o in new Option[] { modelName, versionName, uri, formatName, formatVersion, storageKey, storagePath, author, owner, description, versionDescription, property, hfRepo, hfCommit, imageDigest, imageSize, platforms, versionPattern, update, dryRun })
         {
             cmd.Options.Add(o);
         }
@@ -134,7 +139,8 @@ public static class MrRegisterCommand
                 Owner = Optional(ctx.Get(owner)),
                 ModelDescription = Optional(ctx.Get(description)),
                 VersionDescription = Optional(ctx.Get(versionDescription)),
-                Properties = ParseProperties(ctx.Get(property) ?? []),
+                Properties = WithProvenance(ParseProperties(ctx.Get(property) ?? []), Optional(ctx.Get(hfRepo)), Optional(ctx.Get(hfCommit)),
+                    Optional(ctx.Get(imageDigest)), Optional(ctx.Get(imageSize)), Optional(ctx.Get(platforms))),
                 Update = ctx.Get(update),
             };
             CheckVersionPattern(request.VersionName, ctx.Get(versionPattern));
@@ -167,18 +173,133 @@ public static class MrRegisterCommand
         var conn = new Connection();
         var modelName = RequiredText("--model-name", "Registered model name (matched exactly).", "NAME");
         var versionName = RequiredText("--version-name", "Model version name (matched exactly).", "NAME");
+        var output = new Option<string>("--output")
+        {
+            Description = "text: the uri alone (default); json: uri, ids, names and the artifact's and version's custom properties.",
+            HelpName = "text|json",
+            DefaultValueFactory = _ => "text",
+        };
+        output.AcceptOnlyFromAmong("text", "json");
         conn.AddTo(cmd);
         cmd.Options.Add(modelName);
         cmd.Options.Add(versionName);
+        cmd.Options.Add(output);
         cmd.SetToolAction(Name, async (ctx, ct) =>
         {
             using var client = CreateClient(ctx, conn);
             var (model, version, artifact) = await new Registrar(client, ctx.Logger).LookupAsync(ctx.Get(modelName)!, ctx.Get(versionName)!, ct);
-            ctx.WriteResult(artifact.Uri!);
+            ctx.WriteResult(ctx.Get(output) == "json" ? LookupJson(model, version, artifact) : artifact.Uri!);
             WriteResults(ctx, model.Id, version.Id, artifact.Id, artifact.Uri!);
             return ExitCodes.Ok;
         });
         return cmd;
+    }
+
+    /// <summary>The artifact property keys of the typed provenance options.</summary>
+    public static class ProvenanceKeys
+    {
+        public const string HfRepo = "hf-repo";
+        public const string HfCommit = "hf-commit";
+        public const string ImageDigest = "image-digest";
+        public const string ImageSize = "image-size";
+        public const string Platforms = "platforms";
+    }
+
+    /// <summary>
+    /// Adds the typed provenance options to the --property map (string values: image-size can exceed
+    /// the API's 9-digit int_value). A key also given with --property is a usage error.
+    /// </summary>
+    public static Dictionary<string, MetadataValue> WithProvenance(Dictionary<string, MetadataValue> properties, string? hfRepo, string? hfCommit, string? imageDigest, string? imageSize, string? platforms)
+    {
+        if (imageDigest is not null && !Regex.IsMatch(imageDigest, "^sha256:[0-9a-f]{64}$", RegexOptions.CultureInvariant))
+        {
+            throw new UsageException($"--image-digest '{imageDigest}' is not sha256:<64 hex digits>");
+        }
+        if (imageSize is not null && !(long.TryParse(imageSize, NumberStyles.None, CultureInfo.InvariantCulture, out long size) && size >= 0))
+        {
+            throw new UsageException($"--image-size '{imageSize}' is not a number of bytes");
+        }
+        string? platformList = null;
+        if (platforms is not null)
+        {
+            var items = platforms.Split(',', StringSplitOptions.TrimEntries);
+            if (items.Any(p => !Regex.IsMatch(p, "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$", RegexOptions.CultureInvariant)))
+            {
+                throw new UsageException($"--platforms '{platforms}' is not a comma-separated list of OS/ARCH[/VARIANT]");
+            }
+            platformList = string.Join(",", items);
+        }
+        foreach (var (key, value, option) in new[]
+        {
+            (ProvenanceKeys.HfRepo, hfRepo, "--hf-repo"),
+            (ProvenanceKeys.HfCommit, hfCommit, "--hf-commit"),
+            (ProvenanceKeys.ImageDigest, imageDigest, "--image-digest"),
+            (ProvenanceKeys.ImageSize, imageSize, "--image-size"),
+            (ProvenanceKeys.Platforms, platformList, "--platforms"),
+        })
+        {
+            if (value is null)
+            {
+                continue;
+            }
+            if (!properties.TryAdd(key, MetadataValue.Of(value)))
+            {
+                throw new UsageException($"{option} and --property '{key}' both set '{key}': give it once");
+            }
+        }
+        return properties;
+    }
+
+    /// <summary>lookup --output json: one object (keys sorted within the property maps; values as the API's strings, numbers, booleans).</summary>
+    public static string LookupJson(RegisteredModel model, ModelVersion version, ModelArtifact artifact)
+    {
+        using var buffer = new MemoryStream();
+        using (var w = new System.Text.Json.Utf8JsonWriter(buffer, new System.Text.Json.JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            w.WriteStartObject();
+            w.WriteString("uri", artifact.Uri);
+            w.WriteString("registeredModelId", model.Id);
+            w.WriteString("modelName", model.Name);
+            w.WriteString("modelVersionId", version.Id);
+            w.WriteString("versionName", version.Name);
+            w.WriteString("modelArtifactId", artifact.Id);
+            if (artifact.ModelFormatName is { } f)
+            {
+                w.WriteString("modelFormatName", f);
+            }
+            if (artifact.ModelFormatVersion is { } fv)
+            {
+                w.WriteString("modelFormatVersion", fv);
+            }
+            WriteProperties(w, "customProperties", artifact.CustomProperties);
+            WriteProperties(w, "versionCustomProperties", version.CustomProperties);
+            w.WriteEndObject();
+        }
+        return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    private static void WriteProperties(System.Text.Json.Utf8JsonWriter w, string name, Dictionary<string, MetadataValue>? properties)
+    {
+        w.WriteStartObject(name);
+        foreach (var (key, value) in (properties ?? []).OrderBy(p => p.Key, StringComparer.Ordinal))
+        {
+            switch (value.MetadataType)
+            {
+                case MetadataValue.IntType when long.TryParse(value.IntValue, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long i):
+                    w.WriteNumber(key, i);
+                    break;
+                case MetadataValue.DoubleType when value.DoubleValue is { } d:
+                    w.WriteNumber(key, d);
+                    break;
+                case MetadataValue.BoolType when value.BoolValue is { } b:
+                    w.WriteBoolean(key, b);
+                    break;
+                default:
+                    w.WriteString(key, value.ToString());
+                    break;
+            }
+        }
+        w.WriteEndObject();
     }
 
     /// <summary>An empty optional value (a Tekton param defaulting to "") means "not given": the field is omitted.</summary>

@@ -24,9 +24,12 @@ public static class OciPackCommand
 
         /// <summary>The first docker:// output as HOST/REPO@sha256:…; without one, the first --output pinned to the digest: oci:DIR@sha256:… or oci-archive:FILE@sha256:….</summary>
         public const string ImageUrl = "IMAGE_URL";
+
+        /// <summary>The platforms of the image, comma-separated (linux/amd64,linux/arm64), in the index's order.</summary>
+        public const string ImagePlatforms = "IMAGE_PLATFORMS";
     }
 
-    public static IReadOnlyList<string> ResultNames { get; } = [Result.ImageDigest, Result.ImageUrl, Result.ImageSize];
+    public static IReadOnlyList<string> ResultNames { get; } = [Result.ImageDigest, Result.ImageUrl, Result.ImageSize, Result.ImagePlatforms];
 
     public const string Name = "oci-pack";
     public const long DefaultLayerThreshold = 16L << 20;
@@ -130,7 +133,7 @@ public static class OciPackCommand
             {
                 annotations[k] = v;
             }
-            settings = settings with { Annotations = annotations };
+            settings = settings with { Annotations = annotations, FileSha256 = await FileDigests.CollectAsync(tree, snapshot, ctx.Get(registry.Jobs), log, ct).ConfigureAwait(false) };
 
             using var source = OpenSource(baseLocation, ctx, credentials, httpSettings);
             var bases = source is null
@@ -201,6 +204,7 @@ public static class OciPackCommand
                 ctx.Results.Write(Result.ImageDigest, result.Manifest.Digest.ToString());
                 ctx.Results.Write(Result.ImageUrl, pushed.Count > 0 ? pushed[0].PinnedReference : ImageUrlOf(destinations[0], result.Manifest.Digest));
                 ctx.Results.Write(Result.ImageSize, result.ImageSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                ctx.Results.Write(Result.ImagePlatforms, string.Join(",", result.Platforms));
             }
             finally
             {
