@@ -77,6 +77,7 @@ if [[ ! -f "$model.complete" ]]; then
 fi
 allocated=$(du -s -B1 "$model" | cut -f1)
 (( allocated >= total )) || { echo "bench: $model is sparse ($allocated of $total bytes allocated): delete it" >&2; exit 1; }
+rm -rf "$model/.oci-pack"   # a record left by a hand-run oci-pack would spare the first runs their hashing
 model_files=("$model"/*.safetensors)
 model_bytes=$(cat "${model_files[@]}" | wc -c)   # also warms the page cache: every contender reads from memory
 
@@ -111,8 +112,9 @@ run_logged() { # NAME CMD…: runs CMD, stdout → $work/NAME.out, stderr → $w
   "$@" >"$work/$name.out" 2>"$work/$name.err" || { echo "bench: $name failed: $*" >&2; tail -20 "$work/$name.err" >&2; exit 1; }
 }
 json() { python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))[sys.argv[2]]; print(v if not isinstance(v, dict) else sum(v.values()))' "$1" "$2"; }
-# oci-pack remembers layer digests between runs (the re-run record); each measured first pass gets
-# a fresh state dir, so it hashes everything as a first run does
+# oci-pack remembers layer digests between runs (MODEL/.oci-pack/layers.json, or --state-dir): every
+# measured first run gets a fresh state dir, so it hashes everything as a first run does, and the
+# kept model folder never gets a record
 state_args() { "$oci_pack" --help 2>&1 | grep -q -- '--state-dir' && echo "--state-dir $work/state-$1" || true; }
 pack_common=(--model "$model" --base "$base" --tls-verify=false --log-format text)
 sync
@@ -145,7 +147,7 @@ fi
 echo "bench: two-step (oci-pack → layout, registry-push) …" >&2
 fresh_registry
 t0=$(now)
-run_logged two-pack "$oci_pack" "${pack_common[@]}" --output "oci:$work/layout:v1"
+run_logged two-pack "$oci_pack" "${pack_common[@]}" $(state_args two) --output "oci:$work/layout:v1"
 t1=$(now)
 run_logged two-push "$registry_push" --source "oci:$work/layout:v1" --dest "docker://$REG/bench/two:v1" --tls-verify=false
 sync; t2=$(now)
