@@ -10,8 +10,11 @@ public enum ModelEntryKind
     Symlink,
 }
 
-/// <summary>A file or symlink of the model directory. <see cref="RelativePath"/> uses '/'.</summary>
-public sealed record ModelEntry(string RelativePath, ModelEntryKind Kind, string FullPath, long Size, string? LinkTarget);
+/// <summary>
+/// A file or symlink of the model directory. <see cref="RelativePath"/> uses '/'. Files carry their
+/// identity when scanned (mtime, inode): reading checks the mtime, the re-run record keys on both.
+/// </summary>
+public sealed record ModelEntry(string RelativePath, ModelEntryKind Kind, string FullPath, long Size, string? LinkTarget, DateTime? ModifiedUtc = null, ulong Inode = 0);
 
 /// <summary>
 /// The model directory as it will go into the image: regular files and symlinks (after include/
@@ -85,16 +88,18 @@ public sealed class ModelTree
                         continue;
                     }
                     long size;
+                    DateTime modified;
                     try
                     {
                         using var handle = File.OpenHandle(full, FileMode.Open, FileAccess.Read, FileShare.Read);
                         size = RandomAccess.GetLength(handle);
+                        modified = File.GetLastWriteTimeUtc(full);
                     }
                     catch (Exception e) when (e is UnauthorizedAccessException or IOException)
                     {
                         throw new ToolException($"cannot read model file '{full}': {e.Message}", e);
                     }
-                    entries.Add(new ModelEntry(rel, ModelEntryKind.File, full, size, null));
+                    entries.Add(new ModelEntry(rel, ModelEntryKind.File, full, size, null, modified, FileType.InodeOf(full)));
                     break;
                 case FileType.Kind.Symlink:
                     if (!filter.IsIncluded(rel))
@@ -167,6 +172,20 @@ internal static partial class FileType
 
     [DllImport("libc", EntryPoint = "statx", SetLastError = true)]
     private static extern int Statx(int dirfd, byte[] path, int flags, uint mask, byte[] buffer);
+
+    private const uint StatxIno = 0x100;
+
+    /// <summary>The inode number (0 if the file system does not report one).</summary>
+    public static ulong InodeOf(string path)
+    {
+        var buffer = new byte[256];
+        var name = System.Text.Encoding.UTF8.GetBytes(path + "\0");
+        if (Statx(AtFdCwd, name, AtSymlinkNoFollow, StatxIno, buffer) != 0)
+        {
+            throw new ToolException($"cannot stat '{path}': errno {Marshal.GetLastPInvokeError()}");
+        }
+        return (BitConverter.ToUInt32(buffer, 0) & StatxIno) != 0 ? BitConverter.ToUInt64(buffer, 32) : 0;
+    }
 
     public static Kind Of(string path)
     {

@@ -72,15 +72,16 @@ public static class Packer
                 dirs.Add(tarPath[..i]);
             }
             files.Add(e.Kind == ModelEntryKind.File
-                ? new LayerEntry(tarPath, LayerEntryKind.File, e.FullPath, e.Size)
+                ? new LayerEntry(tarPath, LayerEntryKind.File, e.FullPath, e.Size, ModifiedUtc: e.ModifiedUtc)
                 : new LayerEntry(tarPath, LayerEntryKind.Symlink, LinkTarget: e.LinkTarget));
         }
         var all = dirs.Select(d => new LayerEntry(d, LayerEntryKind.Directory)).Concat(files)
             .OrderBy(e => e.TarPath, StringComparer.Ordinal).ToList();
-        return new LayerPlan(title, all, entries.Sum(e => e.Size), LayerWriter.PredictSize(all, attributes));
+        var inodes = entries.Where(e => e.Kind == ModelEntryKind.File).ToDictionary(e => e.FullPath, e => e.Inode, StringComparer.Ordinal);
+        return new LayerPlan(title, all, entries.Sum(e => e.Size), LayerWriter.PredictSize(all, attributes)) { Key = LayerPlan.KeyOf(all, inodes, attributes) };
     }
 
-    public static async Task<PackResult> PackAsync(ModelTree tree, BaseImage baseImage, IImageSink sink, PackSettings settings, int jobs, ILogger logger, CancellationToken ct)
+    public static async Task<PackResult> PackAsync(ModelTree tree, BaseImage baseImage, ImageOutputs sink, PackSettings settings, int jobs, ILogger logger, CancellationToken ct)
     {
         var plans = Plan(tree, settings);
         foreach (var big in OverQuayDefaultLimit(plans))

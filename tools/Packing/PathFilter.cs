@@ -9,8 +9,8 @@ namespace ModelCar.Packing;
 /// </summary>
 public sealed class PathFilter
 {
-    /// <summary>Metadata folders always left out: the HF cache folder and hf-fetch's own.</summary>
-    public static readonly string[] DefaultExcludes = [".cache/", ".hf-fetch/"];
+    /// <summary>Metadata folders always left out: the HF cache folder, hf-fetch's own, and oci-pack's layer record (<see cref="LayerDigestRecord.DirectoryName"/>).</summary>
+    public static readonly string[] DefaultExcludes = [".cache/", ".hf-fetch/", LayerDigestRecord.DirectoryName + "/"];
 
     private readonly GlobFilter _filter;
     private readonly string[] _folderExcludes;

@@ -110,18 +110,22 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
     }
 
     /// <summary>Best-effort <c>DELETE</c> of an upload session, bounded by <see cref="CancelTimeout"/>; never throws.</summary>
-    public static async Task CancelSessionAsync(RegistryRepository repository, UploadSession session, Digest digest, ILogger logger)
+    public static Task CancelSessionAsync(RegistryRepository repository, UploadSession session, Digest digest, ILogger logger) =>
+        CancelSessionAsync(repository, session, "blob " + digest.Encoded[..12], logger);
+
+    /// <summary>Best-effort <c>DELETE</c> of an upload session (<paramref name="what"/> names it in the log); never throws.</summary>
+    public static async Task CancelSessionAsync(RegistryRepository repository, UploadSession session, string what, ILogger logger)
     {
         using var timeout = new CancellationTokenSource(CancelTimeout);
         try
         {
             using var response = await repository.Client.SendAsync(() => new HttpRequestMessage(HttpMethod.Delete, session.Location), repository.PushScope, timeout.Token, retry: false)
                 .ConfigureAwait(false);
-            logger.LogInformation("blob {Digest}: upload session cancelled (DELETE: {Status})", digest.Encoded[..12], (int)response.StatusCode);
+            logger.LogInformation("{What}: upload session cancelled (DELETE: {Status})", what, (int)response.StatusCode);
         }
         catch (Exception e)
         {
-            logger.LogDebug("blob {Digest}: could not cancel the upload session: {Error}", digest.Encoded[..12], ToolApp.Describe(e));
+            logger.LogDebug("{What}: could not cancel the upload session: {Error}", what, ToolApp.Describe(e));
         }
     }
 
@@ -407,7 +411,10 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
     }
 
     /// <summary>GET the upload URL: the offset to resume from (end of Range + 1), or null if the session is gone.</summary>
-    private async Task<(UploadSession Session, long Offset)?> StatusAsync(UploadSession session, CancellationToken ct)
+    private Task<(UploadSession Session, long Offset)?> StatusAsync(UploadSession session, CancellationToken ct) => StatusAsync(repository, session, ct);
+
+    /// <summary>GET the upload URL: the offset to resume from (end of Range + 1), or null if the session is gone.</summary>
+    internal static async Task<(UploadSession Session, long Offset)?> StatusAsync(RegistryRepository repository, UploadSession session, CancellationToken ct)
     {
         using var response = await repository.Client.SendAsync(() => new HttpRequestMessage(HttpMethod.Get, session.Location), repository.PushScope, ct).ConfigureAwait(false);
         if (response.StatusCode is HttpStatusCode.NoContent or HttpStatusCode.OK or HttpStatusCode.Accepted)
@@ -446,7 +453,8 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
         return dash > 0 && long.TryParse(v[(dash + 1)..], out long end) && long.TryParse(v[..dash], out long start) && start == 0 ? end : null;
     }
 
-    private static async Task<bool> IsDeadSessionAsync(HttpResponseMessage response, CancellationToken ct)
+    /// <summary>404 with BLOB_UPLOAD_INVALID / BLOB_UPLOAD_UNKNOWN (or no code): the registry dropped the session.</summary>
+    internal static async Task<bool> IsDeadSessionAsync(HttpResponseMessage response, CancellationToken ct)
     {
         if (response.StatusCode != HttpStatusCode.NotFound)
         {
@@ -457,7 +465,7 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
         return code is null or "BLOB_UPLOAD_INVALID" or "BLOB_UPLOAD_UNKNOWN";
     }
 
-    private static string? ServerCode(HttpResponseMessage response)
+    internal static string? ServerCode(HttpResponseMessage response)
     {
         try
         {
@@ -477,7 +485,7 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
     /// <summary>Retry-After of a failed answer, within the shared cap (a longer one fails the push at once: HttpRetry).</summary>
     private TimeSpan? ServerDelay(HttpResponseMessage response) => HttpRetry.CheckServerDelay(response, repository.Client.Settings.MaxRetryWait);
 
-    private static bool IsRecoverable(Exception e, CancellationToken ct) =>
+    internal static bool IsRecoverable(Exception e, CancellationToken ct) =>
         !ct.IsCancellationRequested && PermanentCause(e) is null && HttpRetry.IsTransient(e, ct);
 
     /// <summary>A ToolException (bad source data) inside an HTTP failure: that is the real error.</summary>

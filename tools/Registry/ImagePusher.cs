@@ -49,6 +49,18 @@ public sealed class ImagePusher
     public IReadOnlyList<Descriptor> Blobs => _blobs;
 
     /// <summary>
+    /// Tells the pusher that <paramref name="repository"/> on <paramref name="host"/> already holds the
+    /// blob (oci-pack streamed it there before the push): the other destinations on that host mount
+    /// it from there instead of uploading it again. Call before <see cref="PushAsync"/>.
+    /// </summary>
+    public void AddKnownLocation(string host, Digest digest, string repository)
+    {
+        var known = new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        known.SetResult(repository);
+        _owners[(host, digest)] = known;
+    }
+
+    /// <summary>
     /// Where chunked sessions are recorded so a later run can resume them (null, the default: no
     /// resume across runs). Set before the push starts, once <see cref="HasChunkedBlobs"/> says it is needed.
     /// </summary>

@@ -8,10 +8,12 @@ using ModelCar.Oci.Archive;
 using ModelCar.Oci.Layout;
 using ModelCar.Registry;
 using ModelCar.Registry.Auth;
+using ModelCar.Registry.Cli;
+using ModelCar.Common.Http;
 
 namespace ModelCar.OciPack;
 
-/// <summary>Turn a model directory into a KServe ModelCar OCI image (layout or oci-archive).</summary>
+/// <summary>Turn a model directory into a KServe ModelCar OCI image: layouts, oci-archives and registries, from one read of the model.</summary>
 public static class OciPackCommand
 {
     /// <summary>The Tekton results this tool writes with --results-dir (the Tasks' contract test checks them).</summary>
@@ -20,7 +22,7 @@ public static class OciPackCommand
         public const string ImageDigest = "IMAGE_DIGEST";
         public const string ImageSize = "IMAGE_SIZE";
 
-        /// <summary>The --output location pinned to the digest: oci:DIR@sha256:… or oci-archive:FILE@sha256:… (no registry URL exists yet).</summary>
+        /// <summary>The first docker:// output as HOST/REPO@sha256:…; without one, the first --output pinned to the digest: oci:DIR@sha256:… or oci-archive:FILE@sha256:….</summary>
         public const string ImageUrl = "IMAGE_URL";
     }
 
@@ -31,9 +33,21 @@ public static class OciPackCommand
 
     public static RootCommand Create()
     {
-        var root = ToolApp.CreateRoot("Turn a model directory into a KServe ModelCar OCI image (layout or oci-archive).");
+        var root = ToolApp.CreateRoot("Turn a model directory into a KServe ModelCar OCI image and write it to layouts, oci-archives and registries (any mix, one read of the model).");
         var model = new Option<DirectoryInfo>("--model") { Description = "The model directory (e.g. what hf-fetch wrote).", HelpName = "DIR", Required = true };
-        var output = new Option<string>("--output") { Description = "Where the image goes: oci:DIR[:TAG] or oci-archive:FILE[:TAG].", HelpName = "DEST", Required = true };
+        var output = new Option<string[]>("--output")
+        {
+            Description = "Where the image goes: oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker://HOST[:PORT]/REPO[:TAG] (repeatable, any mix: all from one read of the model).",
+            HelpName = "DEST",
+            Required = true,
+            Arity = ArgumentArity.OneOrMore,
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var stateDir = new Option<string?>("--state-dir")
+        {
+            Description = $"Where the layer digests of this model are remembered for the next run (default: MODEL/{LayerDigestRecord.DirectoryName}/, never packed; use this for a read-only model directory).",
+            HelpName = "DIR",
+        };
         var baseImage = new Option<string>("--base")
         {
             Description = "Base image with a shell: docker://REF, oci:DIR[:REF], oci-archive:FILE[:REF] or scratch (needs --allow-no-shell).",
@@ -42,7 +56,7 @@ public static class OciPackCommand
         };
         var modelsPath = new Option<string>("--models-path") { Description = "Where the model goes in the image (default /models).", DefaultValueFactory = _ => "/models", HelpName = "PATH" };
         var include = new Option<string[]>("--include") { Description = "Only files matching GLOB (huggingface_hub fnmatch; repeatable).", HelpName = "GLOB", DefaultValueFactory = _ => [] };
-        var exclude = new Option<string[]>("--exclude") { Description = "Leave out files matching GLOB (repeatable; .cache/ and .hf-fetch/ always are).", HelpName = "GLOB", DefaultValueFactory = _ => [] };
+        var exclude = new Option<string[]>("--exclude") { Description = "Leave out files matching GLOB (repeatable; .cache/, .hf-fetch/ and .oci-pack/ always are).", HelpName = "GLOB", DefaultValueFactory = _ => [] };
         var owner = new Option<string>("--owner") { Description = "UID:GID of the model files in the image (default 0:0).", DefaultValueFactory = _ => "0:0", HelpName = "UID:GID" };
         var user = new Option<string>("--user") { Description = "Config User (default 1001).", DefaultValueFactory = _ => "1001", HelpName = "UID" };
         var label = new Option<string[]>("--label") { Description = "Config label KEY=VALUE (repeatable).", HelpName = "K=V", DefaultValueFactory = _ => [] };
@@ -53,18 +67,9 @@ public static class OciPackCommand
         var clearEntrypoint = new Option<bool>("--clear-entrypoint") { Description = "Drop the base image's ENTRYPOINT (it would receive KServe's sh -c args)." };
         var allowIncomplete = new Option<bool>("--allow-incomplete") { Description = "Pack a model dir whose hf-fetch download has not finished (only a warning)." };
         var lockTimeout = CommonOptions.LockTimeout();
-        var authFile = new Option<string[]>("--authfile")
-        {
-            Description = "Registry credentials for a docker:// base: containers-auth.json / config.json or legacy .dockercfg (repeatable, merged in order; a missing file is an error).",
-            HelpName = "FILE",
-            AllowMultipleArgumentsPerToken = false,
-            DefaultValueFactory = _ => [],
-        };
-        var tlsVerify = CommonOptions.TlsVerify();
-        var caFile = CommonOptions.CaFile();
-        var retries = CommonOptions.Retries();
-        var jobs = CommonOptions.Jobs(Math.Clamp(Environment.ProcessorCount, 1, 4));
-        foreach (var o in new Option[] { model, output, baseImage, modelsPath, include, exclude, owner, user, label, annotation, threshold, platform, allowNoShell, clearEntrypoint, allowIncomplete, authFile, tlsVerify, caFile, retries, jobs, lockTimeout })
+        // credentials, TLS, --jobs (layers in parallel), chunking, retries, --max-blob-size: registry-push's definitions
+        var registry = new RegistryOptions(defaultJobs: Math.Clamp(Environment.ProcessorCount, 1, 4), defaultRetries: 5);
+        foreach (var o in new Option[] { model, output, baseImage, modelsPath, include, exclude, owner, user, label, annotation, threshold, platform, allowNoShell, clearEntrypoint, allowIncomplete, stateDir, lockTimeout }.Concat(registry.All))
         {
             root.Options.Add(o);
         }
@@ -87,10 +92,13 @@ public static class OciPackCommand
                 ClearEntrypoint = ctx.Get(clearEntrypoint),
             };
             var platformSpec = ctx.Get(platform) is { } p ? PlatformSpec.Parse(p) : null;
-            var destination = ParseOutput(ctx.Required(output));
+            var destinations = ParseOutputs(ctx.Get(output) ?? []);
             var baseLocation = ParseLocation(ctx.Required(baseImage), "--base");
-            // named auth files are read now (a missing one is an error even if the base is not docker://)
-            var credentials = new AuthFileLookup(AuthFileLookup.CandidateFiles(ctx.Get(authFile), Environment.GetEnvironmentVariable), ctx.Logger).Validate();
+            // named credential files are read now (a missing one is an error even with no registry involved)
+            var credentials = registry.CredentialsFrom(ctx);
+            var registryOutputs = destinations.OfType<RegistryLocation>().Select(r => r.Reference).ToList();
+            RegistryOptions.WarnUnusedLogins(credentials, registryOutputs.Select(r => r.Registry).Append((baseLocation as RegistryLocation)?.Reference.Registry).OfType<string>().ToList(), "--output or --base", log);
+            var httpSettings = registry.HttpSettingsFrom(ctx);
 
             var modelDir = ctx.Required(model).FullName;
             var filter = PathFilter.Create(ctx.Get(include) ?? [], ctx.Get(exclude) ?? []);
@@ -120,39 +128,83 @@ public static class OciPackCommand
             }
             settings = settings with { Annotations = annotations };
 
-            using var source = OpenSource(baseLocation, ctx, credentials, tlsVerify, caFile, retries);
+            using var source = OpenSource(baseLocation, ctx, credentials, httpSettings);
             var baseImg = source is null
                 ? BaseImage.Scratch(platformSpec ?? PlatformSpec.Default)
                 : BaseImage.Load(source, ReferenceOf(baseLocation), platformSpec, log);
             CheckBase(baseImg, ctx.Get(allowNoShell), settings.ClearEntrypoint, log, ct);
 
-            // one writer per output at a time; what temp files earlier, killed runs left are removed
-            using var outputLock = destination is OciLayoutLocation layoutOut
-                ? await CommonOptions.AcquireLockAsync(ctx, lockTimeout, OciLayout.WriterLockPath(layoutOut.Path), $"OCI layout {Path.GetFullPath(layoutOut.Path)}", ct)
-                : null;
-            var (staleFiles, staleBytes) = destination switch
+            CheckSizes(ctx, registry, baseImg, Packer.Plan(tree, settings));
+            var record = OpenRecord(modelDir, ctx.Get(stateDir), log);
+
+            // one writer per layout at a time; what temp files earlier, killed runs left are removed
+            var locks = new List<IDisposable>();
+            try
             {
-                OciLayoutLocation l => OciLayout.OpenOrCreate(l.Path).RemoveStaleTempFiles(),
-                OciArchiveLocation a => OciArchiveWriter.RemoveStaleTempFiles(a.Path),
-                _ => (0, 0L),
-            };
-            if (staleFiles > 0)
-            {
-                log.LogInformation("removed {Count} stale temp file(s) ({Size}) that killed runs left in {Output}", staleFiles, SizeParser.Format(staleBytes), destination);
+                foreach (var l in destinations.OfType<OciLayoutLocation>())
+                {
+                    locks.Add(await CommonOptions.AcquireLockAsync(ctx, lockTimeout, OciLayout.WriterLockPath(l.Path), $"OCI layout {Path.GetFullPath(l.Path)}", ct));
+                }
+                foreach (var destination in destinations)
+                {
+                    var (staleFiles, staleBytes) = destination switch
+                    {
+                        OciLayoutLocation l => OciLayout.OpenOrCreate(l.Path).RemoveStaleTempFiles(),
+                        OciArchiveLocation a => OciArchiveWriter.RemoveStaleTempFiles(a.Path),
+                        _ => (0, 0L),
+                    };
+                    if (staleFiles > 0)
+                    {
+                        log.LogInformation("removed {Count} stale temp file(s) ({Size}) that killed runs left in {Output}", staleFiles, SizeParser.Format(staleBytes), destination);
+                    }
+                }
+
+                using var http = registryOutputs.Count > 0 ? HttpClientFactory.Create(httpSettings) : null;
+                RegistryTarget? registryTarget = null;
+                var targets = new List<IImageTarget>();
+                if (registryOutputs.Count > 0)
+                {
+                    var clients = registryOutputs.Select(r => (r, new RegistryClient(r.Registry, http!, httpSettings, credentials, log) { AuthRepository = r.Repository })).ToList();
+                    var baseRepo = (baseLocation as RegistryLocation)?.Reference;
+                    registryTarget = new RegistryTarget(clients, registry.UploadOptionsFrom(ctx, httpSettings), ctx.Get(registry.Jobs), source, log,
+                        baseRepo is null ? null : (baseRepo.Registry, baseRepo.Repository));
+                    targets.Add(registryTarget); // registries commit first: the likeliest to fail
+                }
+                foreach (var destination in destinations)
+                {
+                    targets.Add(destination switch
+                    {
+                        OciLayoutLocation l => new LayoutTarget(OciLayout.OpenOrCreate(l.Path), l.Reference),
+                        OciArchiveLocation a => new ArchiveTarget(new OciArchiveWriter(a.Path, created), a.Path, a.Reference),
+                        RegistryLocation => null!,
+                        _ => throw new UsageException($"--output {destination}: unsupported"),
+                    });
+                }
+                targets.RemoveAll(t => t is null);
+                await using var outputs = new ImageOutputs(targets, record, log);
+                var result = await Packer.PackAsync(tree, baseImg, outputs, settings, ctx.Get(registry.Jobs), log, ct).ConfigureAwait(false);
+                await outputs.CommitAsync(result.Manifest, ct).ConfigureAwait(false);
+                log.LogInformation("wrote {Outputs}: manifest {Digest}, {Layers} model layers ({FromRecord} known from the layer record), {Read} of model layers read, image {Size}",
+                    outputs.Description, result.Manifest.Digest, result.ModelLayers, outputs.LayersFromRecord, SizeParser.Format(outputs.LayerBytesRead), SizeParser.Format(result.ImageSize));
+
+                var pushed = registryTarget?.Results ?? [];
+                foreach (var destination in destinations)
+                {
+                    ctx.WriteResult(destination is RegistryLocation r
+                        ? pushed.First(p => p.Destination == r.Reference).PinnedReference
+                        : result.Manifest.Digest.ToString());
+                }
+                ctx.Results.Write(Result.ImageDigest, result.Manifest.Digest.ToString());
+                ctx.Results.Write(Result.ImageUrl, pushed.Count > 0 ? pushed[0].PinnedReference : ImageUrlOf(destinations[0], result.Manifest.Digest));
+                ctx.Results.Write(Result.ImageSize, result.ImageSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
             }
-            using IImageSink sink = destination switch
+            finally
             {
-                OciLayoutLocation l => new LayoutSink(OciLayout.OpenOrCreate(l.Path)),
-                OciArchiveLocation a => new ArchiveSink(new OciArchiveWriter(a.Path, created), a.Path),
-                _ => throw new UsageException($"--output must be oci:DIR[:TAG] or oci-archive:FILE[:TAG], not {destination}"),
-            };
-            var result = await Packer.PackAsync(tree, baseImg, sink, settings, ctx.Get(jobs), log, ct).ConfigureAwait(false);
-            sink.Commit(result.Manifest, TagOf(destination));
-            log.LogInformation("wrote {Output}: manifest {Digest}, {Layers} model layers, image {Size}", destination, result.Manifest.Digest, result.ModelLayers, SizeParser.Format(result.ImageSize));
-            ctx.WriteResult(result.Manifest.Digest.ToString());
-            ctx.Results.Write(Result.ImageDigest, result.Manifest.Digest.ToString());
-            ctx.Results.Write(Result.ImageUrl, ImageUrlOf(destination, result.Manifest.Digest));
-            ctx.Results.Write(Result.ImageSize, result.ImageSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                foreach (var l in locks)
+                {
+                    l.Dispose();
+                }
+            }
             return ExitCodes.Ok;
         });
         return root;
@@ -180,15 +232,12 @@ public static class OciPackCommand
         }
     }
 
-    private static IImageSource? OpenSource(ImageLocation location, ToolContext ctx, ICredentialProvider credentials, Option<bool> tlsVerify, Option<string[]> caFile, Option<int> retries) => location switch
+    private static IImageSource? OpenSource(ImageLocation location, ToolContext ctx, ICredentialProvider credentials, HttpSettings settings) => location switch
     {
         ScratchLocation => null,
         OciLayoutLocation l => OciLayout.Open(l.Path),
         OciArchiveLocation a => Oci.Archive.OciArchiveReader.Open(a.Path),
-        RegistryLocation r => RegistryImageSource.Create(r.Reference,
-            CommonOptions.HttpSettingsFrom(ctx.ParseResult, tlsVerify, caFile, retries),
-            credentials,
-            ctx.Logger),
+        RegistryLocation r => RegistryImageSource.Create(r.Reference, settings, credentials, ctx.Logger),
         _ => throw new UsageException($"unsupported --base {location}"),
     };
 
@@ -198,8 +247,6 @@ public static class OciPackCommand
         OciArchiveLocation a => a.Reference,
         _ => null,
     };
-
-    private static string? TagOf(ImageLocation location) => ReferenceOf(location);
 
     /// <summary>IMAGE_URL for a local output: the transport and path, pinned by digest (the tag is dropped, as registry-push pins HOST/REPO@digest).</summary>
     public static string ImageUrlOf(ImageLocation destination, Digest digest) => destination switch
@@ -221,12 +268,75 @@ public static class OciPackCommand
         }
     }
 
-    private static ImageLocation ParseOutput(string text)
+    private static List<ImageLocation> ParseOutputs(IReadOnlyList<string> texts)
     {
-        var location = ParseLocation(text, "--output");
-        return location is OciLayoutLocation or OciArchiveLocation
-            ? location
-            : throw new UsageException($"--output '{text}': use oci:DIR[:TAG] or oci-archive:FILE[:TAG] (push with registry-push)");
+        if (texts.Count == 0)
+        {
+            throw new UsageException("at least one --output is required");
+        }
+        var outputs = new List<ImageLocation>();
+        foreach (var text in texts)
+        {
+            var location = ParseLocation(text, "--output");
+            if (location is not (OciLayoutLocation or OciArchiveLocation or RegistryLocation))
+            {
+                throw new UsageException($"--output '{text}': use oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker://HOST[:PORT]/REPO[:TAG]");
+            }
+            if (location is RegistryLocation { Reference.Digest: not null })
+            {
+                throw new UsageException($"--output '{text}': a registry output takes a tag, not a digest (the digest is known only after packing)");
+            }
+            var key = PathOf(location);
+            if (outputs.Any(o => PathOf(o) == key))
+            {
+                throw new UsageException($"--output '{text}' names the same place as another --output");
+            }
+            outputs.Add(location);
+        }
+        return outputs;
+
+        static string PathOf(ImageLocation l) => l switch
+        {
+            OciLayoutLocation o => "oci:" + Path.GetFullPath(o.Path),
+            OciArchiveLocation a => "oci-archive:" + Path.GetFullPath(a.Path),
+            RegistryLocation r => "docker://" + r.Reference.Name,
+            _ => l.ToString()!,
+        };
+    }
+
+    /// <summary>The record of layer digests: --state-dir must be writable (else exit 1); the model dir's .oci-pack/ is best effort (a warning at save).</summary>
+    private static LayerDigestRecord OpenRecord(string modelDir, string? stateDir, ILogger log)
+    {
+        if (stateDir is not null)
+        {
+            try
+            {
+                Files.EnsureDirectory(stateDir);
+                var probe = Path.Combine(stateDir, $".probe-{Guid.NewGuid():N}");
+                File.WriteAllBytes(probe, []);
+                File.Delete(probe);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new ToolException($"--state-dir '{stateDir}': cannot write the layer record there: {e.Message}");
+            }
+        }
+        return LayerDigestRecord.Open(LayerDigestRecord.PathFor(modelDir, stateDir), log);
+    }
+
+    /// <summary>--max-blob-size, before anything is read or sent: the base layers and the planned model layers (sizes known up front).</summary>
+    private static void CheckSizes(ToolContext ctx, RegistryOptions registry, BaseImage baseImg, IReadOnlyList<LayerPlan> plans)
+    {
+        if (ctx.Get(registry.MaxBlobSize) is not { } max)
+        {
+            return;
+        }
+        RegistryOptions.CheckBlobSizes(baseImg.Layers, max);
+        foreach (var plan in plans.Where(p => p.TarSize > max))
+        {
+            throw new ToolException($"layer {plan.Title} would be {SizeParser.Format(plan.TarSize)} ({plan.TarSize} bytes), over --max-blob-size {SizeParser.Format(max)} ({max} bytes): "
+                + "nothing was read or uploaded; leave duplicate weights out (--exclude) or push to a registry without that limit");
+        }
     }
 
     public static (int Uid, int Gid) ParseOwner(string text)

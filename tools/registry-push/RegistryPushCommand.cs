@@ -8,6 +8,7 @@ using ModelCar.Oci.Archive;
 using ModelCar.Oci.Layout;
 using ModelCar.Registry;
 using ModelCar.Registry.Auth;
+using ModelCar.Registry.Cli;
 
 namespace ModelCar.RegistryPush;
 
@@ -41,51 +42,22 @@ public static class RegistryPushCommand
         AllowMultipleArgumentsPerToken = false,
     };
 
-    public static readonly Option<string[]> AuthFile = new("--authfile")
-    {
-        Description = "Credentials file: containers-auth.json / docker config.json ({\"auths\":…}) or legacy .dockercfg (repeatable: "
-            + "merged in order, the first file with an entry for a host wins; a missing file is an error; default: $REGISTRY_AUTH_FILE, then the standard locations).",
-        HelpName = "FILE",
-        AllowMultipleArgumentsPerToken = false,
-        DefaultValueFactory = _ => [],
-    };
+    /// <summary>Credentials, TLS, jobs, chunking, retries, --max-blob-size: shared with oci-pack --output docker://.</summary>
+    private static readonly RegistryOptions Registry = new(defaultJobs: 4, defaultRetries: 5);
 
-    public static readonly Option<string[]> Login = new("--login")
-    {
-        Description = "Credentials for one registry: HOST[:PORT]=USER:PASSWORD_FILE (repeatable); the file is read again after a 401 (rotated tokens). "
-            + "Beats --creds/--username and the auth files for that host.",
-        HelpName = "HOST=USER:FILE",
-        AllowMultipleArgumentsPerToken = false,
-        DefaultValueFactory = _ => [],
-    };
-
-    public static readonly Option<string?> Creds = new("--creds")
-    {
-        Description = "Credentials USER:PASSWORD for every destination not named by --login (prefer --username with --password-file).",
-        HelpName = "USER[:PASS]",
-    };
-
-    public static readonly Option<string?> Username = new("--username") { Description = "User name (with --password-file) for every destination not named by --login.", HelpName = "USER" };
-
-    public static readonly Option<string?> PasswordFile = new("--password-file")
-    {
-        Description = "File holding the password or token; read again after a 401 in the middle of a push (rotated tokens).",
-        HelpName = "FILE",
-    };
-
-    public static readonly Option<long?> MaxBlobSize = CommonOptions.Size("--max-blob-size",
-        "Refuse, before uploading anything, an image with a blob larger than SIZE (default: no limit; for a default quay, whose MAXIMUM_LAYER_SIZE 20G means 20000000000 bytes, pass 20000000000).");
-
-    public static readonly Option<bool> TlsVerify = CommonOptions.TlsVerify();
-    public static readonly Option<string[]> CaFile = CommonOptions.CaFile();
-    public static readonly Option<int> Jobs = CommonOptions.Jobs(4);
-    public static readonly Option<int> Retries = CommonOptions.Retries(5);
-
-    public static readonly Option<long?> ChunkSize = CommonOptions.Size("--chunk-size",
-        "Upload blobs larger than SIZE in PATCH chunks of SIZE (default: monolithic, except blobs over 10 GiB which go in 1 GiB chunks).");
-
-    public static readonly Option<int> StallTimeout = CommonOptions.StallTimeout();
-    public static readonly Option<int> MaxRetryWait = CommonOptions.MaxRetryWait();
+    public static readonly Option<string[]> AuthFile = Registry.AuthFile;
+    public static readonly Option<string[]> Login = Registry.Login;
+    public static readonly Option<string?> Creds = Registry.Creds;
+    public static readonly Option<string?> Username = Registry.Username;
+    public static readonly Option<string?> PasswordFile = Registry.PasswordFile;
+    public static readonly Option<long?> MaxBlobSize = Registry.MaxBlobSize;
+    public static readonly Option<bool> TlsVerify = Registry.TlsVerify;
+    public static readonly Option<string[]> CaFile = Registry.CaFile;
+    public static readonly Option<int> Jobs = Registry.Jobs;
+    public static readonly Option<int> Retries = Registry.Retries;
+    public static readonly Option<long?> ChunkSize = Registry.ChunkSize;
+    public static readonly Option<int> StallTimeout = Registry.StallTimeout;
+    public static readonly Option<int> MaxRetryWait = Registry.MaxRetryWait;
 
     public static readonly Option<string?> StateDir = new("--state-dir")
     {
@@ -119,20 +91,9 @@ public static class RegistryPushCommand
             throw new UsageException("at least one --dest is required");
         }
         var credentials = CredentialsFrom(ctx);
-        if (credentials is PerHostCredentialProvider perHost)
-        {
-            foreach (var host in perHost.Hosts.Where(h => !destinations.Any(d => string.Equals(d.Registry, h, StringComparison.OrdinalIgnoreCase))))
-            {
-                ctx.Logger.LogWarning("--login {Host} matches no --dest (hosts: {Hosts}): those credentials are not used", host, string.Join(", ", destinations.Select(d => d.Registry).Distinct()));
-            }
-        }
-        var settings = CommonOptions.HttpSettingsFrom(ctx.ParseResult, TlsVerify, CaFile, Retries, StallTimeout, MaxRetryWait);
-        var upload = new UploadOptions
-        {
-            ChunkSize = ctx.Get(ChunkSize),
-            MaxRecoveries = Math.Max(settings.MaxRetries, 1),
-            RetryBaseDelay = settings.RetryBaseDelay,
-        };
+        RegistryOptions.WarnUnusedLogins(credentials, destinations.Select(d => d.Registry).ToList(), "--dest", ctx.Logger);
+        var settings = Registry.HttpSettingsFrom(ctx);
+        var upload = Registry.UploadOptionsFrom(ctx, settings);
 
         using IImageSource source = sourceLocation switch
         {
@@ -259,82 +220,8 @@ public static class RegistryPushCommand
     }
 
     /// <summary>Fails on the first blob over the limit, naming its layer title (else its digest) and the limit.</summary>
-    public static void CheckBlobSizes(IEnumerable<Descriptor> blobs, long maxBlobSize)
-    {
-        foreach (var blob in blobs.Where(b => b.Size > maxBlobSize))
-        {
-            var name = blob.Annotations is { } a && a.TryGetValue(Annotations.Title, out var title) && title.Length > 0
-                ? $"layer {title} ({blob.Digest})"
-                : $"blob {blob.Digest}";
-            throw new ToolException($"{name} is {SizeParser.Format(blob.Size)} ({blob.Size} bytes), over --max-blob-size {SizeParser.Format(maxBlobSize)} ({maxBlobSize} bytes): "
-                + "nothing was uploaded; pack the model with smaller layers or push to a registry without that limit");
-        }
-    }
+    public static void CheckBlobSizes(IEnumerable<Descriptor> blobs, long maxBlobSize) => RegistryOptions.CheckBlobSizes(blobs, maxBlobSize);
 
-    /// <summary>
-    /// Credentials per destination host: a --login for that host first; else --creds or
-    /// --username/--password-file (every host) if given; else the auth files (--authfile in order,
-    /// or $REGISTRY_AUTH_FILE, or the standard locations). --creds/--username cannot be combined
-    /// with --authfile: one of the two would silently never be used for any host.
-    /// Every file the user named is read once here, so a missing one fails before any request.
-    /// </summary>
-    public static ICredentialProvider CredentialsFrom(ToolContext ctx)
-    {
-        var creds = ctx.Get(Creds);
-        var user = ctx.Get(Username);
-        var passwordFile = ctx.Get(PasswordFile);
-        var authFiles = (ctx.Get(AuthFile) ?? []).Where(f => f.Length > 0).ToList();
-        if (creds is not null && (user is not null || passwordFile is not null))
-        {
-            throw new UsageException("--creds cannot be combined with --username/--password-file");
-        }
-        if ((creds is not null || user is not null || passwordFile is not null) && authFiles.Count > 0)
-        {
-            throw new UsageException("--authfile cannot be combined with --creds or --username/--password-file (those apply to every host): use --login HOST=USER:PASSWORD_FILE for one host");
-        }
-        ICredentialProvider fallback;
-        if (creds is not null)
-        {
-            int colon = creds.IndexOf(':');
-            if (colon <= 0)
-            {
-                throw new UsageException("--creds must be USER:PASSWORD (there is no interactive prompt; or use --username with --password-file)");
-            }
-            fallback = new ExplicitCredentialProvider(creds[..colon], creds[(colon + 1)..], null);
-        }
-        else if (user is not null || passwordFile is not null)
-        {
-            if (user is null || passwordFile is null)
-            {
-                throw new UsageException("--username and --password-file go together");
-            }
-            _ = SecretFile.Read(passwordFile, "password"); // fail early if unreadable
-            fallback = new ExplicitCredentialProvider(user, null, passwordFile);
-        }
-        else
-        {
-            fallback = new AuthFileLookup(AuthFileLookup.CandidateFiles(authFiles, Environment.GetEnvironmentVariable), ctx.Logger).Validate();
-        }
-
-        var perHost = new Dictionary<string, ICredentialProvider>(StringComparer.OrdinalIgnoreCase);
-        foreach (var text in ctx.Get(Login) ?? [])
-        {
-            LoginSpec login;
-            try
-            {
-                login = LoginSpec.Parse(text);
-            }
-            catch (FormatException e)
-            {
-                throw new UsageException($"--login '{text}' {e.Message}");
-            }
-            if (perHost.ContainsKey(login.Host))
-            {
-                throw new UsageException($"--login names {login.Host} twice");
-            }
-            _ = SecretFile.Read(login.PasswordFile, $"--login {login.Host} password"); // fail early if unreadable
-            perHost[login.Host] = new ExplicitCredentialProvider(login.Username, null, login.PasswordFile);
-        }
-        return perHost.Count == 0 ? fallback : new PerHostCredentialProvider(perHost, fallback);
-    }
+    /// <summary>Credentials per destination host (see <see cref="RegistryOptions.CredentialsFrom"/>).</summary>
+    public static ICredentialProvider CredentialsFrom(ToolContext ctx) => Registry.CredentialsFrom(ctx);
 }

@@ -298,6 +298,9 @@ public sealed class OciArchiveWriter : IDisposable
         /// <summary>Positional writes into this slot's data region (safe to use in parallel with other slots).</summary>
         public PositionalWriteStream Open() => new(_owner._handle, _header + Block);
 
+        /// <summary>This slot as an <see cref="IBlobWriter"/>: commit writes the header; abandoned slots stay zeros (the archive is not committed then).</summary>
+        public IBlobWriter OpenWriter() => new SlotWriter(this);
+
         public void Complete(Digest digest, long written)
         {
             if (written != Size)
@@ -307,5 +310,28 @@ public sealed class OciArchiveWriter : IDisposable
             _owner.TryClaim(digest);
             _owner.WriteHeader(_header, BlobName(digest), Size, isDirectory: false);
         }
+    }
+
+    private sealed class SlotWriter(BlobSlot slot) : IBlobWriter
+    {
+        private readonly PositionalWriteStream _out = slot.Open();
+
+        public ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken ct)
+        {
+            if (_out.Length + data.Length > slot.Size)
+            {
+                throw new InvalidOperationException($"{_out.Length + data.Length} bytes written into an archive slot of {slot.Size}");
+            }
+            _out.Write(data.Span);
+            return ValueTask.CompletedTask;
+        }
+
+        public Task CommitAsync(Digest digest, CancellationToken ct)
+        {
+            slot.Complete(digest, _out.Length);
+            return Task.CompletedTask;
+        }
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 }

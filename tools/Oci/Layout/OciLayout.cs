@@ -177,6 +177,9 @@ public sealed class OciLayout : IImageSource
         }
     }
 
+    /// <summary>A writer for one blob of known size whose digest the caller computes while writing (see <see cref="LayoutBlobWriter"/>).</summary>
+    public LayoutBlobWriter OpenBlobWriter(long size, string mediaType) => new(this, size, mediaType);
+
     /// <summary>
     /// Moves a fully written, hashed temp file (in this layout's blob directory) to its digest's path;
     /// if that blob already exists (also: appeared meanwhile, written by another process) the temp file

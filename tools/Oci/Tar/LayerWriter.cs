@@ -13,7 +13,8 @@ public enum LayerEntryKind
 /// One entry of a layer tar. <see cref="TarPath"/> is relative to the image root without a leading
 /// slash ("models/sub/a.bin"); directories have no trailing slash here.
 /// </summary>
-public sealed record LayerEntry(string TarPath, LayerEntryKind Kind, string? SourcePath = null, long Size = 0, string? LinkTarget = null);
+/// <para><see cref="ModifiedUtc"/>, when set, is the file's mtime when scanned: reading fails if it differs.</para>
+public sealed record LayerEntry(string TarPath, LayerEntryKind Kind, string? SourcePath = null, long Size = 0, string? LinkTarget = null, DateTime? ModifiedUtc = null);
 
 /// <summary>Ownership, modes and time stamped on every entry (nothing taken from the host file system).</summary>
 public sealed record LayerEntryAttributes
@@ -38,57 +39,32 @@ public sealed record LayerEntryAttributes
 /// without buffering.
 /// </para>
 /// <para>
-/// Entry data is copied straight from each source file into <c>output</c>: each model byte is read
-/// once. The caller hashes on the output side (<see cref="HashingWriteStream"/>).
+/// The bytes come from <see cref="TarLayer"/> (the headers are <see cref="TarWriter"/>'s own): entry
+/// data is copied straight from each source file, each model byte read once.
 /// </para>
 /// </summary>
 public static class LayerWriter
 {
     private const int Block = 512;
 
-    /// <summary>Writes the entries, in the given order, as one tar stream (with the end-of-archive blocks).</summary>
+    /// <summary>
+    /// Writes the entries, in the given order, as one tar stream (with the end-of-archive blocks): a
+    /// copy of the <see cref="TarLayer"/> over them, so streamed and written layers are the same bytes.
+    /// </summary>
     public static void Write(IReadOnlyList<LayerEntry> entries, Stream output, LayerEntryAttributes attributes, Action<long>? progress = null, CancellationToken ct = default)
     {
-        using var writer = new TarWriter(output, TarEntryFormat.Gnu, leaveOpen: true);
-        foreach (var entry in entries)
-        {
-            ct.ThrowIfCancellationRequested();
-            var tarEntry = CreateEntry(entry, attributes);
-            if (entry.Kind == LayerEntryKind.File)
-            {
-                using var data = OpenSource(entry);
-                tarEntry.DataStream = progress is null ? data : new ProgressReadStream(data, progress, ct);
-                writer.WriteEntry(tarEntry);
-            }
-            else
-            {
-                writer.WriteEntry(tarEntry);
-            }
-        }
+        using var input = new TarLayer(entries, attributes).OpenAt(0, progress, ct);
+        input.CopyTo(output, 1 << 20);
     }
 
     /// <summary>
-    /// The exact byte length <see cref="Write"/> will produce, computed without reading any file data:
-    /// each GNU entry's header records (including long-name records) do not depend on the data size
-    /// (sizes ≥ 8 GiB go base-256 into the same 12-byte field), so the length is the headers of a
-    /// zero-size copy of each entry plus each size rounded up to 512.
+    /// The exact byte length <see cref="Write"/> will produce, computed without reading any file data
+    /// (<see cref="TarLayer.Size"/>): each GNU entry's header records do not depend on the data bytes
+    /// (sizes of 8 GiB and more go base-256 into the same 12-byte field), data is padded to 512.
     /// </summary>
-    public static long PredictSize(IReadOnlyList<LayerEntry> entries, LayerEntryAttributes attributes)
-    {
-        var counter = new CountingStream();
-        using (var writer = new TarWriter(counter, TarEntryFormat.Gnu, leaveOpen: true))
-        {
-            foreach (var entry in entries)
-            {
-                var tarEntry = CreateEntry(entry, attributes);
-                writer.WriteEntry(tarEntry);
-            }
-        }
-        long data = entries.Where(e => e.Kind == LayerEntryKind.File).Sum(e => (e.Size + Block - 1) / Block * Block);
-        return counter.Length + data;
-    }
+    public static long PredictSize(IReadOnlyList<LayerEntry> entries, LayerEntryAttributes attributes) => new TarLayer(entries, attributes).Size;
 
-    private static GnuTarEntry CreateEntry(LayerEntry entry, LayerEntryAttributes a)
+    internal static GnuTarEntry CreateEntry(LayerEntry entry, LayerEntryAttributes a)
     {
         var (type, name, mode) = entry.Kind switch
         {
@@ -114,80 +90,5 @@ public static class LayerWriter
             e.LinkName = entry.LinkTarget ?? throw new ArgumentException($"symlink {entry.TarPath} has no target", nameof(entry));
         }
         return e;
-    }
-
-    private static FileStream OpenSource(LayerEntry entry)
-    {
-        var path = entry.SourcePath ?? throw new ArgumentException($"file {entry.TarPath} has no source", nameof(entry));
-        var stream = new FileStream(path, new FileStreamOptions
-        {
-            Mode = FileMode.Open,
-            Access = FileAccess.Read,
-            Share = FileShare.Read,
-            BufferSize = 0, // the tar writer copies in large chunks through ProgressReadStream; no double buffering
-            Options = FileOptions.SequentialScan,
-        });
-        if (stream.Length != entry.Size)
-        {
-            stream.Dispose();
-            throw new IOException($"'{path}' changed size while packing ({entry.Size} bytes when scanned, {stream.Length} now)");
-        }
-        return stream;
-    }
-
-    /// <summary>Counts bytes written and discards them.</summary>
-    private sealed class CountingStream : Stream
-    {
-        private long _length;
-
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => _length;
-        public override long Position { get => _length; set => throw new NotSupportedException(); }
-        public override void Flush()
-        {
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => _length += count;
-        public override void Write(ReadOnlySpan<byte> buffer) => _length += buffer.Length;
-    }
-
-    /// <summary>
-    /// Seekable read-through wrapper (the tar writer needs Length) that reports progress, honours
-    /// cancellation, and makes CopyTo use 1 MiB reads instead of the default 80 KiB.
-    /// </summary>
-    private sealed class ProgressReadStream(FileStream inner, Action<long> progress, CancellationToken ct) : Stream
-    {
-        public override bool CanRead => true;
-        public override bool CanSeek => true;
-        public override bool CanWrite => false;
-        public override long Length => inner.Length;
-        public override long Position { get => inner.Position; set => inner.Position = value; }
-        public override void Flush()
-        {
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-        public override int Read(Span<byte> buffer)
-        {
-            ct.ThrowIfCancellationRequested();
-            int n = inner.Read(buffer);
-            if (n > 0)
-            {
-                progress(n);
-            }
-            return n;
-        }
-
-        public override void CopyTo(Stream destination, int bufferSize) => base.CopyTo(destination, Math.Max(bufferSize, 1 << 20));
-
-        public override long Seek(long offset, SeekOrigin origin) => inner.Seek(offset, origin);
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

@@ -1,0 +1,340 @@
+using System.Formats.Tar;
+
+namespace ModelCar.Oci.Tar;
+
+/// <summary>A source file changed (size, mtime, short read) while its layer was being generated.</summary>
+public sealed class SourceChangedException(string message) : IOException(message);
+
+/// <summary>
+/// A layer tar that exists only as a function of its entries: a list of segments (header records,
+/// a file's byte range, zero padding, the end-of-archive blocks) whose sizes are all known before
+/// any file data is read. <see cref="OpenAt"/> maps any offset to a segment and a file position, so
+/// a destination that lost bytes re-reads just those bytes from the model file (no temp copy).
+/// <para>
+/// The header records are the bytes .NET's <see cref="TarWriter"/> (GNU format) writes for the
+/// entry — taken from the writer itself, which is stopped when it starts to copy the data — so the
+/// layer is byte-identical to writing the entries through a <see cref="TarWriter"/>, and
+/// <see cref="LayerWriter.Write"/> is a plain copy of <see cref="OpenAt"/>(0): one tar writer.
+/// </para>
+/// <para>
+/// Every file is checked while read: its size must be what the scan saw (and its mtime, when the
+/// entry carries one) when it is opened and again after its last byte, and it must not end early;
+/// otherwise the read fails with <see cref="SourceChangedException"/>.
+/// </para>
+/// </summary>
+public sealed class TarLayer : IRereadableBlob
+{
+    private const int Block = 512;
+    private static readonly Lazy<int> TrailerLength = new(MeasureTrailer);
+    private readonly Segment[] _segments;
+    private readonly long[] _starts;
+
+    public TarLayer(IReadOnlyList<LayerEntry> entries, LayerEntryAttributes attributes)
+    {
+        Entries = entries;
+        var segments = new List<Segment>();
+        foreach (var entry in entries)
+        {
+            segments.Add(Segment.Bytes(HeaderOf(entry, attributes)));
+            if (entry.Kind == LayerEntryKind.File && entry.Size > 0)
+            {
+                segments.Add(Segment.File(entry));
+                long pad = (Block - entry.Size % Block) % Block;
+                if (pad > 0)
+                {
+                    segments.Add(Segment.Zeros(pad));
+                }
+            }
+        }
+        segments.Add(Segment.Zeros(TrailerLength.Value));
+        _segments = [.. segments];
+        _starts = new long[_segments.Length];
+        long at = 0;
+        for (int i = 0; i < _segments.Length; i++)
+        {
+            _starts[i] = at;
+            at += _segments[i].Length;
+        }
+        Size = at;
+    }
+
+    public IReadOnlyList<LayerEntry> Entries { get; }
+
+    public long Size { get; }
+
+    /// <summary>The bytes from <paramref name="offset"/> to the end (files opened lazily, one at a time).</summary>
+    public Stream OpenAt(long offset)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(offset, Size);
+        return new Reader(this, offset, null, default);
+    }
+
+    /// <summary>Like <see cref="OpenAt"/>, reporting model bytes read and honouring cancellation.</summary>
+    public Stream OpenAt(long offset, Action<long>? progress, CancellationToken ct)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(offset, Size);
+        return new Reader(this, offset, progress, ct);
+    }
+
+    /// <summary>The header record(s) of one entry exactly as <see cref="TarWriter"/> writes them (long-name records included).</summary>
+    public static byte[] HeaderOf(LayerEntry entry, LayerEntryAttributes attributes)
+    {
+        var tarEntry = LayerWriter.CreateEntry(entry, attributes);
+        var capture = new MemoryStream();
+        var writer = new TarWriter(new NonSeekable(capture), TarEntryFormat.Gnu, leaveOpen: true);
+        if (entry.Kind == LayerEntryKind.File && entry.Size > 0)
+        {
+            // the writer takes the size from the data stream's length, writes the header, then copies
+            // the data: the first read ends the capture, before any data byte
+            tarEntry.DataStream = new StopOnRead(entry.Size);
+            try
+            {
+                writer.WriteEntry(tarEntry);
+                throw new InvalidOperationException("TarWriter did not read the entry data");
+            }
+            catch (HeaderWritten)
+            {
+            }
+            // the writer is left as is (not disposed: its end-of-archive blocks must not be captured)
+        }
+        else
+        {
+            writer.WriteEntry(tarEntry);
+        }
+        var bytes = capture.ToArray();
+        if (bytes.Length == 0 || bytes.Length % Block != 0)
+        {
+            throw new InvalidOperationException($"tar header of {entry.TarPath}: {bytes.Length} bytes");
+        }
+        return bytes;
+    }
+
+    private static int MeasureTrailer()
+    {
+        var ms = new MemoryStream();
+        long before;
+        using (var writer = new TarWriter(new NonSeekable(ms), TarEntryFormat.Gnu, leaveOpen: true))
+        {
+            writer.WriteEntry(new GnuTarEntry(TarEntryType.Directory, "x/"));
+            before = ms.Length;
+        }
+        return (int)(ms.Length - before);
+    }
+
+    private enum SegmentKind
+    {
+        Bytes,
+        File,
+        Zeros,
+    }
+
+    private readonly record struct Segment(SegmentKind Kind, long Length, byte[]? Data, LayerEntry? Entry)
+    {
+        public static Segment Bytes(byte[] data) => new(SegmentKind.Bytes, data.Length, data, null);
+
+        public static Segment File(LayerEntry entry) => new(SegmentKind.File, entry.Size, null, entry);
+
+        public static Segment Zeros(long n) => new(SegmentKind.Zeros, n, null, null);
+    }
+
+    private sealed class HeaderWritten : Exception;
+
+    private sealed class StopOnRead(long length) : Stream
+    {
+        public override bool CanRead => true;
+        public override bool CanSeek => true;
+        public override bool CanWrite => false;
+        public override long Length => length;
+        public override long Position { get => 0; set => throw new HeaderWritten(); }
+        public override void Flush()
+        {
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new HeaderWritten();
+        public override int Read(Span<byte> buffer) => throw new HeaderWritten();
+        public override void CopyTo(Stream destination, int bufferSize) => throw new HeaderWritten();
+        public override long Seek(long offset, SeekOrigin origin) => offset == 0 ? 0 : throw new HeaderWritten();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    private sealed class NonSeekable(Stream inner) : Stream
+    {
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush()
+        {
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => inner.Write(buffer, offset, count);
+        public override void Write(ReadOnlySpan<byte> buffer) => inner.Write(buffer);
+    }
+
+    /// <summary>Sequential reader over the segments from an offset.</summary>
+    private sealed class Reader : Stream
+    {
+        private readonly TarLayer _layer;
+        private readonly Action<long>? _progress;
+        private readonly CancellationToken _ct;
+        private long _position;
+        private int _segment;
+        private FileStream? _file;
+
+        public Reader(TarLayer layer, long offset, Action<long>? progress, CancellationToken ct)
+        {
+            _layer = layer;
+            _position = offset;
+            _progress = progress;
+            _ct = ct;
+            int i = Array.BinarySearch(layer._starts, offset);
+            _segment = i >= 0 ? i : ~i - 1;
+            // skip empty segments (and land past the end when offset == Size)
+            while (_segment < layer._segments.Length && _position >= layer._starts[_segment] + layer._segments[_segment].Length)
+            {
+                _segment++;
+            }
+        }
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => _layer.Size;
+        public override long Position { get => _position; set => throw new NotSupportedException(); }
+        public override void Flush()
+        {
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+            ValueTask.FromResult(Read(buffer.Span));
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            Task.FromResult(Read(buffer.AsSpan(offset, count)));
+
+        public override void CopyTo(Stream destination, int bufferSize) => base.CopyTo(destination, Math.Max(bufferSize, 1 << 20));
+
+        public override int Read(Span<byte> buffer)
+        {
+            _ct.ThrowIfCancellationRequested();
+            int total = 0;
+            while (buffer.Length > 0 && _segment < _layer._segments.Length)
+            {
+                var seg = _layer._segments[_segment];
+                long inSeg = _position - _layer._starts[_segment];
+                int want = (int)Math.Min(buffer.Length, seg.Length - inSeg);
+                int n;
+                switch (seg.Kind)
+                {
+                    case SegmentKind.Bytes:
+                        seg.Data.AsSpan((int)inSeg, want).CopyTo(buffer);
+                        n = want;
+                        break;
+                    case SegmentKind.Zeros:
+                        buffer[..want].Clear();
+                        n = want;
+                        break;
+                    default:
+                        n = ReadFile(seg.Entry!, inSeg, buffer[..want]);
+                        _progress?.Invoke(n);
+                        break;
+                }
+                buffer = buffer[n..];
+                total += n;
+                _position += n;
+                if (inSeg + n == seg.Length)
+                {
+                    if (seg.Kind == SegmentKind.File)
+                    {
+                        CloseFile(seg.Entry!);
+                    }
+                    _segment++;
+                }
+                if (seg.Kind == SegmentKind.File && total > 0)
+                {
+                    break; // one file read per call: callers get the bytes as soon as the disk gives them
+                }
+            }
+            return total;
+        }
+
+        private int ReadFile(LayerEntry entry, long at, Span<byte> buffer)
+        {
+            if (_file is null)
+            {
+                var path = entry.SourcePath ?? throw new ArgumentException($"file {entry.TarPath} has no source");
+                _file = new FileStream(path, new FileStreamOptions
+                {
+                    Mode = FileMode.Open,
+                    Access = FileAccess.Read,
+                    Share = FileShare.Read,
+                    BufferSize = 0,
+                    Options = FileOptions.SequentialScan,
+                });
+                Check(entry, _file, "when opened");
+                if (at > 0)
+                {
+                    _file.Seek(at, SeekOrigin.Begin);
+                }
+            }
+            int n = _file.Read(buffer);
+            if (n == 0)
+            {
+                throw new SourceChangedException($"'{entry.SourcePath}' changed while packing: it ended after {at} of {entry.Size} bytes");
+            }
+            return n;
+        }
+
+        private void CloseFile(LayerEntry entry)
+        {
+            if (_file is null)
+            {
+                return;
+            }
+            try
+            {
+                Check(entry, _file, "after reading");
+            }
+            finally
+            {
+                _file.Dispose();
+                _file = null;
+            }
+        }
+
+        private static void Check(LayerEntry entry, FileStream file, string when)
+        {
+            long length = file.Length;
+            if (length != entry.Size)
+            {
+                throw new SourceChangedException($"'{entry.SourcePath}' changed while packing: {length} bytes {when}, {entry.Size} when scanned");
+            }
+            if (entry.ModifiedUtc is { } mtime && File.GetLastWriteTimeUtc(entry.SourcePath!) is var now && now != mtime)
+            {
+                throw new SourceChangedException($"'{entry.SourcePath}' changed while packing: modified at {now:O} ({when}), {mtime:O} when scanned");
+            }
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                _file?.Dispose();
+                _file = null;
+            }
+            base.Dispose(disposing);
+        }
+    }
+}

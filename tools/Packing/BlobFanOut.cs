@@ -1,0 +1,105 @@
+using System.Buffers;
+using System.Security.Cryptography;
+using ModelCar.Oci;
+
+namespace ModelCar.Packing;
+
+/// <summary>
+/// One read, N destinations: reads a blob once, hashes it, and hands each buffer to every
+/// <see cref="IBlobWriter"/> (all at once; the next buffer is read while they write this one, and
+/// no buffer is read before all writers took the previous one, so the slowest sets the pace and
+/// memory stays at two buffers per blob). After the last byte every writer commits the digest; on
+/// any failure every writer is disposed without commit (each abandons its blob).
+/// </summary>
+public static class BlobFanOut
+{
+    public const int BufferSize = 1 << 20;
+
+    /// <summary>Copies <paramref name="open"/>'s bytes (exactly <paramref name="size"/>) to the writers; returns their digest.</summary>
+    public static async Task<Digest> CopyAsync(Func<Stream> open, long size, IReadOnlyList<IBlobWriter> writers, string what, CancellationToken ct)
+    {
+        var buffers = new[] { ArrayPool<byte>.Shared.Rent(BufferSize), ArrayPool<byte>.Shared.Rent(BufferSize) };
+        bool committed = false;
+        try
+        {
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            long total = 0;
+            Task pending = Task.CompletedTask;
+            await using (var input = open())
+            {
+                for (int turn = 0; ; turn ^= 1)
+                {
+                    var buffer = buffers[turn];
+                    int n = await FillAsync(input, buffer, ct).ConfigureAwait(false);
+                    await pending.ConfigureAwait(false);
+                    if (n == 0)
+                    {
+                        break;
+                    }
+                    total += n;
+                    if (total > size)
+                    {
+                        throw new InvalidOperationException($"{what}: more than the {size} bytes planned");
+                    }
+                    hash.AppendData(buffer, 0, n);
+                    pending = WriteAllAsync(writers, buffer.AsMemory(0, n), ct);
+                }
+            }
+            if (total != size)
+            {
+                throw new InvalidOperationException($"{what}: {total} bytes where {size} were planned");
+            }
+            var digest = Digest.FromSha256Hash(hash.GetHashAndReset());
+            await Task.WhenAll(writers.Select(w => w.CommitAsync(digest, ct))).ConfigureAwait(false);
+            committed = true;
+            return digest;
+        }
+        finally
+        {
+            // after a commit this only releases resources; without one it abandons every blob
+            foreach (var w in writers)
+            {
+                try
+                {
+                    await w.DisposeAsync().ConfigureAwait(false);
+                }
+                catch (Exception) when (!committed)
+                {
+                    // the first failure is what the caller reports
+                }
+            }
+            ArrayPool<byte>.Shared.Return(buffers[0]);
+            ArrayPool<byte>.Shared.Return(buffers[1]);
+        }
+    }
+
+    private static async Task WriteAllAsync(IReadOnlyList<IBlobWriter> writers, ReadOnlyMemory<byte> data, CancellationToken ct)
+    {
+        if (writers.Count == 1)
+        {
+            await writers[0].WriteAsync(data, ct).ConfigureAwait(false);
+            return;
+        }
+        var tasks = new Task[writers.Count];
+        for (int i = 0; i < writers.Count; i++)
+        {
+            tasks[i] = writers[i].WriteAsync(data, ct).AsTask();
+        }
+        await Task.WhenAll(tasks).ConfigureAwait(false);
+    }
+
+    private static async Task<int> FillAsync(Stream input, byte[] buffer, CancellationToken ct)
+    {
+        int filled = 0;
+        while (filled < BufferSize)
+        {
+            int n = await input.ReadAsync(buffer.AsMemory(filled, BufferSize - filled), ct).ConfigureAwait(false);
+            if (n == 0)
+            {
+                break;
+            }
+            filled += n;
+        }
+        return filled;
+    }
+}

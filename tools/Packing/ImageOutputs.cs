@@ -1,0 +1,376 @@
+using Microsoft.Extensions.Logging;
+using ModelCar.Common.IO;
+using ModelCar.Oci;
+using ModelCar.Oci.Archive;
+using ModelCar.Oci.Layout;
+using ModelCar.Oci.Tar;
+using ModelCar.Registry;
+
+namespace ModelCar.Packing;
+
+/// <summary>
+/// One place the image goes (a layout, an oci-archive, a group of registry destinations). Model
+/// layers come as <see cref="TarLayer"/>s: the target opens blob writers the one read feeds
+/// (<see cref="BlobFanOut"/>), or none when it needs no bytes (it has the digest already, or sends
+/// the blob itself later). Nothing is visible under a tag before <see cref="CommitAsync"/>.
+/// </summary>
+public interface IImageTarget : IAsyncDisposable
+{
+    string Description { get; }
+
+    /// <summary>Before any layer: the layers in plan order (an archive reserves their regions in that order).</summary>
+    void PrepareLayers(IReadOnlyList<TarLayer> layers) { }
+
+    Task AddBaseBlobAsync(IImageSource source, Descriptor blob, Action<long> progress, CancellationToken ct);
+
+    /// <summary>The writers for layer <paramref name="index"/>; <paramref name="known"/> is its digest from an earlier run, if recorded.</summary>
+    Task<IReadOnlyList<IBlobWriter>> OpenLayerAsync(int index, TarLayer layer, Digest? known, CancellationToken ct);
+
+    /// <summary>The layer's final descriptor (after its writers committed, or taken from the record).</summary>
+    void LayerDone(int index, Descriptor descriptor, TarLayer layer, bool streamed) { }
+
+    void AddSmallBlob(byte[] content, Descriptor descriptor);
+
+    /// <summary>Makes the image visible (index.json, the archive's rename, the registries' manifests). Last step.</summary>
+    Task CommitAsync(Descriptor manifest, CancellationToken ct);
+}
+
+/// <summary>All the outputs of one pack: base blobs, model layers from one read, config and manifest go to each.</summary>
+public sealed class ImageOutputs(IReadOnlyList<IImageTarget> targets, LayerDigestRecord? record, ILogger logger) : IAsyncDisposable
+{
+    private long _modelBytesRead;
+    private int _layersFromRecord;
+
+    public IReadOnlyList<IImageTarget> Targets => targets;
+
+    public string Description => string.Join(", ", targets.Select(t => t.Description));
+
+    /// <summary>Model layer bytes generated in this run (0 for a re-run that needed none).</summary>
+    public long LayerBytesRead => Interlocked.Read(ref _modelBytesRead);
+
+    public int LayersFromRecord => _layersFromRecord;
+
+    public async Task CopyBaseBlobAsync(IImageSource source, Descriptor blob, Action<long> progress, CancellationToken ct)
+    {
+        foreach (var t in targets)
+        {
+            await t.AddBaseBlobAsync(source, blob, progress, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Writes the model layers (up to <paramref name="jobs"/> at once, biggest first): each is read
+    /// once and fed to every target's writers, or taken from the record when no target needs its bytes.
+    /// Descriptors in plan order.
+    /// </summary>
+    public async Task<Descriptor[]> WriteLayersAsync(IReadOnlyList<LayerPlan> plans, LayerEntryAttributes attributes, int jobs, Action<long> progress, CancellationToken ct)
+    {
+        var layers = plans.Select(p => new TarLayer(p.Entries, attributes)).ToList();
+        for (int i = 0; i < plans.Count; i++)
+        {
+            if (layers[i].Size != plans[i].TarSize)
+            {
+                throw new InvalidOperationException($"layer {plans[i].Title}: {layers[i].Size} bytes generated, {plans[i].TarSize} predicted");
+            }
+        }
+        foreach (var t in targets)
+        {
+            t.PrepareLayers(layers);
+        }
+        var results = new Descriptor[plans.Count];
+        var order = Enumerable.Range(0, plans.Count).OrderByDescending(i => plans[i].TarSize).ToList();
+        await Parallel.ForEachAsync(order, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(jobs, 1), CancellationToken = ct }, async (i, token) =>
+        {
+            var plan = plans[i];
+            var known = record?.Get(plan.Key);
+            var writers = new List<IBlobWriter>();
+            Digest digest;
+            try
+            {
+                foreach (var t in targets)
+                {
+                    writers.AddRange(await t.OpenLayerAsync(i, layers[i], known, token).ConfigureAwait(false));
+                }
+            }
+            catch
+            {
+                foreach (var w in writers)
+                {
+                    await w.DisposeAsync().ConfigureAwait(false);
+                }
+                throw;
+            }
+            bool streamed = writers.Count > 0;
+            if (!streamed)
+            {
+                digest = known ?? throw new InvalidOperationException($"layer {plan.Title}: no output needs it and its digest is unknown");
+                Interlocked.Increment(ref _layersFromRecord);
+                progress(plan.ModelBytes);
+                logger.LogDebug("layer {Title}: {Digest} from the layer record, not read", plan.Title, digest);
+            }
+            else
+            {
+                digest = await BlobFanOut.CopyAsync(() => layers[i].OpenAt(0, n =>
+                {
+                    Interlocked.Add(ref _modelBytesRead, n);
+                    progress(n);
+                }, token), layers[i].Size, writers, $"layer {plan.Title}", token).ConfigureAwait(false);
+                if (known is { } k && k != digest)
+                {
+                    logger.LogWarning("layer {Title}: recorded digest {Known} was stale, the file now gives {Digest}", plan.Title, k, digest);
+                }
+            }
+            record?.Set(plan.Key, digest);
+            var descriptor = new Descriptor
+            {
+                MediaType = MediaTypes.Layer,
+                Digest = digest,
+                Size = layers[i].Size,
+                Annotations = new Dictionary<string, string> { [Annotations.Title] = plan.Title },
+            };
+            foreach (var t in targets)
+            {
+                t.LayerDone(i, descriptor, layers[i], streamed);
+            }
+            results[i] = descriptor;
+        }).ConfigureAwait(false);
+        record?.Save();
+        return results;
+    }
+
+    public Descriptor WriteSmallBlob(byte[] content, string mediaType)
+    {
+        var descriptor = new Descriptor { MediaType = mediaType, Digest = Digest.Sha256(content), Size = content.Length };
+        foreach (var t in targets)
+        {
+            t.AddSmallBlob(content, descriptor);
+        }
+        return descriptor;
+    }
+
+    /// <summary>Commits every target in order (registries first: the likeliest to fail; each target is complete when it commits).</summary>
+    public async Task CommitAsync(Descriptor manifest, CancellationToken ct)
+    {
+        foreach (var t in targets)
+        {
+            await t.CommitAsync(manifest, ct).ConfigureAwait(false);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var t in targets)
+        {
+            await t.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+}
+
+/// <summary>
+/// Layout output: layers stream into temp blobs renamed to their digest on commit (skipped when
+/// the layout has the recorded digest already); index.json is updated last, atomically.
+/// </summary>
+public sealed class LayoutTarget(OciLayout layout, string? tag) : IImageTarget
+{
+    public string Description => layout.Description;
+
+    public OciLayout Layout => layout;
+
+    public async Task AddBaseBlobAsync(IImageSource source, Descriptor blob, Action<long> progress, CancellationToken ct)
+    {
+        if (layout.HasBlob(blob.Digest))
+        {
+            return;
+        }
+        await using var stream = source.OpenVerified(blob);
+        await layout.WriteBlobAsync(stream, blob.MediaType, ct, n => progress(n)).ConfigureAwait(false);
+    }
+
+    public Task<IReadOnlyList<IBlobWriter>> OpenLayerAsync(int index, TarLayer layer, Digest? known, CancellationToken ct) =>
+        Task.FromResult<IReadOnlyList<IBlobWriter>>(known is { } d && layout.HasBlob(d) ? [] : [layout.OpenBlobWriter(layer.Size, MediaTypes.Layer)]);
+
+    public void AddSmallBlob(byte[] content, Descriptor descriptor) => layout.WriteBlob(content, descriptor.MediaType);
+
+    public Task CommitAsync(Descriptor manifest, CancellationToken ct)
+    {
+        layout.AddToIndex(manifest, tag);
+        return Task.CompletedTask;
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        layout.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>oci-archive output, streamed into the final file's reserved regions (see <see cref="OciArchiveWriter"/>); renamed into place on commit.</summary>
+public sealed class ArchiveTarget(OciArchiveWriter writer, string path, string? tag) : IImageTarget
+{
+    private IReadOnlyList<OciArchiveWriter.BlobSlot> _slots = [];
+
+    public string Description => $"oci-archive:{path}";
+
+    // regions are reserved in plan order, so the archive's entry order does not depend on timing
+    public void PrepareLayers(IReadOnlyList<TarLayer> layers) => _slots = layers.Select(l => writer.ReserveBlob(l.Size)).ToList();
+
+    public Task AddBaseBlobAsync(IImageSource source, Descriptor blob, Action<long> progress, CancellationToken ct) =>
+        writer.CopyBlobAsync(blob, () => source.OpenVerified(blob), progress, ct);
+
+    public Task<IReadOnlyList<IBlobWriter>> OpenLayerAsync(int index, TarLayer layer, Digest? known, CancellationToken ct) =>
+        Task.FromResult<IReadOnlyList<IBlobWriter>>([_slots[index].OpenWriter()]);
+
+    public void AddSmallBlob(byte[] content, Descriptor descriptor) => writer.AddBlob(content, descriptor.MediaType);
+
+    public Task CommitAsync(Descriptor manifest, CancellationToken ct)
+    {
+        var annotations = tag is null ? null : new Dictionary<string, string> { [Annotations.RefName] = tag };
+        var index = new ImageIndex { Manifests = [manifest with { Annotations = annotations }] };
+        writer.AddFile("index.json", OciJson.Serialize(index, OciJson.Index));
+        writer.Commit();
+        return Task.CompletedTask;
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        writer.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>
+/// All docker:// outputs. Model layers stream during the one read to the first destination of each
+/// registry host (<see cref="RegistryBlobWriter"/>: POST, streamed PATCH, PUT ?digest=). At commit
+/// the existing <see cref="ImagePusher"/> pushes the whole image to every destination from a
+/// <see cref="PackedImageSource"/>: HEAD first (the streamed layers are there), cross-repository
+/// mounts on one host (it is told where the streamed layers went), base blobs streamed through
+/// from the base image once per host, model layers recorded from an earlier run but missing
+/// regenerated from the model files (verified), config, then the manifest last with its
+/// Docker-Content-Digest checked.
+/// </summary>
+public sealed class RegistryTarget(IReadOnlyList<(RegistryReference Reference, RegistryClient Client)> destinations, UploadOptions upload, int jobs,
+    IImageSource? baseSource, ILogger logger, (string Host, string Repository)? baseRepository = null) : IImageTarget
+{
+    private readonly List<Digest> _baseBlobs = [];
+    private readonly Dictionary<Digest, byte[]> _small = [];
+    private readonly Dictionary<Digest, IRereadableBlob> _layers = [];
+    private readonly List<(string Host, Digest Digest, string Repository)> _streamed = [];
+    private readonly object _lock = new();
+
+    /// <summary>The first destination of each host: where model layers are streamed.</summary>
+    private IEnumerable<(RegistryReference Reference, RegistryClient Client)> Streamed =>
+        destinations.GroupBy(d => d.Client.Registry, StringComparer.OrdinalIgnoreCase).Select(g => g.First());
+
+    public string Description => string.Join(", ", destinations.Select(d => $"docker://{d.Reference}"));
+
+    public IReadOnlyList<PushResult> Results { get; private set; } = [];
+
+    /// <summary>Base blobs are sent by the pusher at commit; a base on a destination's host is mounted from its repository.</summary>
+    public Task AddBaseBlobAsync(IImageSource source, Descriptor blob, Action<long> progress, CancellationToken ct)
+    {
+        lock (_lock)
+        {
+            _baseBlobs.Add(blob.Digest);
+        }
+        return Task.CompletedTask;
+    }
+
+    public async Task<IReadOnlyList<IBlobWriter>> OpenLayerAsync(int index, TarLayer layer, Digest? known, CancellationToken ct)
+    {
+        if (known is not null)
+        {
+            return []; // the pusher HEADs it, and regenerates it only where it is missing
+        }
+        var writers = new List<IBlobWriter>();
+        try
+        {
+            foreach (var (reference, client) in Streamed)
+            {
+                await client.PingAsync(ct).ConfigureAwait(false);
+                var repository = new RegistryRepository(client, reference.Repository);
+                writers.Add(await RegistryBlobWriter.OpenAsync(repository, layer, upload, logger, ct,
+                    what: $"layer upload to {client.Registry}/{reference.Repository}").ConfigureAwait(false));
+            }
+        }
+        catch
+        {
+            foreach (var w in writers)
+            {
+                await w.DisposeAsync().ConfigureAwait(false);
+            }
+            throw;
+        }
+        return writers;
+    }
+
+    public void LayerDone(int index, Descriptor descriptor, TarLayer layer, bool streamed)
+    {
+        lock (_lock)
+        {
+            _layers[descriptor.Digest] = layer;
+            if (streamed)
+            {
+                foreach (var (reference, client) in Streamed)
+                {
+                    _streamed.Add((client.Registry, descriptor.Digest, reference.Repository));
+                }
+            }
+        }
+    }
+
+    public void AddSmallBlob(byte[] content, Descriptor descriptor)
+    {
+        lock (_lock)
+        {
+            _small[descriptor.Digest] = content;
+        }
+    }
+
+    public async Task CommitAsync(Descriptor manifest, CancellationToken ct)
+    {
+        var source = new PackedImageSource(manifest, _small, _layers, baseSource);
+        var pusher = new ImagePusher(source, manifest, upload, jobs, logger, null);
+        foreach (var (host, digest, repository) in _streamed)
+        {
+            pusher.AddKnownLocation(host, digest, repository);
+        }
+        if (baseRepository is { } b)
+        {
+            foreach (var digest in _baseBlobs)
+            {
+                pusher.AddKnownLocation(b.Host, digest, b.Repository); // only used where a destination shares the base's host
+            }
+        }
+        Results = await pusher.PushAsync(destinations, ct).ConfigureAwait(false);
+    }
+
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+}
+
+/// <summary>
+/// The packed image as an <see cref="IImageSource"/> without a copy on disk: config and manifest
+/// from memory, model layers regenerated from the model files, base blobs from the base image.
+/// </summary>
+public sealed class PackedImageSource(Descriptor root, IReadOnlyDictionary<Digest, byte[]> small, IReadOnlyDictionary<Digest, IRereadableBlob> layers, IImageSource? baseSource) : IImageSource
+{
+    public string Description => "the packed image";
+
+    public Descriptor ResolveRoot(string? reference) => root;
+
+    public Stream OpenBlob(Descriptor descriptor)
+    {
+        if (small.TryGetValue(descriptor.Digest, out var content))
+        {
+            return new MemoryStream(content, writable: false);
+        }
+        if (layers.TryGetValue(descriptor.Digest, out var layer))
+        {
+            return layer.OpenAt(0);
+        }
+        return baseSource?.OpenBlob(descriptor) ?? throw new BlobNotFoundException($"blob {descriptor.Digest} is not part of the packed image");
+    }
+
+    public void Dispose()
+    {
+    }
+}

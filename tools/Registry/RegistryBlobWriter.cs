@@ -1,0 +1,673 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using Microsoft.Extensions.Logging;
+using ModelCar.Common.Cli;
+using ModelCar.Common.Http;
+using ModelCar.Oci;
+
+namespace ModelCar.Registry;
+
+/// <summary>
+/// Uploads one blob whose digest is known only after its last byte (a layer generated and hashed
+/// while it is sent; see go-containerregistry's stream.Layer + remote.Write): <c>POST</c> a session,
+/// stream the pushed bytes into an open <c>PATCH</c> body (one body for the whole blob, or successive
+/// <c>PATCH</c> chunks with <c>Content-Range</c> when <see cref="UploadOptions.ChunkSizeFor"/> asks for
+/// them, at least <c>OCI-Chunk-Min-Length</c>), then <c>PUT ?digest=</c> with an empty body.
+/// <para>
+/// Memory: the pushed bytes pass through a pipe of at most <see cref="BufferLimit"/> bytes; when the
+/// registry is slower than the producer, <see cref="WriteAsync"/> waits (the slowest writer sets the pace).
+/// </para>
+/// <para>
+/// Recovery (at most <see cref="UploadOptions.MaxRecoveries"/> failures in a row): after a cut, a
+/// stall (<see cref="HttpSettings.StallTimeout"/>), a 5xx, 408 or 429 (Retry-After honoured within
+/// <see cref="HttpSettings.MaxRetryWait"/>, the shared rule of <see cref="HttpRetry"/>) or a 416, the
+/// session is asked for its <c>Range</c>; the next <c>PATCH</c> starts at the registry's offset, first
+/// re-reading the bytes it lost from the <see cref="IRereadableBlob"/> (never the bytes it has), then
+/// continuing with the pushed data. When the registry reports the session dead (404
+/// BLOB_UPLOAD_INVALID/UNKNOWN, as CNCF distribution 2.8 does after a cut <c>PATCH</c>), this blob alone
+/// starts again with a new session from byte 0, re-read from the blob. A 401 is answered by
+/// <see cref="RegistryClient"/> (new handshake, credentials re-read) and the same <c>PATCH</c> goes again.
+/// </para>
+/// <para>
+/// Disposing without <see cref="CommitAsync"/> cancels the session with <c>DELETE</c> (best effort,
+/// <see cref="BlobUploader.CancelTimeout"/>), so nothing stays in the registry. Sessions are not
+/// recorded for a later run (<see cref="UploadStateStore"/> keys records by digest, unknown here until
+/// the end): a later run regenerates the blob.
+/// </para>
+/// Not thread-safe: one producer calls <see cref="WriteAsync"/> in order, then <see cref="CommitAsync"/>
+/// or <see cref="DisposeAsync"/>.
+/// </summary>
+public sealed class RegistryBlobWriter : IBlobWriter
+{
+    /// <summary>Most pushed bytes held in memory per writer (the pipe's pause threshold).</summary>
+    public const int BufferLimit = 4 << 20;
+
+    private const int SliceSize = 1 << 20;
+
+    private readonly RegistryRepository _repository;
+    private readonly IRereadableBlob _blob;
+    private readonly UploadOptions _options;
+    private readonly ILogger _logger;
+    private readonly Action<long>? _progress;
+    private readonly string _what;
+    private readonly long? _chunkSize;
+    private readonly CancellationTokenSource _life;
+    private readonly Pipe _pipe = new(new PipeOptions(pauseWriterThreshold: BufferLimit, resumeWriterThreshold: BufferLimit / 2,
+        minimumSegmentSize: 64 << 10, useSynchronizationContext: false));
+    private readonly SemaphoreSlim _reader = new(1, 1); // one request body reads the pipe at a time
+    private UploadSession _session;
+    private Attempt? _attempt;
+    private long _position;     // bytes pushed by the producer
+    private long _consumed;     // bytes taken out of the pipe (written into some request body); guarded by _reader
+    private long _stored;       // bytes the registry acknowledged
+    private long _reported;     // bytes reported to progress
+    private long _lastFailureOffset = -1;
+    private int _failures;
+    private bool _writerCompleted;
+    private bool _committed;
+    private bool _broken;
+    private bool _disposed;
+    private long _bodyBytes;
+    private long _rereadBytes;
+
+    private RegistryBlobWriter(RegistryRepository repository, IRereadableBlob blob, UploadSession session, UploadOptions options, ILogger logger,
+        Action<long>? progress, string? what, CancellationToken ct)
+    {
+        _repository = repository;
+        _blob = blob;
+        _session = session;
+        _options = options;
+        _logger = logger;
+        _progress = progress;
+        _what = what ?? $"blob upload to {repository.Client.Registry}/{repository.Name}";
+        _chunkSize = options.ChunkSizeFor(blob.Size);
+        _life = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        Sessions = 1;
+    }
+
+    /// <summary>
+    /// Opens a writer: POSTs a session (or uses <paramref name="session"/>, e.g. the one a refused mount
+    /// started). <paramref name="ct"/> bounds the writer's whole life (its requests run between calls).
+    /// <paramref name="progress"/> gets the bytes the registry acknowledged (negative after a restart).
+    /// </summary>
+    public static async Task<RegistryBlobWriter> OpenAsync(RegistryRepository repository, IRereadableBlob blob, UploadOptions options, ILogger logger,
+        CancellationToken ct, UploadSession? session = null, Action<long>? progress = null, string? what = null)
+    {
+        session ??= await StartAsync(repository, ct).ConfigureAwait(false);
+        return new RegistryBlobWriter(repository, blob, session, options, logger, progress, what, ct);
+    }
+
+    /// <summary>The blob's size (what the producer must write before <see cref="CommitAsync"/>).</summary>
+    public long Size => _blob.Size;
+
+    /// <summary>Chunk size, or null for one streamed PATCH body.</summary>
+    public long? ChunkSize => _chunkSize;
+
+    /// <summary>Request body bytes sent to the registry, counting every attempt.</summary>
+    public long BodyBytes => Interlocked.Read(ref _bodyBytes);
+
+    /// <summary>Bytes read again from the blob to catch up after a failure (bytes sent more than once).</summary>
+    public long RereadBytes => Interlocked.Read(ref _rereadBytes);
+
+    /// <summary>Failures recovered from.</summary>
+    public int Recoveries { get; private set; }
+
+    /// <summary>Upload sessions used (1 unless a dead session forced a restart).</summary>
+    public int Sessions { get; private set; }
+
+    /// <summary>The current session (tests).</summary>
+    public UploadSession Session => _session;
+
+    public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken ct)
+    {
+        EnsureUsable();
+        if (data.Length > _blob.Size - _position)
+        {
+            _broken = true;
+            throw new InvalidOperationException($"{_what}: {_position + data.Length} bytes written to a {_blob.Size}-byte blob");
+        }
+        try
+        {
+            while (!data.IsEmpty)
+            {
+                var slice = data[..Math.Min(data.Length, SliceSize)];
+                _pipe.Writer.Write(slice.Span);
+                _position += slice.Length;
+                data = data[slice.Length..];
+                var flush = _pipe.Writer.FlushAsync(ct).AsTask();
+                while (true)
+                {
+                    await PumpAsync(ct).ConfigureAwait(false);
+                    if (flush.IsCompleted)
+                    {
+                        break;
+                    }
+                    // the pipe is full: a request is reading it (or finishing a chunk)
+                    await Task.WhenAny(flush, _attempt!.Task).ConfigureAwait(false);
+                }
+                await flush.ConfigureAwait(false);
+            }
+        }
+        catch
+        {
+            _broken = true;
+            throw;
+        }
+    }
+
+    public async Task CommitAsync(Digest digest, CancellationToken ct)
+    {
+        EnsureUsable();
+        if (_position != _blob.Size)
+        {
+            _broken = true;
+            throw new InvalidOperationException($"{_what}: commit after {_position} of {_blob.Size} bytes");
+        }
+        try
+        {
+            CompleteWriter();
+            while (true)
+            {
+                while (_stored < _blob.Size)
+                {
+                    await PumpAsync(ct).ConfigureAwait(false);
+                    if (_attempt is { } a)
+                    {
+                        await Task.WhenAny(a.Task).WaitAsync(ct).ConfigureAwait(false);
+                    }
+                }
+                if (await PutAsync(digest, ct).ConfigureAwait(false))
+                {
+                    _committed = true;
+                    Report(_blob.Size);
+                    return;
+                }
+            }
+        }
+        catch
+        {
+            _broken = true;
+            throw;
+        }
+    }
+
+    /// <summary>Abandons the blob unless it was committed: stops the request in flight and DELETEs the session.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        await _life.CancelAsync().ConfigureAwait(false);
+        CompleteWriter();
+        if (_attempt is { } a)
+        {
+            _attempt = null;
+            a.Content?.Abort();
+            try
+            {
+                (await a.Task.ConfigureAwait(false))?.Dispose();
+            }
+            catch (Exception e)
+            {
+                _logger.LogDebug("{What}: request in flight ended: {Error}", _what, ToolApp.Describe(e));
+            }
+        }
+        if (!_committed)
+        {
+            await BlobUploader.CancelSessionAsync(_repository, _session, _what, _logger).ConfigureAwait(false);
+        }
+        try
+        {
+            await _pipe.Reader.CompleteAsync().ConfigureAwait(false);
+        }
+        catch (InvalidOperationException)
+        {
+            // a body of an earlier attempt is still winding down
+        }
+        _life.Dispose();
+    }
+
+    private void EnsureUsable()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_committed || _broken)
+        {
+            throw new InvalidOperationException($"{_what}: the writer is {(_committed ? "committed" : "failed")}");
+        }
+    }
+
+    private void CompleteWriter()
+    {
+        if (!_writerCompleted)
+        {
+            _writerCompleted = true;
+            _pipe.Writer.Complete();
+        }
+    }
+
+    private void Report(long stored)
+    {
+        if (stored != _reported)
+        {
+            _progress?.Invoke(stored - _reported);
+            _reported = stored;
+        }
+    }
+
+    private static async Task<UploadSession> StartAsync(RegistryRepository repository, CancellationToken ct)
+    {
+        try
+        {
+            return await repository.StartUploadAsync(ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            throw Failure($"blob upload to {repository.Client.Registry}/{repository.Name}: cannot start an upload session: {ToolApp.Describe(e)}", e);
+        }
+    }
+
+    /// <summary>Handles a finished request, then starts the next one when bytes wait to be sent.</summary>
+    private async Task PumpAsync(CancellationToken ct)
+    {
+        if (_attempt is { Task.IsCompleted: true } done)
+        {
+            _attempt = null;
+            await FinishPatchAsync(done, ct).ConfigureAwait(false);
+        }
+        if (_attempt is null && _stored < _blob.Size && _position > _stored)
+        {
+            StartPatch();
+        }
+    }
+
+    private void StartPatch()
+    {
+        long start = _stored;
+        long length = _blob.Size - start;
+        if (_chunkSize is { } c)
+        {
+            // at least 2 bytes: "Range: 0-0" then always means an empty session (see BlobUploader.StoredBytes)
+            length = Math.Min(length, Math.Max(Math.Max(c, _session.MinChunkLength), 2));
+        }
+        // a streamed body from byte 0 goes without Content-Range (as containers/image sends it); a resumed
+        // or chunked one says where it starts, so the registry checks the offset (416 if it disagrees)
+        bool withRange = _chunkSize is not null || start > 0;
+        var location = _session.Location;
+        var attempt = new Attempt(start, length);
+        var token = _life.Token;
+        attempt.Task = Task.Run(() => _repository.Client.SendAsync(() =>
+        {
+            attempt.Content?.Abort(); // a resend after a 401: the earlier body stops reading the pipe
+            var content = new FedContent(this, start, length);
+            attempt.Content = content;
+            content.Headers.ContentType = RegistryClient.OctetStream;
+            if (withRange)
+            {
+                content.Headers.TryAddWithoutValidation("Content-Range", $"{start}-{start + length - 1}");
+            }
+            return new HttpRequestMessage(HttpMethod.Patch, location) { Content = content };
+        }, _repository.PushScope, token, retry: false), token);
+        _attempt = attempt;
+    }
+
+    private async Task FinishPatchAsync(Attempt attempt, CancellationToken ct)
+    {
+        HttpResponseMessage? response = null;
+        Exception? error = null;
+        TimeSpan? delay = null;
+        bool dead = false;
+        try
+        {
+            response = await attempt.Task.ConfigureAwait(false);
+        }
+        catch (Exception e) when (BlobUploader.IsRecoverable(e, ct) && !_life.IsCancellationRequested)
+        {
+            error = e;
+        }
+        catch (Exception e) when (BlobUploader.PermanentCause(e) is { } cause)
+        {
+            throw Failure($"{_what}: {ToolApp.Describe(cause)}", cause, transient: false);
+        }
+        finally
+        {
+            attempt.Content?.Abort();
+        }
+        if (response is not null)
+        {
+            using (response)
+            {
+                if (response.StatusCode is HttpStatusCode.Accepted or HttpStatusCode.NoContent or HttpStatusCode.Created)
+                {
+                    long end = attempt.Start + attempt.Length;
+                    long stored = BlobUploader.StoredBytes(response) ?? end;
+                    if (response.Headers.Location is not null)
+                    {
+                        _session = _session with { Location = RegistryClient.ResolveLocation(_session.Location, response) };
+                    }
+                    if (stored == end)
+                    {
+                        _stored = stored;
+                        _failures = 0;
+                        Report(stored);
+                        return;
+                    }
+                    error = new HttpRequestException($"the registry acknowledged {stored} bytes where {end} were sent");
+                }
+                else if (await BlobUploader.IsDeadSessionAsync(response, ct).ConfigureAwait(false))
+                {
+                    dead = true;
+                    error = new HttpRequestException($"{(int)response.StatusCode} {BlobUploader.ServerCode(response)}");
+                }
+                else if (response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable || HttpRetry.IsTransient(response.StatusCode))
+                {
+                    delay = ServerDelay(response);
+                    error = new HttpRequestException($"{(int)response.StatusCode} {response.ReasonPhrase}");
+                }
+                else
+                {
+                    throw await PermanentAsync(response, ct).ConfigureAwait(false);
+                }
+            }
+        }
+        await RecoverAsync(error!, delay, dead, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>PUT ?digest= with an empty body: true when the blob is stored; false when bytes must be sent again first.</summary>
+    private async Task<bool> PutAsync(Digest digest, CancellationToken ct)
+    {
+        var url = RegistryClient.WithQuery(_session.Location, "digest", digest.ToString());
+        HttpResponseMessage? response = null;
+        Exception? error = null;
+        TimeSpan? delay = null;
+        bool dead = false;
+        try
+        {
+            response = await _repository.Client.SendAsync(() => new HttpRequestMessage(HttpMethod.Put, url) { Content = new ByteArrayContent([]) },
+                _repository.PushScope, ct, retry: false).ConfigureAwait(false);
+        }
+        catch (Exception e) when (BlobUploader.IsRecoverable(e, ct))
+        {
+            error = e;
+        }
+        if (response is not null)
+        {
+            using (response)
+            {
+                if (response.StatusCode is HttpStatusCode.Created or HttpStatusCode.NoContent or HttpStatusCode.OK)
+                {
+                    try
+                    {
+                        RegistryRepository.CheckReportedDigest(response, digest, $"{_what}: PUT {digest}");
+                    }
+                    catch (DigestMismatchException e)
+                    {
+                        throw Failure(e.Message, e, transient: false);
+                    }
+                    return true;
+                }
+                if (await BlobUploader.IsDeadSessionAsync(response, ct).ConfigureAwait(false))
+                {
+                    // a PUT that was cut may still have completed: the blob may be there now
+                    if (await _repository.BlobExistsAsync(digest, ct).ConfigureAwait(false))
+                    {
+                        return true;
+                    }
+                    dead = true;
+                    error = new HttpRequestException($"{(int)response.StatusCode} {BlobUploader.ServerCode(response)}");
+                }
+                else if (HttpRetry.IsTransient(response.StatusCode))
+                {
+                    delay = ServerDelay(response);
+                    error = new HttpRequestException($"{(int)response.StatusCode} {response.ReasonPhrase}");
+                }
+                else if (BlobUploader.ServerCode(response) is "DIGEST_INVALID")
+                {
+                    throw Failure($"{_what}: the registry computed another digest than {digest} for the bytes it received (DIGEST_INVALID): "
+                        + "the blob changed while it was read, or its bytes were damaged on the way", null, transient: false);
+                }
+                else
+                {
+                    throw await PermanentAsync(response, ct).ConfigureAwait(false);
+                }
+            }
+        }
+        await RecoverAsync(error!, delay, dead, ct).ConfigureAwait(false);
+        return false;
+    }
+
+    /// <summary>
+    /// After a failed request: waits (Retry-After or backoff), asks the session for its Range (or
+    /// starts a new session when it is dead) and sets where the next PATCH starts.
+    /// </summary>
+    private async Task RecoverAsync(Exception error, TimeSpan? delay, bool dead, CancellationToken ct)
+    {
+        long at = Volatile.Read(ref _consumed);
+        if (_stored > _lastFailureOffset && _lastFailureOffset >= 0)
+        {
+            _failures = 0; // progress since the last failure: a long streamed body is not a run of failures
+        }
+        _failures++;
+        Recoveries++;
+        if (_failures > _options.MaxRecoveries)
+        {
+            throw Failure($"{_what} failed {_failures} times in a row at byte {_stored} of {_blob.Size}; last error: {ToolApp.Describe(error)}", error, transient: true);
+        }
+        await Task.Delay(delay ?? HttpRetry.Backoff(_failures - 1, _options.RetryBaseDelay), ct).ConfigureAwait(false);
+        if (!dead)
+        {
+            (UploadSession Session, long Offset)? status;
+            try
+            {
+                status = await BlobUploader.StatusAsync(_repository, _session, ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+            {
+                throw Failure($"{_what}: {ToolApp.Describe(error)}; then the upload session could not be asked for its offset: {ToolApp.Describe(e)}", e);
+            }
+            if (status is { } s && s.Offset <= _position)
+            {
+                _session = s.Session;
+                _logger.LogWarning("{What}: {Error} at byte {Offset}; the registry has {Have} bytes, resuming from there (attempt {Attempt}/{Max})",
+                    _what, ToolApp.Describe(error), Math.Max(at, _stored), s.Offset, _failures + 1, _options.MaxRecoveries + 1);
+                _stored = s.Offset;
+            }
+            else
+            {
+                dead = true;
+            }
+        }
+        if (dead)
+        {
+            _logger.LogWarning("{What}: upload session lost ({Error}); starting the blob again with a new session (attempt {Attempt}/{Max})",
+                _what, ToolApp.Describe(error), _failures + 1, _options.MaxRecoveries + 1);
+            _session = await StartAsync(_repository, ct).ConfigureAwait(false);
+            Sessions++;
+            _stored = 0;
+        }
+        _lastFailureOffset = _stored;
+        Report(_stored);
+    }
+
+    private TimeSpan? ServerDelay(HttpResponseMessage response)
+    {
+        try
+        {
+            return HttpRetry.CheckServerDelay(response, _repository.Client.Settings.MaxRetryWait);
+        }
+        catch (RetryWaitTooLongException e)
+        {
+            throw Failure($"{_what}: {e.Message}", e, transient: true);
+        }
+    }
+
+    private async Task<BlobUploadException> PermanentAsync(HttpResponseMessage response, CancellationToken ct)
+    {
+        var hint = response.StatusCode switch
+        {
+            HttpStatusCode.RequestEntityTooLarge => "the registry refuses a body this large: upload in smaller chunks",
+            HttpStatusCode.Unauthorized => "the credentials were refused",
+            HttpStatusCode.Forbidden => "the credentials are not allowed to push to this repository",
+            _ => null,
+        };
+        var e = await RegistryErrors.ToExceptionAsync(response, ct, hint).ConfigureAwait(false);
+        return Failure($"{_what}: {e.Message}", e, transient: false);
+    }
+
+    private static BlobUploadException Failure(string message, Exception? inner, bool? transient = null) =>
+        inner as BlobUploadException ?? new BlobUploadException(message, transient ?? (inner is not null && IsTransientFailure(inner)), inner);
+
+    private static bool IsTransientFailure(Exception e) => e switch
+    {
+        HttpFailureException h => HttpRetry.IsTransient(h.Status),
+        RetryWaitTooLongException => true,
+        ToolException => false,
+        _ => HttpRetry.IsTransient(e, CancellationToken.None),
+    };
+
+    /// <summary>One PATCH: where it starts, how long it is, and the body currently being sent.</summary>
+    private sealed class Attempt(long start, long length)
+    {
+        public long Start { get; } = start;
+        public long Length { get; } = length;
+        public Task<HttpResponseMessage> Task { get; set; } = null!;
+        public FedContent? Content { get; set; }
+    }
+
+    /// <summary>
+    /// The body of one PATCH: bytes [start, start + length) of the blob. Those the pipe already gave
+    /// out (lost with an earlier request) are re-read from the blob; the rest come from the pipe.
+    /// Created per attempt (a 401 resend builds a new one, which re-reads what the first one took).
+    /// </summary>
+    private sealed class FedContent : HttpContent
+    {
+        private readonly RegistryBlobWriter _w;
+        private readonly long _start;
+        private readonly long _length;
+        private readonly CancellationTokenSource _abort = new();
+
+        public FedContent(RegistryBlobWriter writer, long start, long length)
+        {
+            _w = writer;
+            _start = start;
+            _length = length;
+            Headers.ContentLength = length;
+        }
+
+        public void Abort()
+        {
+            try
+            {
+                _abort.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+            }
+        }
+
+        protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) =>
+            SerializeToStreamAsync(stream, context, CancellationToken.None);
+
+        protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context, CancellationToken cancellationToken)
+        {
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _abort.Token);
+            var token = linked.Token;
+            var stallTimeout = _w._repository.Client.Settings.StallTimeout;
+            using var stall = CancellationTokenSource.CreateLinkedTokenSource(token);
+            await _w._reader.WaitAsync(token).ConfigureAwait(false);
+            try
+            {
+                long offset = _start;
+                long end = _start + _length;
+                long live = _w._consumed;
+                if (offset < live)
+                {
+                    // catch up: the bytes an earlier request took out of the pipe, which the registry lost
+                    long n = Math.Min(live, end) - offset;
+                    var buffer = ArrayPool<byte>.Shared.Rent(SliceSize);
+                    try
+                    {
+                        await using var source = _w._blob.OpenAt(offset);
+                        while (n > 0)
+                        {
+                            int read = await source.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, n)), token).ConfigureAwait(false);
+                            if (read == 0)
+                            {
+                                throw new ToolException($"{_w._what}: the blob ended {n} bytes early when read again from byte {offset}");
+                            }
+                            await WriteAsync(stream, buffer.AsMemory(0, read), stall, stallTimeout, cancellationToken).ConfigureAwait(false);
+                            Interlocked.Add(ref _w._rereadBytes, read);
+                            offset += read;
+                            n -= read;
+                        }
+                    }
+                    finally
+                    {
+                        ArrayPool<byte>.Shared.Return(buffer);
+                    }
+                }
+                var reader = _w._pipe.Reader;
+                while (offset < end)
+                {
+                    var result = await reader.ReadAsync(token).ConfigureAwait(false);
+                    var data = result.Buffer;
+                    long written = 0;
+                    try
+                    {
+                        foreach (var segment in data.Slice(0, Math.Min(data.Length, end - offset)))
+                        {
+                            await WriteAsync(stream, segment, stall, stallTimeout, cancellationToken).ConfigureAwait(false);
+                            written += segment.Length;
+                            offset += segment.Length;
+                            Interlocked.Add(ref _w._consumed, segment.Length);
+                        }
+                    }
+                    finally
+                    {
+                        reader.AdvanceTo(data.GetPosition(written));
+                    }
+                    if (written == 0 && result.IsCompleted)
+                    {
+                        throw new ToolException($"{_w._what}: the producer stopped {end - offset} bytes before the end of the request body");
+                    }
+                }
+            }
+            finally
+            {
+                _w._reader.Release();
+            }
+        }
+
+        private async Task WriteAsync(Stream stream, ReadOnlyMemory<byte> data, CancellationTokenSource stall, TimeSpan stallTimeout, CancellationToken requestToken)
+        {
+            stall.CancelAfter(stallTimeout);
+            try
+            {
+                await stream.WriteAsync(data, stall.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!requestToken.IsCancellationRequested && !_abort.IsCancellationRequested)
+            {
+                throw new TimeoutException($"upload stalled: no progress for {stallTimeout.TotalSeconds:0} s");
+            }
+            stall.CancelAfter(Timeout.InfiniteTimeSpan);
+            Interlocked.Add(ref _w._bodyBytes, data.Length);
+        }
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = _length;
+            return true;
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                Abort();
+            }
+            base.Dispose(disposing);
+        }
+    }
+}
