@@ -14,7 +14,8 @@ Writes to OUT.json: seconds (wall clock), exit code, and for the command's proce
   watched_reads                   with --watch DIR: inotify IN_ACCESS events (a read() of a file's
                                   contents) per file directly under DIR during the run, so "zero model
                                   bytes read" is checked on the model files themselves, not guessed from
-                                  rchar (which also counts sockets and the base image).
+                                  rchar (which also counts sockets and the base image); listing DIR
+                                  itself is not counted.
 The command's stdout/stderr are this helper's (redirect them in the caller).
 """
 import ctypes
@@ -75,8 +76,9 @@ def main() -> int:
             i = 0
             while i < len(buf):
                 _wd, _mask, _cookie, ln = struct.unpack_from("iIII", buf, i)
-                name = buf[i + 16:i + 16 + ln].rstrip(b"\0").decode() or "."
-                reads[name] = reads.get(name, 0) + 1
+                name = buf[i + 16:i + 16 + ln].rstrip(b"\0").decode()
+                if name:  # no name = the watched directory itself was read (a listing), not a file's bytes
+                    reads[name] = reads.get(name, 0) + 1
                 i += 16 + ln
 
     before = io_of("self")
