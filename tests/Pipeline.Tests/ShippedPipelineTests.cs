@@ -339,7 +339,7 @@ public class ShippedPipelineTests
     }
 
     [Fact]
-    public async Task Cached_run_on_a_persistent_claim_downloads_and_uploads_nothing_the_second_time()
+    public async Task Cached_run_on_a_persistent_claim_downloads_uploads_and_reads_nothing_the_second_time()
     {
         await using var c = await StartClusterAsync();
         var run = ShippedRun("modelcar-build-full-cached.yaml", c);
@@ -376,7 +376,10 @@ public class ShippedPipelineTests
             Assert.Equal(0, c.Hub.Served(path));
         }
         var pushLog = string.Join("\n", second.TaskRuns["pack-and-push"].Outcomes.Select(o => o.Log));
+        // both registries already hold every blob (HEAD only), and the layer record on the claim
+        // spared reading the model files again
         Assert.Equal(2, System.Text.RegularExpressions.Regex.Matches(pushLog, @" 0 uploaded \(0 B\)").Count);
+        Assert.Matches(@"[^0-9.]0 B of model layers read", pushLog);
         var artifact = Assert.Single(c.ModelRegistry.Artifacts);
         Assert.Equal(digest, Property(artifact, "image_digest"));
         AssertNoSecretIn(second, c);
