@@ -21,7 +21,9 @@
 #   two       oci-pack --output docker://A --output docker://B    (two registries)
 #   re-run    the one-pass command again, unchanged, same registry
 #   limit     curl: for every blob of the same image (the two-step layout's), POST an upload
-#             session and PUT the bytes with ?digest= (monolithic), as many at once as oci-pack's jobs
+#             session and PUT the bytes with ?digest= (monolithic), as many at once as oci-pack's jobs;
+#             then the same to two registries at once (each blob to both): the registries run on
+#             this machine too, so this says what a second one costs here, whoever the client is
 # For oci-pack, scripts/bench-measure.py samples /proc/PID/io (write_bytes, rchar) and VmHWM until
 # exit and watches the model files with inotify (IN_ACCESS = their bytes were read).
 # buildah runs as root here: rootless buildah cannot do the seed's COPY --chown=1001:0 on this
@@ -198,19 +200,30 @@ t0=$(now)
 find "$work/layout/blobs/sha256" -type f -print0 | xargs -0 -P "$jobs" -I{} bash -c 'put_blob "$0" "$1"' "$REG" {} \
   || { echo "bench: curl upload failed" >&2; exit 1; }
 sync; t1=$(now); t_curl=$(elapsed "$t0" "$t1")
+drop_registries; sync
+echo "bench: limit $t_curl s" >&2
+# the same to two registries at once (each blob to both): what two local registries cost this machine
+echo "bench: limit to two registries (curl, each blob to both at once) …" >&2
+fresh_registry; reg_a="$REG"; fresh_registry; reg_b="$REG"
+put_both() { put_blob "$1" "$3" & put_blob "$2" "$3"; local rc=$?; wait $! || rc=1; return $rc; }
+export -f put_both
+t0=$(now)
+find "$work/layout/blobs/sha256" -type f -print0 | xargs -0 -P "$jobs" -I{} bash -c 'put_both "$0" "$1" "$2"' "$reg_a" "$reg_b" {} \
+  || { echo "bench: curl upload failed" >&2; exit 1; }
+sync; t1=$(now); t_curl2=$(elapsed "$t0" "$t1")
 image_bytes=$(du -s -B1 --apparent-size "$work/layout/blobs" | cut -f1)
 drop_registries
-echo "bench: limit $t_curl s" >&2
+echo "bench: limit to two registries $t_curl2 s" >&2
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- report ----
-python3 - "$model_bytes" "$files" "$image_bytes" "$t_seed" "${seed_parts:-}" "$t_two" "$two_parts" "$t_one" "$t_both" "$t_curl" \
+python3 - "$model_bytes" "$files" "$image_bytes" "$t_seed" "${seed_parts:-}" "$t_two" "$two_parts" "$t_one" "$t_both" "$t_curl" "$t_curl2" \
   "$work/one.json" "$work/both.json" "$work/rerun.json" "$(nproc)" "$load_before" "$load_after" "$layout_digest" <<'PY'
 import json, sys
-(model, files, image, seed, seed_parts, two, two_parts, one, both, curl, one_j, both_j, rerun_j,
+(model, files, image, seed, seed_parts, two, two_parts, one, both, curl, curl2, one_j, both_j, rerun_j,
  cores, load0, load1, digest) = sys.argv[1:]
 model, image = int(model), int(image)
-two, one, both, curl = map(float, (two, one, both, curl))
+two, one, both, curl, curl2 = map(float, (two, one, both, curl, curl2))
 o, b, r = (json.load(open(p)) for p in (one_j, both_j, rerun_j))
 gib = model / (1 << 30)
 print(f"model: {files} files, {model} bytes ({gib:.2f} GiB), image {image} bytes; {cores} cores, "
@@ -222,7 +235,8 @@ rows += [("two-step: oci-pack → layout, registry-push", two, two_parts),
          ("one pass → 1 registry", one, f"RSS {o['peak_rss_kib'] // 1024} MiB, wrote {o['write_bytes']} B"),
          ("one pass → 2 registries", both, f"RSS {b['peak_rss_kib'] // 1024} MiB, wrote {b['write_bytes']} B"),
          ("re-run, unchanged", r["seconds"], f"model files read: {sum(r['watched_reads'].values())}, rchar {r['rchar']} B, read_bytes {r['read_bytes']} B"),
-         ("limit: curl POST + PUT of the same blobs", curl, "")]
+         ("limit: curl POST + PUT of the same blobs", curl, ""),
+         ("limit: the same to two registries at once", curl2, "")]
 for name, t, extra in rows:
     print(f"{name:52s} {t:8.2f} s   {extra}")
 print()
@@ -235,6 +249,8 @@ if seed:
 goal("one pass ≤ 0.6× two-step", one <= 0.6 * two, f"{one / two:.2f}×")
 goal("one pass ≤ 1.15× curl PUT limit", one <= 1.15 * curl, f"{one / curl:.2f}×")
 goal("two registries ≤ 1.3× one", both <= 1.3 * one, f"{both / one:.2f}×")
+print(f"      {'(curl: two registries / one)':44s} {curl2 / curl:.2f}×   (the local registries' own share)")
+print(f"      {'two registries / curl to two':44s} {both / curl2:.2f}×")
 written = max(o["write_bytes"], b["write_bytes"])
 goal("local disk writes ≤ 1% of the model", written <= model / 100, f"{written} B = {100 * written / model:.4f}%")
 rss = max(o["peak_rss_kib"], b["peak_rss_kib"], r["peak_rss_kib"])
