@@ -11,6 +11,8 @@ Writes to OUT.json: seconds (wall clock), exit code, and for the command's proce
   peak_rss_kib                    VmHWM (the kernel's RSS high-water mark) from /proc/PID/status,
                                   sampled every 20 ms until exit (not wait4's ru_maxrss: that also
                                   holds this helper's RSS, copied by the fork before the exec),
+  cpu_seconds                     user + system CPU time from wait4 (what the command costs,
+                                  whatever the machine's load),
   watched_reads                   with --watch DIR: inotify IN_ACCESS events (a read() of a file's
                                   contents) per file directly under DIR during the run, so "zero model
                                   bytes read" is checked on the model files themselves, not guessed from
@@ -96,7 +98,7 @@ def main() -> int:
         except (FileNotFoundError, ProcessLookupError, ValueError):
             pass
         drain()
-        done, status, _rusage = os.wait4(proc.pid, os.WNOHANG)
+        done, status, rusage = os.wait4(proc.pid, os.WNOHANG)
         if done:
             break
         time.sleep(0.02)
@@ -113,6 +115,7 @@ def main() -> int:
         "read_bytes": max(exact["read_bytes"], sampled_io.get("read_bytes", 0)),
         "rchar": max(exact["rchar"], sampled_io.get("rchar", 0)),
         "peak_rss_kib": sampled_hwm,
+        "cpu_seconds": round(rusage.ru_utime + rusage.ru_stime, 2),
         "watched_reads": reads,
     }
     with open(out, "w") as f:

@@ -232,8 +232,8 @@ rows = []
 if seed:
     rows.append(("seed: buildah bud + push oci-archive: + skopeo copy", float(seed), seed_parts))
 rows += [("two-step: oci-pack → layout, registry-push", two, two_parts),
-         ("one pass → 1 registry", one, f"RSS {o['peak_rss_kib'] // 1024} MiB, wrote {o['write_bytes']} B"),
-         ("one pass → 2 registries", both, f"RSS {b['peak_rss_kib'] // 1024} MiB, wrote {b['write_bytes']} B"),
+         ("one pass → 1 registry", one, f"RSS {o['peak_rss_kib'] // 1024} MiB, wrote {o['write_bytes']} B, CPU {o.get('cpu_seconds', 0):.1f} s"),
+         ("one pass → 2 registries", both, f"RSS {b['peak_rss_kib'] // 1024} MiB, wrote {b['write_bytes']} B, CPU {b.get('cpu_seconds', 0):.1f} s"),
          ("re-run, unchanged", r["seconds"], f"model files read: {sum(r['watched_reads'].values())}, rchar {r['rchar']} B, read_bytes {r['read_bytes']} B"),
          ("limit: curl POST + PUT of the same blobs", curl, ""),
          ("limit: the same to two registries at once", curl2, "")]
