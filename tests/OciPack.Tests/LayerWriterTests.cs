@@ -169,7 +169,7 @@ public class LayerWriterTests
     }
 
     [Fact]
-    public void Archive_write_failure_is_reported_and_cleans_up()
+    public async Task Archive_write_failure_is_reported_and_cleans_up()
     {
         // injected failure: the layer's source file vanishes between planning and writing
         var (plans, dir) = PlanFor(d => d.WriteFile("gone.bin", new byte[10]));
@@ -177,9 +177,9 @@ public class LayerWriterTests
         using var outDir = new TempDir("pack-unit");
         var path = outDir.Combine("out.tar");
         File.Delete(dir.Combine("gone.bin"));
-        using (var sink = new ArchiveSink(new OciArchiveWriter(path, DateTimeOffset.UnixEpoch), path))
+        await using (var outputs = new ImageOutputs([new ArchiveTarget(new OciArchiveWriter(path, DateTimeOffset.UnixEpoch), path, null)], null, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance))
         {
-            var ex = Assert.ThrowsAny<Exception>(() => sink.WriteLayersAsync(plans, Attrs, 2, _ => { }, CancellationToken.None).GetAwaiter().GetResult());
+            var ex = await Assert.ThrowsAnyAsync<Exception>(() => outputs.WriteLayersAsync(plans, Attrs, 2, _ => { }, CancellationToken.None));
             Assert.Contains("gone.bin", ex.Message);
         }
         Assert.Empty(Directory.GetFileSystemEntries(outDir.Path));

@@ -299,7 +299,7 @@ public static class OciPackCommand
         {
             OciLayoutLocation o => "oci:" + Path.GetFullPath(o.Path),
             OciArchiveLocation a => "oci-archive:" + Path.GetFullPath(a.Path),
-            RegistryLocation r => "docker://" + r.Reference.Name,
+            RegistryLocation r => "docker://" + r.Reference,
             _ => l.ToString()!,
         };
     }
