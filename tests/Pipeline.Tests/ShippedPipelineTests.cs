@@ -19,8 +19,10 @@ namespace ModelCar.Pipeline.Tests;
 /// certificates from a test "service CA" that is mounted only as
 /// /var/run/secrets/kubernetes.io/serviceaccount/service-ca.crt, a Model Registry behind the same
 /// CA that accepts only the SA token, and a Hub with a gated repo. Only the servers' addresses,
-/// the builder image and the base image (a local busybox, pinned by digest) differ from the
-/// shipped PipelineRuns. skopeo then finds the same digest in both registries.
+/// the builder image and the base image (a local two-platform busybox index, pinned by digest)
+/// differ from the shipped PipelineRuns. The default pipeline is download → pack-and-push (one
+/// oci-pack, a docker:// output per registry) → register: skopeo then finds the same digest (an
+/// image index for linux/amd64 and linux/arm64) in both registries, and the PVC holds the model alone.
 /// </summary>
 public class ShippedPipelineTests
 {
@@ -93,9 +95,10 @@ public class ShippedPipelineTests
         var mr = await FakeModelRegistry.StartAsync(TestCerts.CreateServerCertificate(ca));
         mr.Token = saToken;
 
-        // the ModelCar base: busybox in "quay", pulled by digest through the robot's secret
+        // the ModelCar base: a busybox index for both default platforms in "quay", pulled by digest
+        // through the robot's secret (the pipeline's default platforms are linux/amd64,linux/arm64)
         var baseLayout = tmp.Combine("busybox");
-        TestBases.WriteLayout(baseLayout, "latest", TestBases.BusyboxLayer());
+        TestBases.WriteMultiArchLayout(baseLayout, "latest", ("amd64", TestBases.BusyboxLayer()), ("arm64", Arm64BusyboxLayer()));
         var pushBase = await ToolRunner.RunAsync("registry-push", "--source", $"oci:{baseLayout}:latest", "--dest", $"docker://{quay.HostPort}/base/busybox:1",
             "--authfile", quayAuthFile, "--ca-file", Path.Combine(saDir, "service-ca.crt"));
         Assert.True(pushBase.ExitCode == 0, pushBase.ToString());
@@ -113,6 +116,33 @@ public class ShippedPipelineTests
                 ["hf-token"] = new Dictionary<string, string> { ["token"] = hfToken },
             },
         };
+    }
+
+    /// <summary>
+    /// The arm64 platform's layer: Debian's arm64 busybox-static where scripts/prerequisites.sh
+    /// unpacked it, else the amd64 one (this test checks the pipeline, not that arm64 starts: the
+    /// oci-pack and builder-image tests run the arm64 ModelCar under qemu).
+    /// </summary>
+    private static byte[] Arm64BusyboxLayer()
+    {
+        var dir = Environment.GetEnvironmentVariable("MODELCAR_ARM64_BUSYBOX_DIR") is { Length: > 0 } d ? d : "/usr/local/share/modelcar-tests/busybox-arm64";
+        var arm64 = Path.Combine(dir, "bin", "busybox");
+        if (!File.Exists(arm64))
+        {
+            return TestBases.BusyboxLayer();
+        }
+        using var ms = new MemoryStream();
+        using (var w = new System.Formats.Tar.TarWriter(ms, System.Formats.Tar.TarEntryFormat.Pax, leaveOpen: true))
+        {
+            w.WriteEntry(new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.Directory, "bin/") { Mode = (UnixFileMode)0b111_101_101, ModificationTime = DateTimeOffset.UnixEpoch });
+            using var data = File.OpenRead(arm64);
+            w.WriteEntry(new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.RegularFile, "bin/busybox") { Mode = (UnixFileMode)0b111_101_101, ModificationTime = DateTimeOffset.UnixEpoch, DataStream = data });
+            foreach (var applet in TestBases.Applets)
+            {
+                w.WriteEntry(new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.SymbolicLink, "bin/" + applet) { LinkName = "busybox", ModificationTime = DateTimeOffset.UnixEpoch });
+            }
+        }
+        return ms.ToArray();
     }
 
     /// <summary>A gated Mistral-like repo: sharded HF weights plus the duplicates the runs exclude.</summary>
@@ -224,16 +254,25 @@ public class ShippedPipelineTests
         var result = await RunAsync(run, executor);
 
         // tasks in order, each once (no retry was needed), results fed forward
-        Assert.Equal(new[] { "download", "pack", "push", "register" }.Order(), result.TaskRuns.Keys.Order());
+        Assert.Equal(new[] { "download", "pack-and-push", "register" }.Order(), result.TaskRuns.Keys.Order());
         Assert.All(result.TaskRuns.Values, t => Assert.Equal(1, t.Attempts));
         var digest = result.Results["IMAGE_DIGEST"];
         Assert.Matches("^sha256:[0-9a-f]{64}$", digest);
         Assert.Equal(repo.Commit, result.Results["commit"]);
-        Assert.Equal(digest, result.TaskRuns["pack"].Results["IMAGE_DIGEST"]);
-        Assert.Equal($"{c.Quay.HostPort}/{Param(run, "quay-repo")}:{Param(run, "version-name")}", result.Results["IMAGE_URL"]);
-        Assert.False(string.IsNullOrEmpty(result.TaskRuns["pack"].Results["IMAGE_URL"]));
+        Assert.Equal(digest, result.TaskRuns["pack-and-push"].Results["IMAGE_DIGEST"]);
+        // IMAGE_URL: the first docker:// output (quay), pinned by digest
+        Assert.Equal($"{c.Quay.HostPort}/{Param(run, "quay-repo")}@{digest}", result.Results["IMAGE_URL"]);
 
         await AssertBothRegistriesHold(c, run, digest);
+
+        // an image index with one manifest per default platform
+        var quayRef = $"docker://{c.Quay.HostPort}/{Param(run, "quay-repo")}:{Param(run, "version-name")}";
+        var index = await PeerTools.RunAsync("skopeo", ["inspect", "--raw", "--cert-dir", c.CertDir, "--authfile", c.QuayAuthFile, quayRef]);
+        Assert.True(index.ExitCode == 0, index.ToString());
+        var indexJson = JsonNode.Parse(index.StdOut)!;
+        Assert.Equal("application/vnd.oci.image.index.v1+json", indexJson["mediaType"]!.GetValue<string>());
+        Assert.Equal(["linux/amd64", "linux/arm64"], indexJson["manifests"]!.AsArray()
+            .Select(m => m!["platform"]!["os"]!.GetValue<string>() + "/" + m["platform"]!["architecture"]!.GetValue<string>()).Order());
 
         // the Model Registry: one model, one version, one artifact with the commit and digest
         var mr = c.ModelRegistry;
@@ -248,6 +287,7 @@ public class ShippedPipelineTests
         Assert.Equal(repo.Commit, Property(artifact, "hf_commit"));
         Assert.Equal(digest, Property(artifact, "image_digest"));
         Assert.Equal(Param(run, "repo-id"), Property(artifact, "hf_repo_id"));
+        Assert.Equal("linux/amd64,linux/arm64", Property(artifact, "platforms"));
 
         // the shipped excludes kept the duplicate weights off the PVC and out of the image
         foreach (var path in excluded)
@@ -258,34 +298,51 @@ public class ShippedPipelineTests
         {
             Assert.True(c.Hub.Served(path) >= bytes.Length, $"{path} was not downloaded");
         }
-        var imageDir = Path.Combine(executor.PvcDir(run.Workspaces.Single(w => w.Name == "model")), Param(run, "image-subdir"));
-        var manifest = await PeerTools.RunAsync("skopeo", ["inspect", "--raw", $"oci:{imageDir}:{Param(run, "version-name")}"]);
+        // the amd64 image as skopeo pulls it (from quay): the kept files under /models, nothing else
+        var pulled = c.Tmp.Combine("pulled");
+        var copy = await PeerTools.RunAsync("skopeo", ["copy", "--override-arch", "amd64", "--src-cert-dir", c.CertDir, "--src-authfile", c.QuayAuthFile, quayRef, $"oci:{pulled}:x"]);
+        Assert.True(copy.ExitCode == 0, copy.ToString());
+        var manifest = await PeerTools.RunAsync("skopeo", ["inspect", "--raw", $"oci:{pulled}:x"]);
         Assert.True(manifest.ExitCode == 0, manifest.ToString());
-        Assert.Equal(digest, Sha256Hex(manifest.StdOut));
         var entries = new List<string>();
         foreach (var layer in JsonNode.Parse(manifest.StdOut)!["layers"]!.AsArray())
         {
-            var blob = Path.Combine(imageDir, "blobs", "sha256", layer!["digest"]!.GetValue<string>()["sha256:".Length..]);
-            using var reader = new System.Formats.Tar.TarReader(File.OpenRead(blob));
+            var blob = Path.Combine(pulled, "blobs", "sha256", layer!["digest"]!.GetValue<string>()["sha256:".Length..]);
+            // skopeo may store the layers gzip'd in its layout (the base's and, when it compresses, ours)
+            Stream data = File.OpenRead(blob);
+            if (layer["mediaType"]!.GetValue<string>().EndsWith("+gzip", StringComparison.Ordinal))
+            {
+                data = new System.IO.Compression.GZipStream(data, System.IO.Compression.CompressionMode.Decompress);
+            }
+            using var reader = new System.Formats.Tar.TarReader(data);
             while (reader.GetNextEntry() is { } entry)
             {
                 entries.Add(entry.Name);
             }
         }
+        Assert.True(entries.Count > 0, "no tar entries in the pulled image: " + manifest.StdOut);
         foreach (var path in kept.Keys)
         {
             Assert.Contains(entries, e => e.TrimStart('.', '/') == "models/" + path);
         }
         Assert.DoesNotContain(entries, e => e.Contains("consolidated", StringComparison.Ordinal) || e.Contains("original", StringComparison.Ordinal));
 
+        // the PVC holds the model alone: no image layout, and beside the model files only small records
+        var pvc = executor.PvcDir(run.Workspaces.Single(w => w.Name == "model"));
+        var onPvc = Directory.GetFiles(pvc, "*", SearchOption.AllDirectories);
+        Assert.DoesNotContain(onPvc, f => f.Contains("/blobs/sha256/", StringComparison.Ordinal) || Path.GetFileName(f) == "oci-layout");
+        long modelBytes = kept.Values.Sum(b => (long)b.Length);
+        long pvcBytes = onPvc.Sum(f => new FileInfo(f).Length);
+        Assert.True(pvcBytes <= modelBytes + (256 << 10), $"the PVC holds {pvcBytes} bytes for a {modelBytes}-byte model:\n{string.Join("\n", onPvc)}");
+
         // written by the namespace's UID with GID 0, readable by any UID
-        var stat = await PeerTools.RunAsync("stat", ["-c", "%u %g %a", Path.Combine(executor.PvcDir(run.Workspaces.Single(w => w.Name == "model")), "model", "config.json")]);
+        var stat = await PeerTools.RunAsync("stat", ["-c", "%u %g %a", Path.Combine(pvc, "model", "config.json")]);
         Assert.Equal($"{executor.Uid} 0 644", stat.StdOut.Trim());
         AssertNoSecretIn(result, c);
     }
 
     [Fact]
-    public async Task Cached_run_on_a_persistent_claim_downloads_and_uploads_nothing_the_second_time()
+    public async Task Cached_run_on_a_persistent_claim_downloads_uploads_and_reads_nothing_the_second_time()
     {
         await using var c = await StartClusterAsync();
         var run = ShippedRun("modelcar-build-full-cached.yaml", c);
@@ -293,12 +350,12 @@ public class ShippedPipelineTests
         Assert.Equal("persistentVolumeClaim", model.Kind);
         var (_, kept, excluded) = AddMistralRepo(c.Hub, Param(run, "repo-id"), 20);
         var executor = new PodmanStepExecutor(c.Tmp.Combine("cluster"), c.Secrets, c.SaDir) { RunId = "cached-1" };
-        // the first push attempt has a token the internal registry refuses (401): the task fails and
-        // Tekton's retry (same PVC) pushes again, with the rotated token
+        // the first pack-and-push attempt has a token the internal registry refuses (401): the task
+        // fails and Tekton's retry (same PVC) uploads again, with the rotated token
         var tokenFile = Path.Combine(c.SaDir, "token");
         executor.BeforeAttempt = (task, attempt) =>
         {
-            if (task == "push")
+            if (task == "pack-and-push")
             {
                 File.WriteAllText(tokenFile, attempt == 0 ? "a-token-the-registry-refuses" : c.SaToken);
             }
@@ -306,8 +363,8 @@ public class ShippedPipelineTests
 
         var first = await RunAsync(run, executor);
         executor.BeforeAttempt = null;
-        Assert.Equal(2, first.TaskRuns["push"].Attempts);
-        Assert.Contains("401", first.TaskRuns["push"].Outcomes[0].Log);
+        Assert.Equal(2, first.TaskRuns["pack-and-push"].Attempts);
+        Assert.Contains("401", first.TaskRuns["pack-and-push"].Outcomes[0].Log);
         var digest = first.Results["IMAGE_DIGEST"];
         await AssertBothRegistriesHold(c, run, digest);
         long served = kept.Keys.Sum(c.Hub.Served);
@@ -321,8 +378,11 @@ public class ShippedPipelineTests
         {
             Assert.Equal(0, c.Hub.Served(path));
         }
-        var pushLog = string.Join("\n", second.TaskRuns["push"].Outcomes.Select(o => o.Log));
+        var pushLog = string.Join("\n", second.TaskRuns["pack-and-push"].Outcomes.Select(o => o.Log));
+        // both registries already hold every blob (HEAD only), and the layer record on the claim
+        // spared reading the model files again
         Assert.Equal(2, System.Text.RegularExpressions.Regex.Matches(pushLog, @" 0 uploaded \(0 B\)").Count);
+        Assert.Matches(@"[^0-9.]0 B of model layers read", pushLog);
         var artifact = Assert.Single(c.ModelRegistry.Artifacts);
         Assert.Equal(digest, Property(artifact, "image_digest"));
         AssertNoSecretIn(second, c);

@@ -28,6 +28,8 @@ public class TektonContractTests
         ["tag"] = ParamValue.Of("quantized-w4a16-2501"),
         ["dest"] = ParamValue.Of(["--dest", "docker://quay.io/modelcar/mistral-small-24b-instruct:quantized-w4a16-2501",
             "--dest", "docker://image-registry.openshift-image-registry.svc:5000/models/mistral-small-24b-instruct:quantized-w4a16-2501"]),
+        ["output"] = ParamValue.Of(["--output", "docker://quay.io/modelcar/mistral-small-24b-instruct:quantized-w4a16-2501",
+            "--output", "docker://image-registry.openshift-image-registry.svc:5000/models/mistral-small-24b-instruct:quantized-w4a16-2501"]),
         ["server"] = ParamValue.Of("https://modelregistry.rhoai-model-registries.svc:8443"),
         ["model-name"] = ParamValue.Of("Mistral-Small-24B-Instruct"),
         ["version-name"] = ParamValue.Of("quantized-w4a16-2501"),
@@ -94,12 +96,23 @@ public class TektonContractTests
         }
     }
 
-    /// <summary>Every step of a shipped PipelineRun, as Tekton resolves it, parses (results get sample values).</summary>
+    /// <summary>
+    /// Every step of a shipped PipelineRun, as Tekton resolves it, parses (results get sample
+    /// values); the same run with pipelineRef modelcar-build-two-step too (what the README tells
+    /// users who want the image on the PVC to do).
+    /// </summary>
     [Theory]
     [MemberData(nameof(RunFiles))]
     public void Every_step_of_a_shipped_run_parses_after_tekton_substitution(string file)
     {
-        var run = TektonEngine.LoadRun(TektonYaml.Load(Path.Combine(TektonYaml.Dir("runs"), file)));
+        var shipped = TektonEngine.LoadRun(TektonYaml.Load(Path.Combine(TektonYaml.Dir("runs"), file)));
+        Assert.Equal("modelcar-build", shipped.PipelineRef);
+        AssertRunParses(file, shipped);
+        AssertRunParses(file + " (two-step)", shipped with { PipelineRef = "modelcar-build-two-step" });
+    }
+
+    private static void AssertRunParses(string file, PipelineRunDef run)
+    {
         var pipeline = TektonEngine.LoadPipeline(TektonYaml.Load(Path.Combine(TektonYaml.Dir("pipelines"), run.PipelineRef + ".yaml")));
         var tasks = LoadTasks();
         var pipelineParams = new Dictionary<string, ParamValue>();
@@ -111,6 +124,7 @@ public class TektonContractTests
         {
             Assert.Contains(given, pipeline.Params.Select(p => p.Name));
         }
+        var steps = new List<(string Task, ResolvedStep Step)>();
         var sampleResults = tasks.Values.SelectMany(t => t.Results).Distinct().ToDictionary(r => r, r => r switch
         {
             "commit" => new string('c', 40),
@@ -123,7 +137,16 @@ public class TektonContractTests
             foreach (var step in TektonEngine.ResolveTaskRun(pt, pipelineParams, run, tasks, results))
             {
                 AssertParses($"{file} task {pt.Name}", step, tasks[pt.TaskRef]);
+                steps.Add((pt.TaskRef, step));
             }
+        }
+        // every pack runs for the pipeline's platforms (both by default) and no step is left without its image
+        var packs = steps.Where(s => s.Step.Command[0] == "/usr/local/bin/oci-pack").ToList();
+        Assert.NotEmpty(packs);
+        foreach (var (_, step) in packs)
+        {
+            var args = step.Args.ToList();
+            Assert.Equal(pipelineParams["platforms"].String, args[args.IndexOf("--platform") + 1]);
         }
     }
 
@@ -199,17 +222,21 @@ public class TektonContractTests
                     Assert.Contains(required.Str("name")!, pt.Seq("workspaces").Select(w => w.Str("name")));
                 }
             }
-            // a retry resumes on the same PVC: download and push retry
+            // a retry resumes on the same PVC: download and the upload retry
             Assert.True(int.Parse(pipelineTasks["download"].Str("retries") ?? "0") >= 1, "download has no retries");
-            Assert.True(int.Parse(pipelineTasks["push"].Str("retries") ?? "0") >= 1, "push has no retries");
-            // one push task with both destinations (the image is read once)
-            Assert.Single(pipelineTasks.Values, t => t.Str("taskRef", "name") == "registry-push");
+            var upload = pipelineTasks.Values.Single(t => t.Str("taskRef", "name") is "registry-push" or "pack-and-push");
+            Assert.True(int.Parse(upload.Str("retries") ?? "0") >= 1, $"{upload.Str("name")} has no retries");
+            // one upload task with both registries (the model, or the layout, is read once)
+            Assert.Single(pipelineTasks.Values, t => t.Str("taskRef", "name") is "registry-push" or "pack-and-push");
 
             foreach (var runFile in Directory.GetFiles(TektonYaml.Dir("runs"), "*.yaml"))
             {
                 var runDoc = TektonYaml.Load(runFile);
                 var run = runDoc.Get("spec")!;
-                Assert.Equal(pipeline.Str("metadata", "name"), run.Str("pipelineRef", "name"));
+                if (run.Str("pipelineRef", "name") != pipeline.Str("metadata", "name"))
+                {
+                    continue;
+                }
                 var given = run.Seq("params").Select(p => p.Str("name")!).ToHashSet();
                 foreach (var p in TektonYaml.Params(spec).Where(p => p.Default is null))
                 {
@@ -234,8 +261,93 @@ public class TektonContractTests
                     Assert.Null(runDoc.Str("metadata", "annotations", "tekton.dev/auto-cleanup-pvc"));
                 }
             }
-            Assert.Contains(Directory.GetFiles(TektonYaml.Dir("runs"), "*.yaml").Select(TektonYaml.Load),
-                r => r.Get("spec", "workspaces") is YamlSequenceNode ws && ws.Any(w => w.Str("persistentVolumeClaim", "claimName") is not null));
+        }
+        Assert.Contains(Directory.GetFiles(TektonYaml.Dir("runs"), "*.yaml").Select(TektonYaml.Load),
+            r => r.Get("spec", "workspaces") is YamlSequenceNode ws && ws.Any(w => w.Str("persistentVolumeClaim", "claimName") is not null));
+        // every shipped run runs the default pipeline
+        Assert.All(Directory.GetFiles(TektonYaml.Dir("runs"), "*.yaml").Select(TektonYaml.Load), r => Assert.Equal("modelcar-build", r.Str("spec", "pipelineRef", "name")));
+    }
+
+    /// <summary>
+    /// The default pipeline is download → pack-and-push → register: one oci-pack with a docker://
+    /// output per registry (quay through the quay-auth secret, the internal registry with the pod's
+    /// SA token), nothing written to the PVC but the model; the image digest and URL come from its
+    /// results, and register runs after it with that digest. The two-step tasks stay, in
+    /// modelcar-build-two-step.
+    /// </summary>
+    [Fact]
+    public void Default_pipeline_packs_and_pushes_in_one_pass_and_registers_its_digest()
+    {
+        var pipeline = TektonEngine.LoadPipeline(TektonYaml.Load(Path.Combine(TektonYaml.Dir("pipelines"), "modelcar-build.yaml")));
+        var tasks = LoadTasks();
+        Assert.Equal(["download", "pack-and-push", "register"], pipeline.Tasks.Select(t => t.Name));
+        Assert.Equal(["hf-fetch", "pack-and-push", "mr-register"], pipeline.Tasks.Select(t => t.TaskRef));
+        Assert.Equal(["download"], pipeline.Tasks[1].RunAfter);
+        Assert.Equal(["pack-and-push"], pipeline.Tasks[2].RunAfter);
+        Assert.DoesNotContain(pipeline.Params, p => p.Name == "image-subdir");
+        var results = pipeline.Results.ToDictionary(r => r.Name, r => r.Value);
+        Assert.Equal("$(tasks.pack-and-push.results.IMAGE_DIGEST)", results["IMAGE_DIGEST"]);
+        Assert.Equal("$(tasks.pack-and-push.results.IMAGE_URL)", results["IMAGE_URL"]);
+        Assert.Equal("linux/amd64,linux/arm64", pipeline.Params.Single(p => p.Name == "platforms").Default?.String);
+
+        var run = TektonEngine.LoadRun(TektonYaml.Load(Path.Combine(TektonYaml.Dir("runs"), "modelcar-build-quantized.yaml")));
+        var pipelineParams = pipeline.Params.ToDictionary(p => p.Name, p => run.Params.TryGetValue(p.Name, out var v) ? v : p.Default!);
+        var digest = "sha256:" + new string('d', 64);
+        var sample = new Dictionary<string, IReadOnlyDictionary<string, string>>
+        {
+            ["download"] = new Dictionary<string, string> { ["commit"] = new string('c', 40) },
+            ["pack-and-push"] = new Dictionary<string, string> { ["IMAGE_DIGEST"] = digest, ["IMAGE_URL"] = "quay.io/x@" + digest, ["IMAGE_SIZE"] = "123" },
+        };
+        var step = Assert.Single(TektonEngine.ResolveTaskRun(pipeline.Tasks[1], pipelineParams, run, tasks, sample));
+        var args = step.Args.ToList();
+        var outputs = args.Select((a, i) => (a, i)).Where(x => x.a == "--output").Select(x => args[x.i + 1]).ToList();
+        Assert.Equal([$"docker://quay.io/modelcar/mistral-small-24b-instruct:quantized-w4a16-2501",
+            $"docker://image-registry.openshift-image-registry.svc:5000/models/mistral-small-24b-instruct:quantized-w4a16-2501"], outputs);
+        Assert.DoesNotContain(args, a => a.StartsWith("oci:", StringComparison.Ordinal) || a.StartsWith("oci-archive:", StringComparison.Ordinal));
+        Assert.Equal("image-registry.openshift-image-registry.svc:5000=serviceaccount:/var/run/secrets/kubernetes.io/serviceaccount/token", args[args.IndexOf("--login") + 1]);
+        Assert.Equal("/workspace/registry-auth/.dockerconfigjson", args[args.IndexOf("--authfile") + 1]);
+        Assert.Equal("linux/amd64,linux/arm64", args[args.IndexOf("--platform") + 1]);
+        Assert.Equal("20000000000", args[args.IndexOf("--max-blob-size") + 1]);
+        Assert.Equal("/var/run/secrets/kubernetes.io/serviceaccount/service-ca.crt", args[args.IndexOf("--ca-file") + 1]);
+        Assert.Equal(["--exclude", "consolidated*.safetensors", "--exclude", "original/**"],
+            args.Select((a, i) => (a, i)).Where(x => x.a == "--exclude").SelectMany(x => new[] { x.a, args[x.i + 1] }));
+        // the model workspace is the only volume with data: no image-subdir, nothing but the model goes to the PVC
+        Assert.Contains(step.Mounts, m => m.Binding.Name == "model" && !m.Decl.ReadOnly);
+
+        var register = Assert.Single(TektonEngine.ResolveTaskRun(pipeline.Tasks[2], pipelineParams, run, tasks, sample)).Args.ToList();
+        Assert.Equal($"oci://quay.io/modelcar/mistral-small-24b-instruct@{digest}", register[register.IndexOf("--uri") + 1]);
+        Assert.Contains($"image_digest={digest}", register);
+        Assert.Contains($"internal_image=image-registry.openshift-image-registry.svc:5000/models/mistral-small-24b-instruct@{digest}", register);
+        Assert.Contains("image_size:int=123", register);
+        Assert.Contains("platforms=linux/amd64,linux/arm64", register);
+
+        // the two-step tasks stay, wired in modelcar-build-two-step
+        var twoStep = TektonEngine.LoadPipeline(TektonYaml.Load(Path.Combine(TektonYaml.Dir("pipelines"), "modelcar-build-two-step.yaml")));
+        Assert.Equal(["hf-fetch", "oci-pack", "registry-push", "mr-register"], twoStep.Tasks.Select(t => t.TaskRef));
+    }
+
+    /// <summary>
+    /// Both pack tasks take `platforms` (default linux/amd64,linux/arm64) and pass it to
+    /// --platform; their base default is ubi-micro, which Red Hat publishes as an image index for
+    /// amd64, arm64, ppc64le and s390x; a pipeline passes its own `platforms` down.
+    /// </summary>
+    [Theory]
+    [InlineData("oci-pack.yaml")]
+    [InlineData("pack-and-push.yaml")]
+    public void Pack_tasks_take_platforms_defaulting_to_amd64_and_arm64(string file)
+    {
+        var task = TektonEngine.LoadTask(TektonYaml.Load(Path.Combine(TektonYaml.Dir("tasks"), file)));
+        Assert.Equal("linux/amd64,linux/arm64", task.Params.Single(p => p.Name == "platforms").Default?.String);
+        Assert.Equal("docker://registry.access.redhat.com/ubi9/ubi-micro", task.Params.Single(p => p.Name == "base").Default?.String);
+        var args = Assert.Single(task.Steps).Args.ToList();
+        Assert.Equal("$(params.platforms)", args[args.IndexOf("--platform") + 1]);
+        foreach (var pipelineFile in Directory.GetFiles(TektonYaml.Dir("pipelines"), "*.yaml"))
+        {
+            var pipeline = TektonEngine.LoadPipeline(TektonYaml.Load(pipelineFile));
+            foreach (var pt in pipeline.Tasks.Where(t => t.TaskRef == task.Name))
+            {
+                Assert.Contains(pt.Params, p => p.Name == "platforms" && p.Value is YamlScalarNode { Value: "$(params.platforms)" });
+            }
         }
     }
 
@@ -264,7 +376,7 @@ public class TektonContractTests
         }
     }
 
-    /// <summary>The registry-push README's "what the Tekton push task does" is the push step of the quantized run, arg for arg.</summary>
+    /// <summary>The registry-push README's "what the Tekton push task does" is the push step of the quantized run on modelcar-build-two-step, arg for arg.</summary>
     [Fact]
     public void Registry_push_readme_example_is_what_the_push_task_runs()
     {
@@ -276,7 +388,7 @@ public class TektonContractTests
         Assert.Equal("registry-push", words[0]);
 
         var run = TektonEngine.LoadRun(TektonYaml.Load(Path.Combine(TektonYaml.Dir("runs"), "modelcar-build-quantized.yaml")));
-        var pipeline = TektonEngine.LoadPipeline(TektonYaml.Load(Path.Combine(TektonYaml.Dir("pipelines"), "modelcar-build.yaml")));
+        var pipeline = TektonEngine.LoadPipeline(TektonYaml.Load(Path.Combine(TektonYaml.Dir("pipelines"), "modelcar-build-two-step.yaml")));
         var pipelineParams = pipeline.Params.ToDictionary(p => p.Name, p => run.Params.TryGetValue(p.Name, out var v) ? v : p.Default!);
         var results = pipeline.Tasks.ToDictionary(t => t.Name, t => (IReadOnlyDictionary<string, string>)new Dictionary<string, string>());
         var step = Assert.Single(TektonEngine.ResolveTaskRun(pipeline.Tasks.Single(t => t.Name == "push"), pipelineParams, run, LoadTasks(), results));
