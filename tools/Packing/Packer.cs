@@ -81,7 +81,9 @@ public static class Packer
         return new LayerPlan(title, all, entries.Sum(e => e.Size), LayerWriter.PredictSize(all, attributes)) { Key = LayerPlan.KeyOf(all, inodes, attributes) };
     }
 
-    public static async Task<PackResult> PackAsync(ModelTree tree, BaseImage baseImage, ImageOutputs sink, PackSettings settings, int jobs, ILogger logger, CancellationToken ct)
+    /// <param name="files">Where the model files' bytes come from (null: the tree's local files; e.g. the Hub for hf://).</param>
+    public static async Task<PackResult> PackAsync(ModelTree tree, BaseImage baseImage, ImageOutputs sink, PackSettings settings, int jobs, ILogger logger, CancellationToken ct,
+        ILayerFileSource? files = null)
     {
         var plans = Plan(tree, settings);
         foreach (var big in OverQuayDefaultLimit(plans))
@@ -99,7 +101,7 @@ public static class Packer
         {
             await sink.CopyBaseBlobAsync(baseImage.Source!, layer, progress.Add, ct).ConfigureAwait(false);
         }
-        var modelLayers = await sink.WriteLayersAsync(plans, Attributes(settings), jobs, progress.Add, ct).ConfigureAwait(false);
+        var modelLayers = await sink.WriteLayersAsync(plans, Attributes(settings), jobs, progress.Add, ct, files).ConfigureAwait(false);
 
         var configJson = OciJson.Serialize(BuildConfig(baseImage.Config, plans, modelLayers, settings), OciJson.Config);
         var config = sink.WriteSmallBlob(configJson, MediaTypes.ImageConfig);
