@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using Microsoft.Extensions.Logging.Abstractions;
 using ModelCar.Common.Http;
 using ModelCar.HuggingFace;
+using ModelCar.TestSupport;
 
 namespace ModelCar.HfFetch.Tests;
 
