@@ -222,6 +222,17 @@ public class TektonContractTests
                     Assert.Contains(required.Str("name")!, pt.Seq("workspaces").Select(w => w.Str("name")));
                 }
             }
+            if (!pipelineTasks.ContainsKey("download"))
+            {
+                // modelcar-build-direct: one task from the Hub to both registries, no model PVC, then register
+                Assert.Equal("modelcar-build-direct", pipeline.Str("metadata", "name"));
+                Assert.DoesNotContain("model", pipelineWorkspaces);
+                var direct = Assert.Single(pipelineTasks.Values, t => t.Str("taskRef", "name") == "hf-pack-and-push");
+                Assert.True(int.Parse(direct.Str("retries") ?? "0") >= 1, "hf-pack-and-push has no retries");
+                Assert.Equal(2, direct.Seq("params").Single(p => p.Str("name") == "output").Seq("value").Count(v => ((YamlScalarNode)v).Value == "--output"));
+                Assert.Contains(pipelineTasks.Values, t => t.Str("taskRef", "name") == "mr-register");
+                continue;
+            }
             // a retry resumes on the same PVC: download and the upload retry
             Assert.True(int.Parse(pipelineTasks["download"].Str("retries") ?? "0") >= 1, "download has no retries");
             var upload = pipelineTasks.Values.Single(t => t.Str("taskRef", "name") is "registry-push" or "pack-and-push");
@@ -349,6 +360,8 @@ public class TektonContractTests
                 Assert.Contains(pt.Params, p => p.Name == "platforms" && p.Value is YamlScalarNode { Value: "$(params.platforms)" });
             }
         }
+        // every shipped run runs the default pipeline
+        Assert.All(Directory.GetFiles(TektonYaml.Dir("runs"), "*.yaml").Select(TektonYaml.Load), r => Assert.Equal("modelcar-build", r.Str("spec", "pipelineRef", "name")));
     }
 
     /// <summary>Every Task declares IMAGE_URL next to IMAGE_DIGEST (Tekton Chains reads the pair).</summary>

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using ModelCar.Common.Cli;
 using ModelCar.Common.IO;
 using ModelCar.Oci;
 using ModelCar.Oci.Archive;
@@ -63,9 +64,13 @@ public sealed class ImageOutputs(IReadOnlyList<IImageTarget> targets, LayerDiges
     /// once and fed to every target's writers, or taken from the record when no target needs its bytes.
     /// Descriptors in plan order.
     /// </summary>
-    public async Task<Descriptor[]> WriteLayersAsync(IReadOnlyList<LayerPlan> plans, LayerEntryAttributes attributes, int jobs, Action<long> progress, CancellationToken ct)
+    /// <param name="files">Where the layers' file bytes come from (null: local files); a file whose bytes do not
+    /// match its source's hash (<see cref="SourceCorruptedException"/>) abandons the layer's blobs (nothing
+    /// committed) and is read once more; a second mismatch fails with both hashes.</param>
+    public async Task<Descriptor[]> WriteLayersAsync(IReadOnlyList<LayerPlan> plans, LayerEntryAttributes attributes, int jobs, Action<long> progress, CancellationToken ct,
+        ILayerFileSource? files = null)
     {
-        var layers = plans.Select(p => new TarLayer(p.Entries, attributes)).ToList();
+        var layers = plans.Select(p => new TarLayer(p.Entries, attributes, files)).ToList();
         for (int i = 0; i < plans.Count; i++)
         {
             if (layers[i].Size != plans[i].TarSize)
@@ -83,42 +88,60 @@ public sealed class ImageOutputs(IReadOnlyList<IImageTarget> targets, LayerDiges
         {
             var plan = plans[i];
             var known = record?.Get(plan.Key);
-            var writers = new List<IBlobWriter>();
-            Digest digest;
-            try
+            Digest digest = default!;
+            bool streamed = false;
+            for (SourceCorruptedException? first = null; ;)
             {
-                foreach (var t in targets)
+                var writers = new List<IBlobWriter>();
+                try
                 {
-                    writers.AddRange(await t.OpenLayerAsync(i, layers[i], known, token).ConfigureAwait(false));
+                    foreach (var t in targets)
+                    {
+                        writers.AddRange(await t.OpenLayerAsync(i, layers[i], known, token).ConfigureAwait(false));
+                    }
                 }
-            }
-            catch
-            {
-                foreach (var w in writers)
+                catch
                 {
-                    await w.DisposeAsync().ConfigureAwait(false);
+                    foreach (var w in writers)
+                    {
+                        await w.DisposeAsync().ConfigureAwait(false);
+                    }
+                    throw;
                 }
-                throw;
-            }
-            bool streamed = writers.Count > 0;
-            if (!streamed)
-            {
-                digest = known ?? throw new InvalidOperationException($"layer {plan.Title}: no output needs it and its digest is unknown");
-                Interlocked.Increment(ref _layersFromRecord);
-                progress(plan.ModelBytes);
-                logger.LogDebug("layer {Title}: {Digest} from the layer record, not read", plan.Title, digest);
-            }
-            else
-            {
-                digest = await BlobFanOut.CopyAsync(() => layers[i].OpenAt(0, n =>
+                streamed = writers.Count > 0;
+                if (!streamed)
                 {
-                    Interlocked.Add(ref _modelBytesRead, n);
-                    progress(n);
-                }, token), layers[i].Size, writers, $"layer {plan.Title}", token).ConfigureAwait(false);
+                    digest = known ?? throw new InvalidOperationException($"layer {plan.Title}: no output needs it and its digest is unknown");
+                    Interlocked.Increment(ref _layersFromRecord);
+                    progress(plan.ModelBytes);
+                    logger.LogDebug("layer {Title}: {Digest} from the layer record, not read", plan.Title, digest);
+                    break;
+                }
+                try
+                {
+                    digest = await BlobFanOut.CopyAsync(() => layers[i].OpenAt(0, n =>
+                    {
+                        Interlocked.Add(ref _modelBytesRead, n);
+                        progress(n);
+                    }, token), layers[i].Size, writers, $"layer {plan.Title}", token).ConfigureAwait(false);
+                }
+                catch (SourceCorruptedException e) when (first is null)
+                {
+                    // the writers were disposed without commit (nothing under a digest): read the layer once more
+                    logger.LogWarning("layer {Title}: {Why}; the layer's upload is abandoned, reading it once more", plan.Title, e.Message);
+                    first = e;
+                    continue;
+                }
+                catch (SourceCorruptedException e)
+                {
+                    throw new ToolException($"{e.File}: hash mismatch twice: expected {e.Expected}, got {e.Actual}"
+                        + (e.Actual == first!.Actual ? " both times" : $" (first try: {first.Actual})") + $"; layer {plan.Title} not committed");
+                }
                 if (known is { } k && k != digest)
                 {
                     logger.LogWarning("layer {Title}: recorded digest {Known} was stale, the file now gives {Digest}", plan.Title, k, digest);
                 }
+                break;
             }
             record?.Set(plan.Key, digest);
             var descriptor = new Descriptor

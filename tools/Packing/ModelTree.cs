@@ -36,6 +36,21 @@ public sealed class ModelTree
 
     public long TotalBytes => Entries.Sum(e => e.Size);
 
+    /// <summary>
+    /// A tree that is no local directory (e.g. a Hub repository at a commit): regular files only, whose
+    /// <see cref="ModelEntry.FullPath"/> names the source's identity for the layer record.
+    /// </summary>
+    public static ModelTree FromFiles(string root, IEnumerable<ModelEntry> files)
+    {
+        var entries = files.ToList();
+        if (entries.Any(e => e.Kind != ModelEntryKind.File))
+        {
+            throw new ArgumentException("only regular files", nameof(files));
+        }
+        entries.Sort((a, b) => string.CompareOrdinal(a.RelativePath, b.RelativePath));
+        return new ModelTree(root, entries);
+    }
+
     public static ModelTree Scan(string directory, PathFilter filter)
     {
         var root = Path.GetFullPath(directory);

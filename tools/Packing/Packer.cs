@@ -89,14 +89,17 @@ public static class Packer
         return new LayerPlan(title, all, entries.Sum(e => e.Size), LayerWriter.PredictSize(all, attributes)) { Key = LayerPlan.KeyOf(all, inodes, attributes) };
     }
 
-    public static Task<PackResult> PackAsync(ModelTree tree, BaseImage baseImage, ImageOutputs sink, PackSettings settings, int jobs, ILogger logger, CancellationToken ct) =>
-        PackAsync(tree, [baseImage], sink, settings, jobs, logger, ct);
+    public static Task<PackResult> PackAsync(ModelTree tree, BaseImage baseImage, ImageOutputs sink, PackSettings settings, int jobs, ILogger logger, CancellationToken ct,
+        ILayerFileSource? files = null) =>
+        PackAsync(tree, [baseImage], sink, settings, jobs, logger, ct, files);
 
     /// <summary>
     /// One platform per base (<see cref="BaseImage.LoadAll"/>): the model layers are written once and
     /// shared; configs, manifests and the index come from <see cref="ImageAssembly"/>.
     /// </summary>
-    public static async Task<PackResult> PackAsync(ModelTree tree, IReadOnlyList<BaseImage> bases, ImageOutputs sink, PackSettings settings, int jobs, ILogger logger, CancellationToken ct)
+    /// <param name="files">Where the model files' bytes come from (null: the tree's local files; e.g. the Hub for hf://).</param>
+    public static async Task<PackResult> PackAsync(ModelTree tree, IReadOnlyList<BaseImage> bases, ImageOutputs sink, PackSettings settings, int jobs, ILogger logger, CancellationToken ct,
+        ILayerFileSource? files = null)
     {
         var plans = Plan(tree, settings);
         foreach (var big in OverQuayDefaultLimit(plans))
@@ -116,7 +119,7 @@ public static class Packer
         {
             await sink.CopyBaseBlobAsync(source!, layer, progress.Add, ct).ConfigureAwait(false);
         }
-        var modelLayers = await sink.WriteLayersAsync(plans, Attributes(settings), jobs, progress.Add, ct).ConfigureAwait(false);
+        var modelLayers = await sink.WriteLayersAsync(plans, Attributes(settings), jobs, progress.Add, ct, files).ConfigureAwait(false);
 
         var image = ImageAssembly.Assemble(bases, plans, modelLayers, settings);
         foreach (var blob in image.Blobs)

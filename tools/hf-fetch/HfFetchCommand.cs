@@ -4,6 +4,7 @@ using ModelCar.Common.Cli;
 using ModelCar.Common.Http;
 using ModelCar.Common.IO;
 using ModelCar.HuggingFace;
+using ModelCar.HuggingFace.Cli;
 
 namespace ModelCar.HfFetch;
 
@@ -37,12 +38,7 @@ public static class HfFetchCommand
             Description = "Branch, tag, refs/pr/N or commit (default main).",
             HelpName = "REV",
         };
-        var repoType = new Option<string>("--repo-type")
-        {
-            Description = "model or dataset (default model).",
-            DefaultValueFactory = _ => "model",
-        };
-        repoType.AcceptOnlyFromAmong("model", "dataset");
+        var hub = new HubOptions();
         var include = new Option<string[]>("--include")
         {
             Description = "Only files matching this glob (repeatable; fnmatch: '*' crosses '/', trailing '/' = folder).",
@@ -54,16 +50,6 @@ public static class HfFetchCommand
             Description = "Skip files matching this glob (repeatable; applied after --include).",
             HelpName = "GLOB",
             DefaultValueFactory = _ => [],
-        };
-        var endpoint = new Option<string?>("--endpoint")
-        {
-            Description = "Hub URL (default $HF_ENDPOINT, else https://huggingface.co).",
-            HelpName = "URL",
-        };
-        var tokenFile = new Option<string?>("--token-file")
-        {
-            Description = "File holding the Hub token (default $HF_TOKEN, $HUGGING_FACE_HUB_TOKEN, $HF_HOME/token).",
-            HelpName = "FILE",
         };
         var jobs = CommonOptions.Jobs(4);
         var offline = new Option<bool>("--offline")
@@ -78,7 +64,7 @@ public static class HfFetchCommand
         var caFile = CommonOptions.CaFile();
         var lockTimeout = CommonOptions.LockTimeout();
         root.Arguments.Add(repoId);
-        foreach (var option in new Option[] { dest, revision, repoType, include, exclude, endpoint, tokenFile, jobs, offline, chunkSize, retries, stallTimeout, maxRetryWait, tlsVerify, caFile, lockTimeout })
+        foreach (var option in new Option[] { dest, revision, hub.RepoType, include, exclude, hub.Endpoint, hub.TokenFile, jobs, offline, chunkSize, retries, stallTimeout, maxRetryWait, tlsVerify, caFile, lockTimeout })
         {
             root.Options.Add(option);
         }
@@ -96,7 +82,7 @@ public static class HfFetchCommand
             var request = new FetchRequest
             {
                 RepoId = id,
-                RepoType = ctx.Get(repoType) == "dataset" ? RepoType.Dataset : RepoType.Model,
+                RepoType = hub.RepoTypeFrom(ctx),
                 Revision = rev ?? "main",
                 Dest = Path.GetFullPath(ctx.Required(dest)),
                 Include = ctx.Get(include) ?? [],
@@ -107,7 +93,7 @@ public static class HfFetchCommand
             var fetcher = new SnapshotFetcher(ctx.Logger);
             // one run per DIR: a second one would "resume" the first one's partial files under its feet
             var store = new LocalState(request.Dest);
-            bool isOffline = ctx.Get(offline) || HubPaths.IsOfflineEnv(env);
+            bool isOffline = ctx.Get(offline) || HubOptions.IsOffline(env);
             using var destLock = isOffline && !Directory.Exists(store.StateDir)
                 ? null // nothing to verify there, and offline creates nothing
                 : await CommonOptions.AcquireLockAsync(ctx, lockTimeout, store.LockPath, $"destination {request.Dest}", ct);
@@ -122,8 +108,8 @@ public static class HfFetchCommand
             }
             else
             {
-                var hubEndpoint = HubPaths.ResolveEndpoint(ctx.Get(endpoint), env);
-                var token = HubCredentials.ResolveToken(ctx.Get(tokenFile), env);
+                var hubEndpoint = hub.EndpointFrom(ctx, env);
+                var token = hub.TokenFrom(ctx, env);
                 var settings = CommonOptions.HttpSettingsFrom(ctx.ParseResult, tlsVerify, caFile, retries, stallTimeout, maxRetryWait);
                 using var http = HttpClientFactory.Create(settings);
                 var client = new HubClient(http, hubEndpoint, token, settings, ctx.Logger);

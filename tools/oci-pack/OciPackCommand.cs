@@ -10,6 +10,8 @@ using ModelCar.Registry;
 using ModelCar.Registry.Auth;
 using ModelCar.Registry.Cli;
 using ModelCar.Common.Http;
+using ModelCar.HuggingFace;
+using ModelCar.HuggingFace.Cli;
 
 namespace ModelCar.OciPack;
 
@@ -27,9 +29,12 @@ public static class OciPackCommand
 
         /// <summary>The platforms of the image, comma-separated (linux/amd64,linux/arm64), in the index's order.</summary>
         public const string ImagePlatforms = "IMAGE_PLATFORMS";
+
+        /// <summary>With --model hf://: the commit the revision resolved to (every file was read at it).</summary>
+        public const string HfCommit = "HF_COMMIT";
     }
 
-    public static IReadOnlyList<string> ResultNames { get; } = [Result.ImageDigest, Result.ImageUrl, Result.ImageSize, Result.ImagePlatforms];
+    public static IReadOnlyList<string> ResultNames { get; } = [Result.ImageDigest, Result.ImageUrl, Result.ImageSize, Result.ImagePlatforms, Result.HfCommit];
 
     public const string Name = "oci-pack";
     public const long DefaultLayerThreshold = 16L << 20;
@@ -37,7 +42,14 @@ public static class OciPackCommand
     public static RootCommand Create()
     {
         var root = ToolApp.CreateRoot("Turn a model directory into a KServe ModelCar OCI image and write it to layouts, oci-archives and registries (any mix, one read of the model).");
-        var model = new Option<DirectoryInfo>("--model") { Description = "The model directory (e.g. what hf-fetch wrote).", HelpName = "DIR", Required = true };
+        var model = new Option<string>("--model")
+        {
+            Description = "The model: a directory (e.g. what hf-fetch wrote), or hf://ORG/NAME[@REVISION] to stream the files from the Hub straight into the outputs (no copy on disk).",
+            HelpName = "DIR|hf://ORG/NAME[@REV]",
+            Required = true,
+        };
+        // --repo-type, --endpoint, --token-file: hf-fetch's definitions (for --model hf://)
+        var hub = new HubOptions();
         var output = new Option<string[]>("--output")
         {
             Description = "Where the image goes: oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker://HOST[:PORT]/REPO[:TAG] (repeatable, any mix: all from one read of the model).",
@@ -76,7 +88,7 @@ public static class OciPackCommand
         var lockTimeout = CommonOptions.LockTimeout();
         // credentials, TLS, --jobs (layers in parallel), chunking, retries, --max-blob-size: registry-push's definitions
         var registry = new RegistryOptions(defaultJobs: Math.Clamp(Environment.ProcessorCount, 1, 4), defaultRetries: 5);
-        foreach (var o in new Option[] { model, output, baseImage, modelsPath, include, exclude, owner, user, label, annotation, threshold, platform, allowNoShell, clearEntrypoint, allowIncomplete, stateDir, lockTimeout }.Concat(registry.All))
+        foreach (var o in new Option[] { model, output, baseImage, modelsPath, include, exclude, owner, user, label, annotation, threshold, platform, allowNoShell, clearEntrypoint, allowIncomplete, stateDir, lockTimeout }.Concat(hub.All).Concat(registry.All))
         {
             root.Options.Add(o);
         }
@@ -107,12 +119,38 @@ public static class OciPackCommand
             RegistryOptions.WarnUnusedLogins(credentials, registryOutputs.Select(r => r.Registry).Append((baseLocation as RegistryLocation)?.Reference.Registry).OfType<string>().ToList(), "--output or --base", log);
             var httpSettings = registry.HttpSettingsFrom(ctx);
 
-            var modelDir = ctx.Required(model).FullName;
+            var modelText = ctx.Required(model);
             var filter = PathFilter.Create(ctx.Get(include) ?? [], ctx.Get(exclude) ?? []);
-            var tree = ModelTree.Scan(modelDir, filter);
             var annotations = new Dictionary<string, string>();
-            var snapshot = HfSnapshot.TryRead(modelDir);
-            if (HfSnapshot.IncompleteReason(modelDir, snapshot, filter) is { } incomplete)
+            string? modelDir = null;
+            ModelTree tree;
+            HubModelSource? hubSource = null;
+            using var hubHttp = HubModelReference.IsHubReference(modelText) ? HttpClientFactory.Create(httpSettings) : null;
+            if (hubHttp is not null)
+            {
+                Func<string, string?> env = Environment.GetEnvironmentVariable;
+                var reference = HubModelReference.Parse(modelText);
+                if (HubOptions.IsOffline(env))
+                {
+                    throw new ToolException($"--model {modelText}: HF_HUB_OFFLINE is set, but hf:// reads the model from the Hub; use hf-fetch --offline and --model DIR");
+                }
+                var token = hub.TokenFrom(ctx, env);
+                var hubClient = new HubClient(hubHttp, hub.EndpointFrom(ctx, env), token, httpSettings, log);
+                hubSource = await HubModelSource.OpenAsync(hubClient, reference, hub.RepoTypeFrom(ctx), filter, log, ct);
+                tree = hubSource.Tree;
+                foreach (var (k, v) in hubSource.Annotations())
+                {
+                    annotations[k] = v;
+                }
+                log.LogInformation("model from {Repo} at {Commit} (the Hub, streamed: {Files} files, {Size})", reference.RepoId, hubSource.Commit, tree.Entries.Count, SizeParser.Format(tree.TotalBytes));
+            }
+            else
+            {
+                modelDir = Path.GetFullPath(modelText);
+                tree = ModelTree.Scan(modelDir, filter);
+            }
+            var snapshot = modelDir is null ? null : HfSnapshot.TryRead(modelDir);
+            if (modelDir is not null && HfSnapshot.IncompleteReason(modelDir, snapshot, filter) is { } incomplete)
             {
                 var message = $"model dir is an incomplete hf-fetch download: {incomplete}";
                 if (!ctx.Get(allowIncomplete))
@@ -143,6 +181,10 @@ public static class OciPackCommand
 
             CheckSizes(ctx, registry, bases, Packer.Plan(tree, settings));
             var record = OpenRecord(modelDir, ctx.Get(stateDir), log);
+            if (record is null)
+            {
+                log.LogInformation("no layer record for --model hf:// without --state-dir: a re-run reads every layer again");
+            }
 
             // one writer per layout at a time; what temp files earlier, killed runs left are removed
             var locks = new List<IDisposable>();
@@ -189,10 +231,14 @@ public static class OciPackCommand
                 }
                 targets.RemoveAll(t => t is null);
                 await using var outputs = new ImageOutputs(targets, record, log);
-                var result = await Packer.PackAsync(tree, bases, outputs, settings, ctx.Get(registry.Jobs), log, ct).ConfigureAwait(false);
+                var result = await Packer.PackAsync(tree, bases, outputs, settings, ctx.Get(registry.Jobs), log, ct, hubSource).ConfigureAwait(false);
                 await outputs.CommitAsync(result.Manifest, ct).ConfigureAwait(false);
                 log.LogInformation("wrote {Outputs}: {Kind} {Digest} ({Platforms}), {Layers} model layers ({FromRecord} known from the layer record), {Read} of model layers read, image {Size}",
                     outputs.Description, bases.Count > 1 ? "index" : "manifest", result.Manifest.Digest, string.Join(", ", result.Platforms), result.ModelLayers, outputs.LayersFromRecord, SizeParser.Format(outputs.LayerBytesRead), SizeParser.Format(result.ImageSize));
+                if (hubSource is not null)
+                {
+                    log.LogInformation("{Received} received from the Hub for {Files} file(s)", SizeParser.Format(hubSource.Received), hubSource.ReceivedPerFile.Count);
+                }
 
                 var pushed = registryTarget?.Results ?? [];
                 foreach (var destination in destinations)
@@ -205,6 +251,10 @@ public static class OciPackCommand
                 ctx.Results.Write(Result.ImageUrl, pushed.Count > 0 ? pushed[0].PinnedReference : ImageUrlOf(destinations[0], result.Manifest.Digest));
                 ctx.Results.Write(Result.ImageSize, result.ImageSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
                 ctx.Results.Write(Result.ImagePlatforms, string.Join(",", result.Platforms));
+                if (hubSource is not null)
+                {
+                    ctx.Results.Write(Result.HfCommit, hubSource.Commit);
+                }
             }
             finally
             {
@@ -335,8 +385,12 @@ public static class OciPackCommand
     }
 
     /// <summary>The record of layer digests: --state-dir must be writable (else exit 1); the model dir's .oci-pack/ is best effort (a warning at save).</summary>
-    private static LayerDigestRecord OpenRecord(string modelDir, string? stateDir, ILogger log)
+    private static LayerDigestRecord? OpenRecord(string? modelDir, string? stateDir, ILogger log)
     {
+        if (modelDir is null && stateDir is null)
+        {
+            return null;
+        }
         if (stateDir is not null)
         {
             try
@@ -351,7 +405,7 @@ public static class OciPackCommand
                 throw new ToolException($"--state-dir '{stateDir}': cannot write the layer record there: {e.Message}");
             }
         }
-        return LayerDigestRecord.Open(LayerDigestRecord.PathFor(modelDir, stateDir), log);
+        return LayerDigestRecord.Open(LayerDigestRecord.PathFor(modelDir ?? stateDir!, stateDir), log);
     }
 
     /// <summary>--max-blob-size, before anything is read or sent: the base layers and the planned model layers (sizes known up front).</summary>

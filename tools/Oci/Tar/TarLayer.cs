@@ -6,6 +6,28 @@ namespace ModelCar.Oci.Tar;
 public sealed class SourceChangedException(string message) : IOException(message);
 
 /// <summary>
+/// A file's bytes came in but do not match the hash its source promised (e.g. a Hub file against its tree
+/// listing): the layer read is void. Fetching again may help (a body corrupted on the way).
+/// </summary>
+public sealed class SourceCorruptedException(string message, string file, string expected, string actual) : IOException(message)
+{
+    public string File { get; } = file;
+    public string Expected { get; } = expected;
+    public string Actual { get; } = actual;
+}
+
+/// <summary>
+/// Where a <see cref="TarLayer"/>'s file segments come from when not from local files (e.g. a Hub file
+/// streamed over HTTP). The source checks its own bytes (size, hash) and throws
+/// <see cref="SourceChangedException"/> or <see cref="SourceCorruptedException"/>.
+/// </summary>
+public interface ILayerFileSource
+{
+    /// <summary>The bytes of <paramref name="entry"/>'s file from <paramref name="offset"/> to its end.</summary>
+    Stream Open(LayerEntry entry, long offset, CancellationToken ct);
+}
+
+/// <summary>
 /// A layer tar that exists only as a function of its entries: a list of segments (header records,
 /// a file's byte range, zero padding, the end-of-archive blocks) whose sizes are all known before
 /// any file data is read. <see cref="OpenAt"/> maps any offset to a segment and a file position, so
@@ -28,10 +50,13 @@ public sealed class TarLayer : IRereadableBlob
     private static readonly Lazy<int> TrailerLength = new(MeasureTrailer);
     private readonly Segment[] _segments;
     private readonly long[] _starts;
+    private readonly ILayerFileSource? _files;
 
-    public TarLayer(IReadOnlyList<LayerEntry> entries, LayerEntryAttributes attributes)
+    /// <param name="files">Where the file segments come from; null: the entries' local <see cref="LayerEntry.SourcePath"/> files.</param>
+    public TarLayer(IReadOnlyList<LayerEntry> entries, LayerEntryAttributes attributes, ILayerFileSource? files = null)
     {
         Entries = entries;
+        _files = files;
         var segments = new List<Segment>();
         foreach (var entry in entries)
         {
@@ -187,6 +212,7 @@ public sealed class TarLayer : IRereadableBlob
         private long _position;
         private int _segment;
         private FileStream? _file;
+        private Stream? _source;
 
         public Reader(TarLayer layer, long offset, Action<long>? progress, CancellationToken ct)
         {
@@ -215,10 +241,71 @@ public sealed class TarLayer : IRereadableBlob
         public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
         public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
-            ValueTask.FromResult(Read(buffer.Span));
+            _layer._files is null ? ValueTask.FromResult(Read(buffer.Span)) : ReadFromSourceAsync(buffer, cancellationToken);
 
         public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            Task.FromResult(Read(buffer.AsSpan(offset, count)));
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        /// <summary>
+        /// The read loop for a pluggable file source (network streams: awaited, not blocked on); header and
+        /// padding segments as in <see cref="Read(Span{byte})"/>.
+        /// </summary>
+        private async ValueTask<int> ReadFromSourceAsync(Memory<byte> buffer, CancellationToken cancellationToken)
+        {
+            _ct.ThrowIfCancellationRequested();
+            int total = 0;
+            while (buffer.Length > 0 && _segment < _layer._segments.Length)
+            {
+                var seg = _layer._segments[_segment];
+                long inSeg = _position - _layer._starts[_segment];
+                int want = (int)Math.Min(buffer.Length, seg.Length - inSeg);
+                int n;
+                switch (seg.Kind)
+                {
+                    case SegmentKind.Bytes:
+                        seg.Data.AsMemory((int)inSeg, want).CopyTo(buffer);
+                        n = want;
+                        break;
+                    case SegmentKind.Zeros:
+                        buffer.Span[..want].Clear();
+                        n = want;
+                        break;
+                    default:
+                        var entry = seg.Entry!;
+                        _source ??= _layer._files!.Open(entry, inSeg, _ct);
+                        n = await _source.ReadAsync(buffer[..want], cancellationToken).ConfigureAwait(false);
+                        if (n == 0)
+                        {
+                            throw new SourceChangedException($"'{entry.SourcePath}' ended after {inSeg} of {entry.Size} bytes");
+                        }
+                        _progress?.Invoke(n);
+                        break;
+                }
+                buffer = buffer[n..];
+                total += n;
+                _position += n;
+                if (inSeg + n == seg.Length)
+                {
+                    if (seg.Kind == SegmentKind.File)
+                    {
+                        // the source verifies after its last byte: read once more to let it (0 bytes expected)
+                        var one = new byte[1];
+                        if (await _source!.ReadAsync(one, cancellationToken).ConfigureAwait(false) != 0)
+                        {
+                            throw new SourceChangedException($"'{seg.Entry!.SourcePath}' is longer than its {seg.Entry.Size} bytes");
+                        }
+                        await _source.DisposeAsync().ConfigureAwait(false);
+                        _source = null;
+                    }
+                    _segment++;
+                }
+                if (seg.Kind == SegmentKind.File && total > 0)
+                {
+                    break; // one source read per call: callers get the bytes as soon as they arrive
+                }
+            }
+            return total;
+        }
 
         public override void CopyTo(Stream destination, int bufferSize) => base.CopyTo(destination, Math.Max(bufferSize, 1 << 20));
 
@@ -243,6 +330,14 @@ public sealed class TarLayer : IRereadableBlob
                         n = want;
                         break;
                     default:
+                        if (_layer._files is not null)
+                        {
+                            // sync callers of a network source (e.g. CopyTo): one awaited read at a time
+                            var rented = new byte[want];
+                            n = ReadFromSourceAsync(rented, CancellationToken.None).AsTask().GetAwaiter().GetResult();
+                            rented.AsSpan(0, n).CopyTo(buffer);
+                            return total + n;
+                        }
                         n = ReadFile(seg.Entry!, inSeg, buffer[..want]);
                         _progress?.Invoke(n);
                         break;
@@ -333,6 +428,8 @@ public sealed class TarLayer : IRereadableBlob
             {
                 _file?.Dispose();
                 _file = null;
+                _source?.Dispose();
+                _source = null;
             }
             base.Dispose(disposing);
         }

@@ -1,0 +1,182 @@
+using System.Net;
+using ModelCar.TestSupport;
+
+namespace ModelCar.HfFetch.Tests;
+
+/// <summary>
+/// oci-pack --model hf://ORG/NAME@REV (issue 13): the PUBLISHED oci-pack streams the files of the in-process fake
+/// Hub straight into a registry container, and the image is the one hf-fetch + oci-pack --model DIR give.
+/// </summary>
+public sealed class DirectPackTests : IAsyncLifetime
+{
+    private readonly TempDir _dir = new("oci-pack-direct");
+    private readonly FakeHub _hub = new();
+    private RegistryContainer _registry = null!;
+
+    public async Task InitializeAsync() => _registry = await new RegistryContainer().StartAsync();
+
+    public async Task DisposeAsync()
+    {
+        await _registry.DisposeAsync();
+        await _hub.DisposeAsync();
+        _dir.Dispose();
+    }
+
+    private Dictionary<string, string?> Env(string? token = null) => new()
+    {
+        ["HF_TOKEN"] = token,
+        ["HUGGING_FACE_HUB_TOKEN"] = null,
+        ["HF_ENDPOINT"] = null,
+        ["HF_HUB_OFFLINE"] = null,
+        ["HF_HOME"] = _dir.Combine("hf-home"),
+        ["SOURCE_DATE_EPOCH"] = null,
+        ["REGISTRY_AUTH_FILE"] = null,
+    };
+
+    private FakeRepo Repo(string id = "org/model", bool gated = false)
+    {
+        var repo = _hub.AddRepo(id, gated: gated);
+        repo.Add("config.json", "{\"a\":1}"u8.ToArray());
+        repo.Add("sub/tokenizer.json", TempDir.RandomBytes(70_000, 2));
+        repo.Add("model-00001-of-00002.safetensors", TempDir.RandomBytes(3 << 20, 3), lfs: true);
+        repo.Add("model-00002-of-00002.safetensors", TempDir.RandomBytes((2 << 20) + 17, 4), lfs: true);
+        return repo;
+    }
+
+    private Task<ToolResult> Direct(string model, string output, Dictionary<string, string?>? env = null, params string[] more) =>
+        ToolRunner.RunAsync("oci-pack", [
+            "--model", model, "--endpoint", _hub.Endpoint, "--base", "scratch", "--allow-no-shell", "--layer-threshold", "1M",
+            "--output", $"docker://{_registry.HostPort}/{output}", "--tls-verify=false", .. more], env ?? Env(), TimeSpan.FromMinutes(3));
+
+    private static string DigestOf(ToolResult r) => r.StdOut.Trim().Split('@')[^1];
+
+    /// <summary>File requests (resolve, redirect target) the fake Hub saw.</summary>
+    private int FileGets => _hub.Resolves.Count(r => r.Method == "GET");
+
+    /// <summary>File body bytes the fake Hub sent.</summary>
+    private long Served => _hub.BytesServed.Values.Sum();
+
+    private async Task<HttpStatusCode> ManifestStatus(string repo, string tag)
+    {
+        using var http = new HttpClient();
+        using var request = new HttpRequestMessage(HttpMethod.Head, new Uri(_registry.BaseUri, $"v2/{repo}/manifests/{tag}"));
+        request.Headers.Accept.ParseAdd("application/vnd.oci.image.manifest.v1+json");
+        using var response = await http.SendAsync(request);
+        return response.StatusCode;
+    }
+
+    [Fact]
+    public async Task Direct_from_the_hub_equals_hf_fetch_then_oci_pack_dir_and_skopeo_reads_it_back()
+    {
+        var repo = Repo();
+        var dest = _dir.Combine("dest");
+        var fetch = await ToolRunner.RunAsync("hf-fetch", [repo.Id, "--dest", dest, "--endpoint", _hub.Endpoint], Env(), TimeSpan.FromMinutes(2));
+        Assert.True(fetch.ExitCode == 0, fetch.ToString());
+        var twoStep = await ToolRunner.RunAsync("oci-pack", [
+            "--model", dest, "--base", "scratch", "--allow-no-shell", "--layer-threshold", "1M",
+            "--output", $"docker://{_registry.HostPort}/two/step:1", "--tls-verify=false"], Env(), TimeSpan.FromMinutes(3));
+        Assert.True(twoStep.ExitCode == 0, twoStep.ToString());
+        long servedBefore = Served;
+
+        var direct = await Direct($"hf://{repo.Id}@{repo.Commit}", "direct/pack:1");
+        Assert.True(direct.ExitCode == 0, direct.ToString());
+        Assert.Equal(DigestOf(twoStep), DigestOf(direct));
+        Assert.StartsWith("sha256:", DigestOf(direct));
+        Assert.Equal(repo.Files.Sum(f => (long)f.Content.Length), Served - servedBefore); // each file read once, straight from the Hub
+        Assert.Empty(_hub.Violations);
+
+        // a branch name resolves to the same commit: the same image
+        var byBranch = await Direct($"hf://{repo.Id}", "direct/branch:1");
+        Assert.True(byBranch.ExitCode == 0, byBranch.ToString());
+        Assert.Equal(DigestOf(direct), DigestOf(byBranch));
+
+        var back = _dir.Combine("back");
+        var copy = await PeerTools.RunAsync("skopeo", ["copy", "--preserve-digests", "--src-tls-verify=false", $"docker://{_registry.HostPort}/direct/pack:1", $"oci:{back}:1"]);
+        Assert.True(copy.ExitCode == 0, copy.ToString());
+    }
+
+    [Fact]
+    public async Task Rerun_with_a_state_dir_downloads_nothing()
+    {
+        var repo = Repo();
+        var state = _dir.Combine("state");
+        var first = await Direct($"hf://{repo.Id}@{repo.Commit}", "rerun/pack:1", null, "--state-dir", state);
+        Assert.True(first.ExitCode == 0, first.ToString());
+        int gets = FileGets;
+        long served = Served;
+        Assert.Equal(repo.Files.Sum(f => (long)f.Content.Length), served);
+        var second = await Direct($"hf://{repo.Id}@{repo.Commit}", "rerun/pack:2", null, "--state-dir", state);
+        Assert.True(second.ExitCode == 0, second.ToString());
+        Assert.Equal(DigestOf(first), DigestOf(second));
+        Assert.Equal(gets, FileGets); // HEADs at the registry only: not one file GET at the Hub
+        Assert.Equal(served, Served);
+    }
+
+    [Fact]
+    public async Task A_body_corrupted_once_is_fetched_again_and_one_corrupted_always_fails_naming_both_hashes_with_nothing_committed()
+    {
+        var repo = Repo();
+        var big = repo.Files[2];
+        _hub.CorruptOnce.Add(big.Path); // the first GET of the file sends flipped bytes
+        var once = await Direct($"hf://{repo.Id}@{repo.Commit}", "once/pack:1");
+        Assert.True(once.ExitCode == 0, once.ToString());
+        Assert.Contains("reading it once more", once.StdErr);
+        var clean = await Direct($"hf://{repo.Id}@{repo.Commit}", "clean/pack:1");
+        Assert.True(clean.ExitCode == 0, clean.ToString());
+        Assert.Equal(DigestOf(clean), DigestOf(once));
+
+        _hub.Corrupt.Add(big.Path);
+        var always = await Direct($"hf://{repo.Id}@{repo.Commit}", "always/pack:1", null, "--jobs", "1");
+        Assert.Equal(1, always.ExitCode);
+        var line = Assert.Single(always.StdErr.Split('\n'), l => l.StartsWith("oci-pack: error: ", StringComparison.Ordinal));
+        Assert.Contains(big.Path, line);
+        Assert.Contains(big.Sha256, line);
+        Assert.Matches("got [0-9a-f]{64}", line);
+        Assert.Equal(HttpStatusCode.NotFound, await ManifestStatus("always/pack", "1"));
+    }
+
+    [Fact]
+    public async Task Gated_repo_fails_without_a_token_and_packs_with_one_that_never_reaches_the_cdn_or_the_log()
+    {
+        var repo = Repo("org/gated", gated: true);
+        const string token = "approved_tok_SECRET42";
+        _hub.ValidTokens.Add(token);
+        var without = await Direct($"hf://{repo.Id}", "gated/pack:1");
+        Assert.Equal(1, without.ExitCode);
+        var line = Assert.Single(without.StdErr.Split('\n'), l => l.StartsWith("oci-pack: error: ", StringComparison.Ordinal));
+        Assert.Contains("GatedRepo", line);
+        Assert.Contains("HF_TOKEN", line);
+
+        var tokenFile = _dir.WriteFile("token", token);
+        var with = await Direct($"hf://{repo.Id}", "gated/pack:1", null, "--token-file", tokenFile, "--verbose");
+        Assert.True(with.ExitCode == 0, with.ToString());
+        Assert.DoesNotContain(token, with.AllOutput);
+        Assert.Empty(_hub.Violations); // the CDN origin records any Authorization it receives
+        Assert.Contains(_hub.Requests, r => r.Port == _hub.CdnPort);
+        Assert.DoesNotContain(_hub.Requests, r => r.Port == _hub.CdnPort && r.Authorization is not null);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_cut_hub_body_resumes_with_Range_or_skips_ahead_when_Range_is_ignored_and_gives_the_same_image(bool ignoreRange)
+    {
+        var repo = Repo();
+        var clean = await Direct($"hf://{repo.Id}@{repo.Commit}", "clean/pack:1");
+        Assert.True(clean.ExitCode == 0, clean.ToString());
+        var big = repo.Files[2];
+        _hub.IgnoreRange = ignoreRange;
+        _hub.CutAfter = (path, nth) => path == big.Path && nth is 2 or 3 ? 1_000_000 : null; // the run's first two bodies of it break
+        var cut = await Direct($"hf://{repo.Id}@{repo.Commit}", "cut/pack:1");
+        Assert.True(cut.ExitCode == 0, cut.ToString());
+        Assert.Equal(DigestOf(clean), DigestOf(cut));
+        Assert.Contains("continuing with Range", cut.StdErr);
+        if (!ignoreRange)
+        {
+            Assert.Contains(_hub.Resolves, r => r.Range is { } range && range.StartsWith("bytes=", StringComparison.Ordinal) && !range.StartsWith("bytes=0-", StringComparison.Ordinal));
+        }
+        var back = _dir.Combine($"back-{ignoreRange}");
+        var copy = await PeerTools.RunAsync("skopeo", ["copy", "--preserve-digests", "--src-tls-verify=false", $"docker://{_registry.HostPort}/cut/pack:1", $"oci:{back}:1"]);
+        Assert.True(copy.ExitCode == 0, copy.ToString());
+    }
+}
