@@ -22,12 +22,9 @@ public static class OciPackCommand
 
         /// <summary>The --output location pinned to the digest: oci:DIR@sha256:… or oci-archive:FILE@sha256:… (no registry URL exists yet).</summary>
         public const string ImageUrl = "IMAGE_URL";
-
-        /// <summary>The platforms of the image, comma-separated (linux/amd64,linux/arm64), in the index's order.</summary>
-        public const string ImagePlatforms = "IMAGE_PLATFORMS";
     }
 
-    public static IReadOnlyList<string> ResultNames { get; } = [Result.ImageDigest, Result.ImageUrl, Result.ImageSize, Result.ImagePlatforms];
+    public static IReadOnlyList<string> ResultNames { get; } = [Result.ImageDigest, Result.ImageUrl, Result.ImageSize];
 
     public const string Name = "oci-pack";
     public const long DefaultLayerThreshold = 16L << 20;
@@ -161,7 +158,6 @@ public static class OciPackCommand
             ctx.Results.Write(Result.ImageDigest, result.Manifest.Digest.ToString());
             ctx.Results.Write(Result.ImageUrl, ImageUrlOf(destination, result.Manifest.Digest));
             ctx.Results.Write(Result.ImageSize, result.ImageSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            ctx.Results.Write(Result.ImagePlatforms, string.Join(",", result.Platforms));
             return ExitCodes.Ok;
         });
         return root;
