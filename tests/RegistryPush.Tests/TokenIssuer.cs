@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
+using ModelCar.TestSupport;
 
 namespace ModelCar.RegistryPush.Tests;
 

@@ -212,7 +212,8 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
             }
             if (response is not null)
             {
-                if (response.StatusCode is HttpStatusCode.Created or HttpStatusCode.NoContent or HttpStatusCode.OK)
+                var (outcome, failure, delay) = await UploadAnswers.ClassifyAsync(response, patch: false, repository.Client.Settings.MaxRetryWait, ct).ConfigureAwait(false);
+                if (outcome == UploadOutcome.Stored)
                 {
                     using (response)
                     {
@@ -221,12 +222,13 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
                     }
                     return;
                 }
-                if (!HttpRetry.IsTransient(response.StatusCode) && !await IsDeadSessionAsync(response, ct).ConfigureAwait(false))
+                if (outcome == UploadOutcome.Refused)
                 {
                     throw await RegistryErrors.ToExceptionAsync(response, ct, HintFor(response)).ConfigureAwait(false);
                 }
-                error = new HttpRequestException($"{(int)response.StatusCode} {response.ReasonPhrase}");
-                serverDelay = ServerDelay(response);
+                // a dead session or a temporary failure: this blob starts again with a new session
+                error = failure;
+                serverDelay = delay;
                 response.Dispose();
             }
             progress(-sent);
@@ -290,7 +292,8 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
                 {
                     using (response)
                     {
-                        if (response.StatusCode == HttpStatusCode.Accepted)
+                        var (outcome, failure, delay) = await UploadAnswers.ClassifyAsync(response, patch: true, repository.Client.Settings.MaxRetryWait, ct).ConfigureAwait(false);
+                        if (outcome == UploadOutcome.Stored)
                         {
                             session = session with { Location = RegistryClient.ResolveLocation(session.Location, response) };
                             offset = StoredBytes(response) ?? start + length;
@@ -300,20 +303,13 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
                             failures = 0;
                             continue;
                         }
-                        if (await IsDeadSessionAsync(response, ct).ConfigureAwait(false))
-                        {
-                            restart = true;
-                            error = new HttpRequestException($"{(int)response.StatusCode} {ServerCode(response)}");
-                        }
-                        else if (response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable || HttpRetry.IsTransient(response.StatusCode))
-                        {
-                            error = new HttpRequestException($"{(int)response.StatusCode} {response.ReasonPhrase}");
-                            serverDelay = ServerDelay(response);
-                        }
-                        else
+                        if (outcome == UploadOutcome.Refused)
                         {
                             throw await RegistryErrors.ToExceptionAsync(response, ct, HintFor(response)).ConfigureAwait(false);
                         }
+                        restart = outcome == UploadOutcome.SessionDead;
+                        error = failure;
+                        serverDelay = delay;
                     }
                 }
             }
@@ -335,33 +331,27 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
                 {
                     using (response)
                     {
-                        if (response.StatusCode is HttpStatusCode.Created or HttpStatusCode.NoContent or HttpStatusCode.OK)
+                        var (outcome, failure, delay) = await UploadAnswers.ClassifyAsync(response, patch: false, repository.Client.Settings.MaxRetryWait, ct).ConfigureAwait(false);
+                        if (outcome == UploadOutcome.Stored)
                         {
                             Completed(blob);
                             RegistryRepository.CheckReportedDigest(response, blob.Digest, $"PUT blob {blob.Digest}");
                             return;
                         }
-                        if (await IsDeadSessionAsync(response, ct).ConfigureAwait(false))
-                        {
-                            // a PUT that was cut may still have completed: the blob may be there now
-                            if (await repository.BlobExistsAsync(blob.Digest, ct).ConfigureAwait(false))
-                            {
-                                Completed(blob);
-                                return;
-                            }
-                            restart = true;
-                            error = new HttpRequestException($"{(int)response.StatusCode} {ServerCode(response)}");
-                        }
-                        else if (HttpRetry.IsTransient(response.StatusCode))
-                        {
-                            error = new HttpRequestException($"{(int)response.StatusCode} {response.ReasonPhrase}");
-                            serverDelay = ServerDelay(response);
-                        }
-                        else
+                        if (outcome == UploadOutcome.Refused)
                         {
                             var hint = ServerCode(response) == "DIGEST_INVALID" ? $"the source's content does not match {blob.Digest}" : HintFor(response);
                             throw await RegistryErrors.ToExceptionAsync(response, ct, hint).ConfigureAwait(false);
                         }
+                        // a PUT that was cut may still have completed: the blob may be there now
+                        if (outcome == UploadOutcome.SessionDead && await repository.BlobExistsAsync(blob.Digest, ct).ConfigureAwait(false))
+                        {
+                            Completed(blob);
+                            return;
+                        }
+                        restart = outcome == UploadOutcome.SessionDead;
+                        error = failure;
+                        serverDelay = delay;
                     }
                 }
             }
@@ -482,8 +472,6 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
         ? "the registry refuses a body this large: set --chunk-size (e.g. 512M)"
         : null;
 
-    /// <summary>Retry-After of a failed answer, within the shared cap (a longer one fails the push at once: HttpRetry).</summary>
-    private TimeSpan? ServerDelay(HttpResponseMessage response) => HttpRetry.CheckServerDelay(response, repository.Client.Settings.MaxRetryWait);
 
     internal static bool IsRecoverable(Exception e, CancellationToken ct) =>
         !ct.IsCancellationRequested && PermanentCause(e) is null && HttpRetry.IsTransient(e, ct);

@@ -143,8 +143,12 @@ public sealed class RegistryBlobWriter : IBlobWriter
                     {
                         break;
                     }
+                    if (_attempt is not { } inFlight)
+                    {
+                        break; // everything is stored: the flush completes as soon as the pipe notices
+                    }
                     // the pipe is full: a request is reading it (or finishing a chunk)
-                    await Task.WhenAny(flush, _attempt!.Task).ConfigureAwait(false);
+                    await Task.WhenAny(flush, inFlight.Task).ConfigureAwait(false);
                 }
                 await flush.ConfigureAwait(false);
             }
@@ -296,20 +300,30 @@ public sealed class RegistryBlobWriter : IBlobWriter
         // or chunked one says where it starts, so the registry checks the offset (416 if it disagrees)
         bool withRange = _chunkSize is not null || start > 0;
         var location = _session.Location;
-        var attempt = new Attempt(start, length);
-        var token = _life.Token;
-        attempt.Task = Task.Run(() => _repository.Client.SendAsync(() =>
+        var attempt = new Attempt(start, length, _life.Token);
+        var headersTimeout = _repository.Client.Settings.HeadersTimeout;
+        attempt.Task = Task.Run(async () =>
         {
-            attempt.Content?.Abort(); // a resend after a 401: the earlier body stops reading the pipe
-            var content = new FedContent(this, start, length);
-            attempt.Content = content;
-            content.Headers.ContentType = RegistryClient.OctetStream;
-            if (withRange)
+            try
             {
-                content.Headers.TryAddWithoutValidation("Content-Range", $"{start}-{start + length - 1}");
+                return await _repository.Client.SendAsync(() =>
+                {
+                    attempt.Content?.Abort(); // a resend after a 401: the earlier body stops reading the pipe
+                    var content = new FedContent(this, attempt, start, length, headersTimeout);
+                    attempt.Content = content;
+                    content.Headers.ContentType = RegistryClient.OctetStream;
+                    if (withRange)
+                    {
+                        content.Headers.TryAddWithoutValidation("Content-Range", $"{start}-{start + length - 1}");
+                    }
+                    return new HttpRequestMessage(HttpMethod.Patch, location) { Content = content };
+                }, _repository.PushScope, attempt.Token, retry: false).ConfigureAwait(false);
             }
-            return new HttpRequestMessage(HttpMethod.Patch, location) { Content = content };
-        }, _repository.PushScope, token, retry: false), token);
+            catch (OperationCanceledException e) when (!_life.IsCancellationRequested)
+            {
+                throw new TimeoutException($"PATCH {ModelCar.Common.Logging.Redactor.Url(location)}: no answer {headersTimeout.TotalSeconds:0} s after the body was sent", e);
+            }
+        }, _life.Token);
         _attempt = attempt;
     }
 
@@ -334,12 +348,14 @@ public sealed class RegistryBlobWriter : IBlobWriter
         finally
         {
             attempt.Content?.Abort();
+            attempt.Dispose();
         }
         if (response is not null)
         {
             using (response)
             {
-                if (response.StatusCode is HttpStatusCode.Accepted or HttpStatusCode.NoContent or HttpStatusCode.Created)
+                var (outcome, failure, serverDelay) = await ClassifyAsync(response, patch: true, ct).ConfigureAwait(false);
+                if (outcome == UploadOutcome.Stored)
                 {
                     long end = attempt.Start + attempt.Length;
                     long stored = BlobUploader.StoredBytes(response) ?? end;
@@ -356,19 +372,15 @@ public sealed class RegistryBlobWriter : IBlobWriter
                     }
                     error = new HttpRequestException($"the registry acknowledged {stored} bytes where {end} were sent");
                 }
-                else if (await BlobUploader.IsDeadSessionAsync(response, ct).ConfigureAwait(false))
+                else if (outcome == UploadOutcome.Refused)
                 {
-                    dead = true;
-                    error = new HttpRequestException($"{(int)response.StatusCode} {BlobUploader.ServerCode(response)}");
-                }
-                else if (response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable || HttpRetry.IsTransient(response.StatusCode))
-                {
-                    delay = ServerDelay(response);
-                    error = new HttpRequestException($"{(int)response.StatusCode} {response.ReasonPhrase}");
+                    throw await PermanentAsync(response, ct).ConfigureAwait(false);
                 }
                 else
                 {
-                    throw await PermanentAsync(response, ct).ConfigureAwait(false);
+                    dead = outcome == UploadOutcome.SessionDead;
+                    error = failure;
+                    delay = serverDelay;
                 }
             }
         }
@@ -396,7 +408,8 @@ public sealed class RegistryBlobWriter : IBlobWriter
         {
             using (response)
             {
-                if (response.StatusCode is HttpStatusCode.Created or HttpStatusCode.NoContent or HttpStatusCode.OK)
+                var (outcome, failure, serverDelay) = await ClassifyAsync(response, patch: false, ct).ConfigureAwait(false);
+                if (outcome == UploadOutcome.Stored)
                 {
                     try
                     {
@@ -408,30 +421,23 @@ public sealed class RegistryBlobWriter : IBlobWriter
                     }
                     return true;
                 }
-                if (await BlobUploader.IsDeadSessionAsync(response, ct).ConfigureAwait(false))
+                if (outcome == UploadOutcome.Refused)
                 {
-                    // a PUT that was cut may still have completed: the blob may be there now
-                    if (await _repository.BlobExistsAsync(digest, ct).ConfigureAwait(false))
+                    if (BlobUploader.ServerCode(response) is "DIGEST_INVALID")
                     {
-                        return true;
+                        throw Failure($"{_what}: the registry computed another digest than {digest} for the bytes it received (DIGEST_INVALID): "
+                            + "the blob changed while it was read, or its bytes were damaged on the way", null, transient: false);
                     }
-                    dead = true;
-                    error = new HttpRequestException($"{(int)response.StatusCode} {BlobUploader.ServerCode(response)}");
-                }
-                else if (HttpRetry.IsTransient(response.StatusCode))
-                {
-                    delay = ServerDelay(response);
-                    error = new HttpRequestException($"{(int)response.StatusCode} {response.ReasonPhrase}");
-                }
-                else if (BlobUploader.ServerCode(response) is "DIGEST_INVALID")
-                {
-                    throw Failure($"{_what}: the registry computed another digest than {digest} for the bytes it received (DIGEST_INVALID): "
-                        + "the blob changed while it was read, or its bytes were damaged on the way", null, transient: false);
-                }
-                else
-                {
                     throw await PermanentAsync(response, ct).ConfigureAwait(false);
                 }
+                // a PUT that was cut may still have completed: the blob may be there now
+                if (outcome == UploadOutcome.SessionDead && await _repository.BlobExistsAsync(digest, ct).ConfigureAwait(false))
+                {
+                    return true;
+                }
+                dead = outcome == UploadOutcome.SessionDead;
+                error = failure;
+                delay = serverDelay;
             }
         }
         await RecoverAsync(error!, delay, dead, ct).ConfigureAwait(false);
@@ -491,11 +497,12 @@ public sealed class RegistryBlobWriter : IBlobWriter
         Report(_stored);
     }
 
-    private TimeSpan? ServerDelay(HttpResponseMessage response)
+    /// <summary>The shared answer rule (<see cref="UploadAnswers"/>); a Retry-After beyond the cap fails the blob as transient.</summary>
+    private async Task<(UploadOutcome Outcome, Exception? Error, TimeSpan? Delay)> ClassifyAsync(HttpResponseMessage response, bool patch, CancellationToken ct)
     {
         try
         {
-            return HttpRetry.CheckServerDelay(response, _repository.Client.Settings.MaxRetryWait);
+            return await UploadAnswers.ClassifyAsync(response, patch, _repository.Client.Settings.MaxRetryWait, ct).ConfigureAwait(false);
         }
         catch (RetryWaitTooLongException e)
         {
@@ -527,13 +534,38 @@ public sealed class RegistryBlobWriter : IBlobWriter
         _ => HttpRetry.IsTransient(e, CancellationToken.None),
     };
 
-    /// <summary>One PATCH: where it starts, how long it is, and the body currently being sent.</summary>
-    private sealed class Attempt(long start, long length)
+    /// <summary>
+    /// One PATCH: where it starts, how long it is, the body currently being sent, and its token, which
+    /// also bounds the wait for the answer once the whole body is out (<see cref="HttpSettings.HeadersTimeout"/>).
+    /// </summary>
+    private sealed class Attempt(long start, long length, CancellationToken life) : IDisposable
     {
+        private readonly CancellationTokenSource _cts = CancellationTokenSource.CreateLinkedTokenSource(life);
+
         public long Start { get; } = start;
         public long Length { get; } = length;
         public Task<HttpResponseMessage> Task { get; set; } = null!;
         public FedContent? Content { get; set; }
+        public CancellationToken Token => _cts.Token;
+
+        /// <summary>A body starts (again, after a 401): no answer is due yet.</summary>
+        public void BodyStarted() => Try(() => _cts.CancelAfter(Timeout.InfiniteTimeSpan));
+
+        /// <summary>The whole body is out: the answer is due within <paramref name="timeout"/>.</summary>
+        public void BodySent(TimeSpan timeout) => Try(() => _cts.CancelAfter(timeout));
+
+        private static void Try(Action a)
+        {
+            try
+            {
+                a();
+            }
+            catch (ObjectDisposedException)
+            {
+            }
+        }
+
+        public void Dispose() => _cts.Dispose();
     }
 
     /// <summary>
@@ -544,13 +576,17 @@ public sealed class RegistryBlobWriter : IBlobWriter
     private sealed class FedContent : HttpContent
     {
         private readonly RegistryBlobWriter _w;
+        private readonly Attempt _attempt;
         private readonly long _start;
         private readonly long _length;
+        private readonly TimeSpan _headersTimeout;
         private readonly CancellationTokenSource _abort = new();
 
-        public FedContent(RegistryBlobWriter writer, long start, long length)
+        public FedContent(RegistryBlobWriter writer, Attempt attempt, long start, long length, TimeSpan headersTimeout)
         {
             _w = writer;
+            _attempt = attempt;
+            _headersTimeout = headersTimeout;
             _start = start;
             _length = length;
             Headers.ContentLength = length;
@@ -577,6 +613,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
             var stallTimeout = _w._repository.Client.Settings.StallTimeout;
             using var stall = CancellationTokenSource.CreateLinkedTokenSource(token);
             await _w._reader.WaitAsync(token).ConfigureAwait(false);
+            _attempt.BodyStarted();
             try
             {
                 long offset = _start;
@@ -609,6 +646,18 @@ public sealed class RegistryBlobWriter : IBlobWriter
                     }
                 }
                 var reader = _w._pipe.Reader;
+                while (_w._consumed < offset)
+                {
+                    // the registry took part of a write that failed: those bytes are still in the pipe, skip them
+                    var result = await reader.ReadAsync(token).ConfigureAwait(false);
+                    long skip = Math.Min(result.Buffer.Length, offset - _w._consumed);
+                    reader.AdvanceTo(result.Buffer.GetPosition(skip));
+                    Interlocked.Add(ref _w._consumed, skip);
+                    if (skip == 0 && result.IsCompleted)
+                    {
+                        throw new ToolException($"{_w._what}: the producer stopped before byte {offset}");
+                    }
+                }
                 while (offset < end)
                 {
                     var result = await reader.ReadAsync(token).ConfigureAwait(false);
@@ -633,6 +682,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
                         throw new ToolException($"{_w._what}: the producer stopped {end - offset} bytes before the end of the request body");
                     }
                 }
+                _attempt.BodySent(_headersTimeout);
             }
             finally
             {
@@ -642,6 +692,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
 
         private async Task WriteAsync(Stream stream, ReadOnlyMemory<byte> data, CancellationTokenSource stall, TimeSpan stallTimeout, CancellationToken requestToken)
         {
+            Interlocked.Add(ref _w._bodyBytes, data.Length); // handed to the transport (it may take part of it before a cut)
             stall.CancelAfter(stallTimeout);
             try
             {
@@ -652,7 +703,6 @@ public sealed class RegistryBlobWriter : IBlobWriter
                 throw new TimeoutException($"upload stalled: no progress for {stallTimeout.TotalSeconds:0} s");
             }
             stall.CancelAfter(Timeout.InfiniteTimeSpan);
-            Interlocked.Add(ref _w._bodyBytes, data.Length);
         }
 
         protected override bool TryComputeLength(out long length)

@@ -7,7 +7,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
-namespace ModelCar.RegistryPush.Tests;
+namespace ModelCar.TestSupport;
 
 /// <summary>A Kestrel server on 127.0.0.1 (random port) answering with one request delegate.</summary>
 public sealed class TestServer : IAsyncDisposable

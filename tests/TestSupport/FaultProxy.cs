@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using System.Net.Http.Headers;
 using Microsoft.AspNetCore.Http;
 
-namespace ModelCar.RegistryPush.Tests;
+namespace ModelCar.TestSupport;
 
 /// <summary>What the proxy does with one request.</summary>
 public enum Fault
