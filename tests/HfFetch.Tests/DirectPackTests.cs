@@ -179,4 +179,27 @@ public sealed class DirectPackTests : IAsyncLifetime
         var copy = await PeerTools.RunAsync("skopeo", ["copy", "--preserve-digests", "--src-tls-verify=false", $"docker://{_registry.HostPort}/cut/pack:1", $"oci:{back}:1"]);
         Assert.True(copy.ExitCode == 0, copy.ToString());
     }
+
+    [Fact]
+    public async Task A_registry_side_cut_resumes_from_the_session_offset_with_a_Hub_Range_at_the_matching_file_position()
+    {
+        var repo = Repo();
+        var clean = await Direct($"hf://{repo.Id}@{repo.Commit}", "clean/pack:1");
+        Assert.True(clean.ExitCode == 0, clean.ToString());
+        await using var proxy = await FaultProxy.StartAsync(_registry.BaseUri);
+        int patches = 0;
+        proxy.Decide = (_, m, _) => m == "PATCH" && Interlocked.Increment(ref patches) == 3 ? Fault.CutBeforeForward : Fault.Forward;
+        long servedBefore = Served;
+        var r = await ToolRunner.RunAsync("oci-pack", [
+            "--model", $"hf://{repo.Id}@{repo.Commit}", "--endpoint", _hub.Endpoint, "--base", "scratch", "--allow-no-shell", "--layer-threshold", "1M",
+            "--output", $"docker://{proxy.HostPort}/resumed/pack:1", "--tls-verify=false", "--chunk-size", "1M", "--jobs", "1"], Env(), TimeSpan.FromMinutes(3));
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Equal(DigestOf(clean), DigestOf(r));
+        // the layer re-read from the registry's offset asked the Hub for the rest of the file only
+        Assert.Contains(_hub.Resolves, q => q.Range is { } range && range.StartsWith("bytes=", StringComparison.Ordinal) && !range.StartsWith("bytes=0-", StringComparison.Ordinal));
+        Assert.True(Served - servedBefore < 2 * repo.Files.Sum(f => (long)f.Content.Length), "the whole model was fetched again");
+        var back = _dir.Combine("back-resumed");
+        var copy = await PeerTools.RunAsync("skopeo", ["copy", "--preserve-digests", "--src-tls-verify=false", $"docker://{_registry.HostPort}/resumed/pack:1", $"oci:{back}:1"]);
+        Assert.True(copy.ExitCode == 0, copy.ToString());
+    }
 }
