@@ -63,7 +63,7 @@ public sealed class LayerRecordTests : IDisposable
         Assert.Equal(files, read?.Files);
 
         // a version 1 record (digests without file hashes) is not trusted: those layers are read once more
-        File.WriteAllText(path, $$"""{"version":1,"layers":{"k1":"{{digest}}"}}""");
+        File.WriteAllText(path, $$$"""{"version":1,"layers":{"k1":"{{{digest}}}"}}""");
         Assert.Null(LayerDigestRecord.Open(path, NullLogger.Instance).Get("k1"));
 
         File.WriteAllText(path, "{not json");

@@ -187,8 +187,7 @@ public sealed class ProvenanceTests : IDisposable
         var output = _dir.Combine("out");
         var r = await ToolRunner.RunAsync("oci-pack", "--model", model, "--base", $"oci:{baseDir}:1", "--output", $"oci:{output}:v1", "--layer-threshold", "1M", "--allow-incomplete");
         Assert.True(r.ExitCode == 1, r.ToString());
-        var line = Assert.Single(r.StdErr.Split('
-'), l => l.StartsWith("oci-pack: error: ", StringComparison.Ordinal));
+        var line = Assert.Single(r.StdErr.Split('\n'), l => l.StartsWith("oci-pack: error: ", StringComparison.Ordinal));
         Assert.Contains("weights.bin", line);
         Assert.Contains(wrong, line);
         Assert.Contains(await Sha256Sum(Path.Combine(model, "weights.bin")), line);
