@@ -55,9 +55,16 @@ public sealed class LayerRecordTests : IDisposable
         var record = LayerDigestRecord.Open(path, NullLogger.Instance);
         Assert.Null(record.Get("k1"));
         var digest = Digest.Sha256("x"u8);
-        record.Set("k1", digest);
+        var files = new Dictionary<string, string> { ["models/a.bin"] = new string('c', 64), ["models/b.json"] = new string('d', 64) };
+        record.Set("k1", digest, files);
         record.Save();
-        Assert.Equal(digest, LayerDigestRecord.Open(path, NullLogger.Instance).Get("k1"));
+        var read = LayerDigestRecord.Open(path, NullLogger.Instance).Get("k1");
+        Assert.Equal(digest, read?.Digest);
+        Assert.Equal(files, read?.Files);
+
+        // a version 1 record (digests without file hashes) is not trusted: those layers are read once more
+        File.WriteAllText(path, $$$"""{"version":1,"layers":{"k1":"{{{digest}}}"}}""");
+        Assert.Null(LayerDigestRecord.Open(path, NullLogger.Instance).Get("k1"));
 
         File.WriteAllText(path, "{not json");
         Assert.Null(LayerDigestRecord.Open(path, NullLogger.Instance).Get("k1"));

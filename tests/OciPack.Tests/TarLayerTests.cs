@@ -95,6 +95,34 @@ public sealed class TarLayerTests : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(511)]
+    [InlineData(777)]
+    [InlineData(1 << 20)]
+    public void File_hasher_fed_the_layer_stream_in_any_chunks_gives_each_files_sha256(int chunk)
+    {
+        foreach (var plan in VariedTree())
+        {
+            var layer = new TarLayer(plan.Entries, Attrs);
+            var files = plan.Entries.Where(e => e.Kind == LayerEntryKind.File).ToList();
+            Assert.Equal(files.Select(f => f.TarPath), layer.Files.Select(f => f.Entry.TarPath));
+            var seen = new List<string>();
+            using var hasher = new LayerFileHasher(layer, (e, _) => seen.Add(e.TarPath));
+            using var s = layer.OpenAt(0);
+            var buffer = new byte[chunk];
+            int n;
+            while ((n = s.Read(buffer)) > 0)
+            {
+                hasher.Append(buffer.AsSpan(0, n));
+            }
+            Assert.Equal(files.Select(f => f.TarPath), seen);
+            Assert.Equal(
+                files.ToDictionary(f => f.TarPath, f => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(f.SourcePath!)))),
+                hasher.Result);
+        }
+    }
+
     [Fact]
     public void OpenAt_any_offset_gives_the_suffix()
     {

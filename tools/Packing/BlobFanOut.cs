@@ -16,7 +16,10 @@ public static class BlobFanOut
     public const int BufferSize = 1 << 20;
 
     /// <summary>Copies <paramref name="open"/>'s bytes (exactly <paramref name="size"/>) to the writers; returns their digest.</summary>
-    public static async Task<Digest> CopyAsync(Func<Stream> open, long size, IReadOnlyList<IBlobWriter> writers, string what, CancellationToken ct)
+    /// <param name="observe">Also given every buffer, in order, while the writers write it (e.g. to hash each file of a layer);
+    /// it runs before the commit, so throwing from it abandons every blob.</param>
+    public static async Task<Digest> CopyAsync(Func<Stream> open, long size, IReadOnlyList<IBlobWriter> writers, string what, CancellationToken ct,
+        Action<ReadOnlyMemory<byte>>? observe = null)
     {
         var buffers = new[] { ArrayPool<byte>.Shared.Rent(BufferSize), ArrayPool<byte>.Shared.Rent(BufferSize) };
         bool committed = false;
@@ -42,7 +45,10 @@ public static class BlobFanOut
                         throw new InvalidOperationException($"{what}: more than the {size} bytes planned");
                     }
                     hash.AppendData(buffer, 0, n);
-                    pending = WriteAllAsync(writers, buffer.AsMemory(0, n), ct);
+                    var data = buffer.AsMemory(0, n);
+                    pending = observe is null
+                        ? WriteAllAsync(writers, data, ct)
+                        : Task.WhenAll(WriteAllAsync(writers, data, ct), Task.Run(() => observe(data), ct));
                 }
             }
             if (total != size)

@@ -102,6 +102,27 @@ public sealed record HfSnapshot
             yield return new(Oci.Annotations.Revision, Commit);
         }
     }
+
+    /// <summary>
+    /// The sha256 hf-fetch verified for the files of <paramref name="tree"/> (LFS files listed with the size
+    /// they still have), by full source path: oci-pack checks each against the hash it takes while packing.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> VerifiedSha256(ModelTree tree)
+    {
+        var listed = (Files ?? [])
+            .Where(f => f.Path is not null && f.Sha256 is { Length: 64 } s && s.All(char.IsAsciiHexDigit))
+            .GroupBy(f => f.Path!, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var e in tree.Entries.Where(e => e.Kind == ModelEntryKind.File))
+        {
+            if (listed.TryGetValue(e.RelativePath, out var f) && f.Size == e.Size)
+            {
+                result[e.FullPath] = f.Sha256!.ToLowerInvariant();
+            }
+        }
+        return result;
+    }
 }
 
 /// <summary>One file of the snapshot, as far as oci-pack checks it.</summary>

@@ -41,6 +41,7 @@ public sealed class ImageOutputs(IReadOnlyList<IImageTarget> targets, LayerDiges
 {
     private long _modelBytesRead;
     private int _layersFromRecord;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _fileSha256 = new(StringComparer.Ordinal);
 
     public IReadOnlyList<IImageTarget> Targets => targets;
 
@@ -50,6 +51,13 @@ public sealed class ImageOutputs(IReadOnlyList<IImageTarget> targets, LayerDiges
     public long LayerBytesRead => Interlocked.Read(ref _modelBytesRead);
 
     public int LayersFromRecord => _layersFromRecord;
+
+    /// <summary>
+    /// After <see cref="WriteLayersAsync"/>: the sha256 (hex) of every model file by its source path, hashed
+    /// inline during the layer's one read (or taken from the layer record with its digest), for the layers'
+    /// provenance annotations (<see cref="PackSettings.FileSha256"/>).
+    /// </summary>
+    public IReadOnlyDictionary<string, string> FileSha256 => _fileSha256;
 
     public async Task CopyBaseBlobAsync(IImageSource source, Descriptor blob, Action<long> progress, CancellationToken ct)
     {
@@ -67,8 +75,10 @@ public sealed class ImageOutputs(IReadOnlyList<IImageTarget> targets, LayerDiges
     /// <param name="files">Where the layers' file bytes come from (null: local files); a file whose bytes do not
     /// match its source's hash (<see cref="SourceCorruptedException"/>) abandons the layer's blobs (nothing
     /// committed) and is read once more; a second mismatch fails with both hashes.</param>
+    /// <param name="verifiedSha256">sha256 (hex) a downloader verified, by source path (hf-fetch's record): each file's
+    /// inline hash must equal it, else the run fails before the layer is committed.</param>
     public async Task<Descriptor[]> WriteLayersAsync(IReadOnlyList<LayerPlan> plans, LayerEntryAttributes attributes, int jobs, Action<long> progress, CancellationToken ct,
-        ILayerFileSource? files = null)
+        ILayerFileSource? files = null, IReadOnlyDictionary<string, string>? verifiedSha256 = null)
     {
         var layers = plans.Select(p => new TarLayer(p.Entries, attributes, files)).ToList();
         for (int i = 0; i < plans.Count; i++)
@@ -87,8 +97,10 @@ public sealed class ImageOutputs(IReadOnlyList<IImageTarget> targets, LayerDiges
         await Parallel.ForEachAsync(order, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(jobs, 1), CancellationToken = ct }, async (i, token) =>
         {
             var plan = plans[i];
-            var known = record?.Get(plan.Key);
+            var recorded = record?.Get(plan.Key);
+            var known = recorded?.Digest;
             Digest digest = default!;
+            IReadOnlyDictionary<string, string> fileSha256 = recorded?.Files ?? new Dictionary<string, string>();
             bool streamed = false;
             for (SourceCorruptedException? first = null; ;)
             {
@@ -119,11 +131,14 @@ public sealed class ImageOutputs(IReadOnlyList<IImageTarget> targets, LayerDiges
                 }
                 try
                 {
+                    // each file's sha256 from the same buffers as the layer digest: no second read
+                    using var fileHasher = new LayerFileHasher(layers[i], (entry, sha) => CheckVerified(entry, sha, verifiedSha256));
                     digest = await BlobFanOut.CopyAsync(() => layers[i].OpenAt(0, n =>
                     {
                         Interlocked.Add(ref _modelBytesRead, n);
                         progress(n);
-                    }, token), layers[i].Size, writers, $"layer {plan.Title}", token).ConfigureAwait(false);
+                    }, token), layers[i].Size, writers, $"layer {plan.Title}", token, data => fileHasher.Append(data.Span)).ConfigureAwait(false);
+                    fileSha256 = fileHasher.Result;
                 }
                 catch (SourceCorruptedException e) when (first is null)
                 {
@@ -143,7 +158,13 @@ public sealed class ImageOutputs(IReadOnlyList<IImageTarget> targets, LayerDiges
                 }
                 break;
             }
-            record?.Set(plan.Key, digest);
+            record?.Set(plan.Key, digest, fileSha256);
+            foreach (var e in plan.Entries.Where(e => e.Kind == LayerEntryKind.File && e.SourcePath is not null))
+            {
+                _fileSha256[e.SourcePath!] = fileSha256.TryGetValue(e.TarPath, out var sha)
+                    ? sha
+                    : throw new InvalidOperationException($"layer {plan.Title}: no sha256 for {e.TarPath}");
+            }
             var descriptor = new Descriptor
             {
                 MediaType = MediaTypes.Layer,
@@ -159,6 +180,14 @@ public sealed class ImageOutputs(IReadOnlyList<IImageTarget> targets, LayerDiges
         }).ConfigureAwait(false);
         record?.Save();
         return results;
+    }
+
+    private static void CheckVerified(LayerEntry entry, string sha, IReadOnlyDictionary<string, string>? verified)
+    {
+        if (entry.SourcePath is { } path && verified is not null && verified.TryGetValue(path, out var expected) && !string.Equals(expected, sha, StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ToolException($"'{path}' does not match hf-fetch's verified record: sha256 {sha}, recorded {expected.ToLowerInvariant()}; the file changed after the download (fetch it again)");
+        }
     }
 
     public Descriptor WriteSmallBlob(byte[] content, string mediaType)

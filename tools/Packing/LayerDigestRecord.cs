@@ -10,7 +10,9 @@ namespace ModelCar.Packing;
 /// The layer digests of earlier runs, keyed by <see cref="LayerPlan.Key"/> (entries, source file
 /// identity — path, size, mtime, inode — and the pack options that go into the bytes). A re-run
 /// of an unchanged model takes each layer's digest from here instead of reading the file; a
-/// changed or unknown file has another key and is read (and hashed) again.
+/// changed or unknown file has another key and is read (and hashed) again. With each digest the
+/// record keeps the sha256 of every file in the layer (hashed inline during that one read), so the
+/// re-run annotates the layers as the first run did, still without reading.
 /// <para>
 /// Where: <c>MODEL/.oci-pack/layers.json</c> (that folder is never packed), or
 /// <c>STATE_DIR/layers.json</c> when the model directory is read-only. The record is a cache: a
@@ -24,12 +26,15 @@ public sealed class LayerDigestRecord
     public const string DirectoryName = ".oci-pack";
     public const string FileName = "layers.json";
 
-    private readonly Dictionary<string, Digest> _layers;
+    /// <summary>Version 1 records had no file hashes: they are not trusted (one read re-creates the record).</summary>
+    public const int FormatVersion = 2;
+
+    private readonly Dictionary<string, LayerRecordEntry> _layers;
     private readonly ILogger _logger;
     private readonly object _lock = new();
     private bool _changed;
 
-    private LayerDigestRecord(string path, Dictionary<string, Digest> layers, ILogger logger)
+    private LayerDigestRecord(string path, Dictionary<string, LayerRecordEntry> layers, ILogger logger)
     {
         Path = path;
         _layers = layers;
@@ -45,19 +50,19 @@ public sealed class LayerDigestRecord
     /// <summary>Reads the record (an absent or unreadable one is empty: only a warning for the latter).</summary>
     public static LayerDigestRecord Open(string path, ILogger logger)
     {
-        var layers = new Dictionary<string, Digest>(StringComparer.Ordinal);
+        var layers = new Dictionary<string, LayerRecordEntry>(StringComparer.Ordinal);
         try
         {
             if (File.Exists(path))
             {
                 var file = JsonSerializer.Deserialize(File.ReadAllBytes(path), LayerRecordJson.Default.LayerRecordFile);
-                if (file is { Version: 1 })
+                if (file is { Version: FormatVersion })
                 {
                     foreach (var (k, v) in file.Layers)
                     {
-                        if (Digest.TryParse(v, out var d))
+                        if (v.Digest is { } text && Digest.TryParse(text, out var d) && v.Files is { } files)
                         {
-                            layers[k] = d;
+                            layers[k] = new LayerRecordEntry(d, files);
                         }
                     }
                 }
@@ -72,7 +77,7 @@ public sealed class LayerDigestRecord
 
     public int Count => _layers.Count;
 
-    public Digest? Get(string key)
+    public LayerRecordEntry? Get(string key)
     {
         lock (_lock)
         {
@@ -80,7 +85,8 @@ public sealed class LayerDigestRecord
         }
     }
 
-    public void Set(string key, Digest digest)
+    /// <param name="files">Tar path → sha256 (hex) of each file of the layer.</param>
+    public void Set(string key, Digest digest, IReadOnlyDictionary<string, string> files)
     {
         if (key.Length == 0)
         {
@@ -88,8 +94,9 @@ public sealed class LayerDigestRecord
         }
         lock (_lock)
         {
-            _changed |= !_layers.TryGetValue(key, out var old) || old != digest;
-            _layers[key] = digest;
+            _changed |= !_layers.TryGetValue(key, out var old) || old.Digest != digest
+                || old.Files.Count != files.Count || files.Any(f => old.Files.GetValueOrDefault(f.Key) != f.Value);
+            _layers[key] = new LayerRecordEntry(digest, new SortedDictionary<string, string>(files.ToDictionary(), StringComparer.Ordinal));
         }
     }
 
@@ -105,7 +112,13 @@ public sealed class LayerDigestRecord
             try
             {
                 Files.EnsureDirectory(System.IO.Path.GetDirectoryName(Path)!);
-                var file = new LayerRecordFile { Version = 1, Layers = new SortedDictionary<string, string>(_layers.ToDictionary(p => p.Key, p => p.Value.ToString()), StringComparer.Ordinal) };
+                var file = new LayerRecordFile
+                {
+                    Version = FormatVersion,
+                    Layers = new SortedDictionary<string, LayerRecordFileEntry>(
+                        _layers.ToDictionary(p => p.Key, p => new LayerRecordFileEntry { Digest = p.Value.Digest.ToString(), Files = new SortedDictionary<string, string>(p.Value.Files.ToDictionary(), StringComparer.Ordinal) }),
+                        StringComparer.Ordinal),
+                };
                 Files.WriteAllBytesAtomic(Path, JsonSerializer.SerializeToUtf8Bytes(file, LayerRecordJson.Default.LayerRecordFile));
                 _changed = false;
             }
@@ -117,13 +130,26 @@ public sealed class LayerDigestRecord
     }
 }
 
+/// <summary>A recorded layer: its digest and the sha256 (hex) of each of its files by tar path.</summary>
+public sealed record LayerRecordEntry(Digest Digest, IReadOnlyDictionary<string, string> Files);
+
 public sealed class LayerRecordFile
 {
     [JsonPropertyName("version")]
     public int Version { get; init; }
 
     [JsonPropertyName("layers")]
-    public SortedDictionary<string, string> Layers { get; init; } = new(StringComparer.Ordinal);
+    public SortedDictionary<string, LayerRecordFileEntry> Layers { get; init; } = new(StringComparer.Ordinal);
+}
+
+public sealed class LayerRecordFileEntry
+{
+    [JsonPropertyName("digest")]
+    public string? Digest { get; init; }
+
+    /// <summary>Tar path → sha256 (hex) of each file in the layer.</summary>
+    [JsonPropertyName("files")]
+    public SortedDictionary<string, string>? Files { get; init; }
 }
 
 [JsonSourceGenerationOptions(WriteIndented = true)]

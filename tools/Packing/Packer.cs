@@ -19,8 +19,14 @@ public sealed record PackSettings
     public IReadOnlyDictionary<string, string> Annotations { get; init; } = new Dictionary<string, string>();
     public bool ClearEntrypoint { get; init; }
 
-    /// <summary>sha256 (hex) of each model file by its full source path, for the layer annotations (<see cref="FileDigests"/>).</summary>
+    /// <summary>
+    /// sha256 (hex) of each model file by its source path, for the layer annotations: <see cref="Packer.PackAsync(ModelTree, IReadOnlyList{BaseImage}, ImageOutputs, PackSettings, int, ILogger, CancellationToken, ILayerFileSource?)"/>
+    /// sets it from the hashes taken inline during the one read (<see cref="ImageOutputs.FileSha256"/>).
+    /// </summary>
     public IReadOnlyDictionary<string, string> FileSha256 { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>sha256 (hex) a downloader verified (hf-fetch's record), by source path: each must equal the inline hash, else the pack fails.</summary>
+    public IReadOnlyDictionary<string, string> VerifiedFileSha256 { get; init; } = new Dictionary<string, string>();
 }
 
 /// <summary><see cref="Manifest"/> is the root: the manifest for one platform, the image index for several.</summary>
@@ -119,7 +125,8 @@ public static class Packer
         {
             await sink.CopyBaseBlobAsync(source!, layer, progress.Add, ct).ConfigureAwait(false);
         }
-        var modelLayers = await sink.WriteLayersAsync(plans, Attributes(settings), jobs, progress.Add, ct, files).ConfigureAwait(false);
+        var modelLayers = await sink.WriteLayersAsync(plans, Attributes(settings), jobs, progress.Add, ct, files, settings.VerifiedFileSha256).ConfigureAwait(false);
+        settings = settings with { FileSha256 = sink.FileSha256 };
 
         var image = ImageAssembly.Assemble(bases, plans, modelLayers, settings);
         foreach (var blob in image.Blobs)

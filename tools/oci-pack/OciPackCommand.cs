@@ -171,7 +171,8 @@ public static class OciPackCommand
             {
                 annotations[k] = v;
             }
-            settings = settings with { Annotations = annotations, FileSha256 = await FileDigests.CollectAsync(tree, snapshot, ctx.Get(registry.Jobs), log, ct).ConfigureAwait(false) };
+            // each file's sha256 for the layer annotations is taken inline during the one read; hf-fetch's verified ones are checked against it
+            settings = settings with { Annotations = annotations, VerifiedFileSha256 = snapshot?.VerifiedSha256(tree) ?? new Dictionary<string, string>() };
 
             using var source = OpenSource(baseLocation, ctx, credentials, httpSettings);
             var bases = source is null

@@ -58,9 +58,17 @@ public sealed class TarLayer : IRereadableBlob
         Entries = entries;
         _files = files;
         var segments = new List<Segment>();
+        var fileOffsets = new List<(LayerEntry, long)>();
+        long position = 0;
         foreach (var entry in entries)
         {
-            segments.Add(Segment.Bytes(HeaderOf(entry, attributes)));
+            var header = HeaderOf(entry, attributes);
+            segments.Add(Segment.Bytes(header));
+            position += header.Length;
+            if (entry.Kind == LayerEntryKind.File)
+            {
+                fileOffsets.Add((entry, position));
+            }
             if (entry.Kind == LayerEntryKind.File && entry.Size > 0)
             {
                 segments.Add(Segment.File(entry));
@@ -69,8 +77,10 @@ public sealed class TarLayer : IRereadableBlob
                 {
                     segments.Add(Segment.Zeros(pad));
                 }
+                position += entry.Size + pad;
             }
         }
+        Files = fileOffsets;
         segments.Add(Segment.Zeros(TrailerLength.Value));
         _segments = [.. segments];
         _starts = new long[_segments.Length];
@@ -84,6 +94,9 @@ public sealed class TarLayer : IRereadableBlob
     }
 
     public IReadOnlyList<LayerEntry> Entries { get; }
+
+    /// <summary>Each file entry (empty ones too) with the offset of its first byte in the layer, in layer order.</summary>
+    public IReadOnlyList<(LayerEntry Entry, long Offset)> Files { get; }
 
     public long Size { get; }
 
