@@ -108,9 +108,9 @@ public sealed class MultiPlatformPackTests : IDisposable
             var bundle = _dir.Combine($"bundle-{arch}-{Guid.NewGuid():N}");
             await Peer("umoci", "unpack", "--image", $"{single}:x", bundle);
             var models = Path.Combine(bundle, "rootfs", "models");
-            // the model's files, without oci-pack's own layer record (MODEL/.oci-pack/, never packed)
+            // the layer record (MODEL/.oci-pack/, written by the pack) is never packed
             var sourceFiles = Directory.EnumerateFiles(model, "*", SearchOption.AllDirectories)
-                .Where(f => !Path.GetRelativePath(model, f).StartsWith(".oci-pack" + Path.DirectorySeparatorChar, StringComparison.Ordinal)).ToList();
+                .Where(f => !Path.GetRelativePath(model, f).StartsWith(ModelCar.Packing.LayerDigestRecord.DirectoryName + "/", StringComparison.Ordinal)).ToList();
             foreach (var file in sourceFiles)
             {
                 var rel = Path.GetRelativePath(model, file);
