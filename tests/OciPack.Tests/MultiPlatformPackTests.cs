@@ -96,13 +96,13 @@ public sealed class MultiPlatformPackTests : IDisposable
     }
 
     /// <summary>skopeo --override-arch ARCH copy picks that platform's manifest; umoci unpacks it; /models equals the source.</summary>
-    private async Task CheckPlatformCopies(string source, Dictionary<string, (string Digest, JsonElement Manifest)> children, string model)
+    private async Task CheckPlatformCopies(string source, Dictionary<string, (string Digest, JsonElement Manifest)> children, string model, params string[] skopeoArgs)
     {
         foreach (var (arch, (digest, _)) in children)
         {
             var single = _dir.Combine($"copy-{arch}-{Guid.NewGuid():N}");
             // --preserve-digests: skopeo would otherwise gzip the layers for an oci: destination (a new manifest)
-            await Peer("skopeo", "--override-arch", arch, "--override-os", "linux", "copy", "--preserve-digests", source, $"oci:{single}:x");
+            await Peer("skopeo", ["--override-arch", arch, "--override-os", "linux", "copy", "--preserve-digests", .. skopeoArgs, source, $"oci:{single}:x"]);
             var copied = Json(File.ReadAllBytes(Path.Combine(single, "index.json"))).GetProperty("manifests")[0];
             Assert.Equal(digest, copied.GetProperty("digest").GetString()); // the very manifest, not a rewrite
             var bundle = _dir.Combine($"bundle-{arch}-{Guid.NewGuid():N}");
@@ -158,6 +158,35 @@ public sealed class MultiPlatformPackTests : IDisposable
         var one = await Pack(["--model", model, "--base", $"oci:{baseDir}:1", "--output", $"oci:{_dir.Combine("out-arm")}:v1", "--layer-threshold", "1M", "--platform", "linux/arm64"]);
         Assert.True(one.ExitCode == 0, one.ToString());
         Assert.Equal(children["arm64"].Digest, one.StdOut.Trim());
+    }
+
+    /// <summary>
+    /// Issue 14's "done when": the two-platform index from the local two-platform base, pushed by the one
+    /// pass (with a layout from the same read), pulled back per platform by skopeo from the registry and checked.
+    /// </summary>
+    [Fact]
+    public async Task Two_platforms_pushed_to_a_registry_are_the_layouts_index_and_skopeo_pulls_each_platform_back()
+    {
+        await using var registry = new RegistryContainer();
+        await registry.StartAsync();
+        var model = Model();
+        var baseDir = Base();
+        var layout = _dir.Combine("out-reg");
+        var results = _dir.Combine("results-reg");
+        var r = await Pack(["--model", model, "--base", $"oci:{baseDir}:1", "--layer-threshold", "1M", "--results-dir", results,
+            "--output", $"docker://{registry.HostPort}/models/multi:v1", "--output", $"oci:{layout}:v1", "--tls-verify=false", .. TwoPlatforms]);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        var lines = r.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var digest = lines[1];
+        Assert.Equal($"{registry.HostPort}/models/multi@{digest}", lines[0]);
+        Assert.Equal(digest, File.ReadAllText(Path.Combine(results, "IMAGE_DIGEST")));
+        Assert.Equal("linux/amd64,linux/arm64", File.ReadAllText(Path.Combine(results, "IMAGE_PLATFORMS")));
+
+        // the registry serves the index under the tag, with the layout's digest
+        var inspect = await Peer("skopeo", "inspect", "--raw", "--tls-verify=false", $"docker://{registry.HostPort}/models/multi:v1");
+        Assert.Equal(System.Text.Encoding.UTF8.GetString(Blob(layout, digest)), inspect.StdOut.TrimEnd('\n'));
+        var children = CheckIndex(layout, digest, baseDir, modelLayers: 3);
+        await CheckPlatformCopies($"docker://{registry.HostPort}/models/multi:v1", children, model, "--src-tls-verify=false");
     }
 
     [Fact]
