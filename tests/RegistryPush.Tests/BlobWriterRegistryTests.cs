@@ -150,7 +150,10 @@ public sealed class BlobWriterRegistryTests(HtpasswdRegistryFixture fixture) : I
                 await writer.WriteAsync(data.AsMemory(0, 2 << 20), CancellationToken.None);
                 location = writer.Session.Location;
             }
-            Assert.Contains(proxy.Log, l => l.StartsWith("DELETE", StringComparison.Ordinal) && l.EndsWith("-> 204", StringComparison.Ordinal));
+            // The DELETE carries the session's last known state; when the registry had already stored part of the
+            // aborted PATCH, distribution 2.8 answers 404 BLOB_UPLOAD_INVALID ("upload resumed at wrong offset") and
+            // cancels the upload all the same, so the status of the DELETE is not the check: the GET below is.
+            Assert.Contains(proxy.Log, l => l.StartsWith("DELETE /v2/writer/abandoned/blobs/uploads/", StringComparison.Ordinal));
             using var status = await client.SendAsync(() => new HttpRequestMessage(HttpMethod.Get, location), repository.PushScope, CancellationToken.None);
             Assert.Equal(System.Net.HttpStatusCode.NotFound, status.StatusCode); // the session is gone
         }
