@@ -1,4 +1,4 @@
-using ModelCar.Common.Cli;
+using ModelCar.Common;
 using ModelCar.Common.IO;
 
 namespace ModelCar.HuggingFace;
@@ -39,7 +39,7 @@ public static class DiskSpace
     {
         if (needed > available)
         {
-            throw new ToolException($"not enough free space under {dir}: {SizeParser.Format(needed)} ({needed} bytes) still to download, "
+            throw new HubException($"not enough free space under {dir}: {SizeParser.Format(needed)} ({needed} bytes) still to download, "
                 + $"{SizeParser.Format(available)} ({available} bytes) available; free space, use a bigger volume, or leave files out with exclude patterns");
         }
     }

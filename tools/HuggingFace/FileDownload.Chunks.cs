@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Threading.Channels;
 using Microsoft.Win32.SafeHandles;
 using Microsoft.Extensions.Logging;
-using ModelCar.Common.Cli;
+using ModelCar.Common;
 using ModelCar.Common.Http;
 using ModelCar.Common.IO;
 
@@ -37,7 +37,7 @@ internal sealed partial class FileDownload
                     failures = state.Done(index) > before ? 0 : failures + 1;
                     var delay = HttpRetry.Backoff(failures, settings.RetryBaseDelay); // the shared backoff (no response here: a body broke)
                     logger.LogWarning("{Path}: transfer broke at byte {At} ({Why}); continuing with Range in {Delay:0.0} s",
-                        plan.RepoPath, state.Start(index) + state.Done(index), ToolApp.Describe(e), delay.TotalSeconds);
+                        plan.RepoPath, state.Start(index) + state.Done(index), ErrorText.Describe(e), delay.TotalSeconds);
                     await Task.Delay(delay, ct).ConfigureAwait(false);
                 }
                 finally
@@ -93,7 +93,7 @@ internal sealed partial class FileDownload
                 catch (IOException e)
                 {
                     // a local write failure is not a network error: no retry
-                    throw new ToolException(SnapshotFetcher.IsDiskFull(e)
+                    throw new HubException(SnapshotFetcher.IsDiskFull(e)
                         ? $"disk full: cannot write '{plan.RepoPath}' under {store.Root} ({e.Message})"
                         : $"cannot write {_partial.Incomplete}: {e.Message}", e);
                 }

@@ -2,7 +2,7 @@ using System.Net;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Win32.SafeHandles;
-using ModelCar.Common.Cli;
+using ModelCar.Common;
 using ModelCar.Common.IO;
 
 namespace ModelCar.HuggingFace;
@@ -82,7 +82,7 @@ internal sealed partial class FileDownload(HubClient client, LocalState store, F
             {
                 saver.Dispose();
                 _partial.Delete();
-                throw new ToolException($"{plan.RepoPath}: {e.Message}");
+                throw new HubException($"{plan.RepoPath}: {e.Message}");
             }
             catch
             {
@@ -175,7 +175,7 @@ internal sealed partial class FileDownload(HubClient client, LocalState store, F
         HubPaths.LocalPath(store.Root, plan.RepoPath); // checked when planned; again in case a symlink appeared since
         if (Directory.Exists(plan.LocalPath))
         {
-            throw new ToolException($"{plan.RepoPath}: cannot write {plan.LocalPath}: a directory is in the way");
+            throw new HubException($"{plan.RepoPath}: cannot write {plan.LocalPath}: a directory is in the way");
         }
         _partial.Complete(plan.LocalPath);
         Files.SetMode(plan.LocalPath, Files.FileMode644);

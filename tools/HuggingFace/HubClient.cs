@@ -4,7 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Logging;
-using ModelCar.Common.Cli;
+using ModelCar.Common;
 using ModelCar.Common.Http;
 using ModelCar.Common.Logging;
 using Polly;
@@ -55,7 +55,7 @@ public sealed partial class HubClient(HttpClient http, string endpoint, string? 
         var info = await ReadJsonAsync(response.Message, HubJson.Revision, url, ct).ConfigureAwait(false);
         if (info.Sha is not { } sha || !IsHex(sha, 40))
         {
-            throw new ToolException($"GET {Redactor.Url(url)}: answer has no commit sha");
+            throw new HubException($"GET {Redactor.Url(url)}: answer has no commit sha");
         }
         return sha.ToLowerInvariant();
     }
@@ -75,7 +75,7 @@ public sealed partial class HubClient(HttpClient http, string endpoint, string? 
             url = next is null ? null : new Uri(url, next);
             if (++pages > 100_000)
             {
-                throw new ToolException($"tree listing of {repoId} does not end (over {pages} pages)");
+                throw new HubException($"tree listing of {repoId} does not end (over {pages} pages)");
             }
         }
         logger.LogDebug("tree of {Repo}@{Commit}: {Count} entries in {Pages} page(s)", repoId, commit, all.Count, pages);
@@ -126,16 +126,16 @@ public sealed partial class HubClient(HttpClient http, string endpoint, string? 
             response.Dispose();
             if (location is null)
             {
-                throw new ToolException($"{method} {Redactor.Url(current)}: {status} redirect without Location");
+                throw new HubException($"{method} {Redactor.Url(current)}: {status} redirect without Location");
             }
             var next = location.IsAbsoluteUri ? location : new Uri(current, location);
             if (current.Scheme == "https" && next.Scheme != "https")
             {
-                throw new ToolException($"{method} {Redactor.Url(current)}: refusing redirect from https to {next.Scheme}");
+                throw new HubException($"{method} {Redactor.Url(current)}: refusing redirect from https to {next.Scheme}");
             }
             if (hop >= MaxRedirects)
             {
-                throw new ToolException($"{method} {Redactor.Url(url)}: more than {MaxRedirects} redirects");
+                throw new HubException($"{method} {Redactor.Url(url)}: more than {MaxRedirects} redirects");
             }
             logger.LogDebug("redirect {Status} → {Url}{Auth}", status, Redactor.Url(next), IsSameOrigin(next) && accessToken is not null ? " (same origin: token kept)" : "");
             url = next;
@@ -200,22 +200,27 @@ public sealed partial class HubClient(HttpClient http, string endpoint, string? 
         }
         int status = (int)response.StatusCode;
         string? hint = null;
+        HubReason? reason = null;
         if (code == "GatedRepo")
         {
-            hint = "the repo is gated: set HF_TOKEN (or --token-file) to a token of an account that accepted the repo's terms on its Hub page";
+            reason = HubReason.GatedRepo;
+            hint = "the repo is gated: set HF_TOKEN to a token of an account that accepted the repo's terms on its Hub page";
         }
         else if (message is not null && message.Contains("Invalid credentials", StringComparison.OrdinalIgnoreCase) || (status == 401 && code is null && HasToken))
         {
             code ??= "InvalidToken";
-            hint = "the token is invalid or expired: check HF_TOKEN / --token-file";
+            reason = HubReason.InvalidToken;
+            hint = "the token is invalid or expired";
         }
         else if (code == "RepoNotFound" || (status == 401 && code is null))
         {
-            hint = HasToken ? "check the repo id and --repo-type, and that the token can read it" : "check the repo id and --repo-type; a private repo needs HF_TOKEN";
+            reason = HubReason.RepoNotFound;
+            hint = HasToken ? "check the repo id and type, and that the token can read it" : "check the repo id and type; a private repo needs HF_TOKEN";
         }
         else if (code == "RevisionNotFound")
         {
-            hint = "check --revision (branch, tag, refs/pr/N or commit)";
+            reason = HubReason.RevisionNotFound;
+            hint = "check the revision (branch, tag, refs/pr/N or commit)";
         }
         else if (code == "EntryNotFound")
         {
@@ -226,7 +231,7 @@ public sealed partial class HubClient(HttpClient http, string endpoint, string? 
             code ??= "DisabledRepo";
             hint = "the repo is disabled on the Hub";
         }
-        throw new HttpFailureException(method, url, response.StatusCode, response.ReasonPhrase, code, message, hint);
+        throw new HttpFailureException(method, url, response.StatusCode, response.ReasonPhrase, code, message, hint, reason);
     }
 
     private static string? ErrorFromJson(string body)
@@ -263,11 +268,11 @@ public sealed partial class HubClient(HttpClient http, string endpoint, string? 
             await using var raw = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
             await using var stream = new ModelCar.Common.IO.StallTimeoutStream(raw, Settings.StallTimeout, NoData(url, Settings.StallTimeout));
             return await JsonSerializer.DeserializeAsync(stream, info, ct).ConfigureAwait(false)
-                ?? throw new ToolException($"GET {Redactor.Url(url)}: answer is JSON null");
+                ?? throw new HubException($"GET {Redactor.Url(url)}: answer is JSON null");
         }
         catch (JsonException e)
         {
-            throw new ToolException($"GET {Redactor.Url(url)}: answer is not the expected JSON: {e.Message}");
+            throw new HubException($"GET {Redactor.Url(url)}: answer is not the expected JSON: {e.Message}");
         }
     }
 

@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Net;
 using System.Net.Http.Headers;
 using Microsoft.Extensions.Logging;
-using ModelCar.Common.Cli;
+using ModelCar.Common;
 using ModelCar.Common.Http;
 using ModelCar.Common.IO;
 using ModelCar.Common.Logging;
@@ -10,7 +10,7 @@ using ModelCar.Common.Logging;
 namespace ModelCar.HuggingFace;
 
 /// <summary>The downloaded bytes do not match the tree listing (hash or size).</summary>
-public class VerificationException(string message) : ToolException(message);
+public class VerificationException(string message) : HubException(message);
 
 /// <summary>The right number of bytes arrived, but their hash is not the listing's.</summary>
 public sealed class HashMismatchException(string message, string actual) : VerificationException(message)
@@ -124,7 +124,7 @@ public sealed class HubFile
             var cr = message.Content.Headers.ContentRange;
             if (cr is null || cr.From != from)
             {
-                throw new ToolException($"{RepoPath}: server answered bytes {cr?.From}-{cr?.To} to a request for {from}-{to}");
+                throw new HubException($"{RepoPath}: server answered bytes {cr?.From}-{cr?.To} to a request for {from}-{to}");
             }
             if (cr.Length is { } total && total != Size)
             {
@@ -144,7 +144,7 @@ public sealed class HubFile
         }
         else
         {
-            throw new ToolException($"{RepoPath}: unexpected {(int)message.StatusCode} {message.ReasonPhrase} from {Redactor.Url(response.FinalUrl)}");
+            throw new HubException($"{RepoPath}: unexpected {(int)message.StatusCode} {message.ReasonPhrase} from {Redactor.Url(response.FinalUrl)}");
         }
         return response;
     }
@@ -153,7 +153,7 @@ public sealed class HubFile
     {
         if (first.Commit is { } c && !string.Equals(c, Commit, StringComparison.OrdinalIgnoreCase))
         {
-            throw new ToolException($"{RepoPath}: the Hub answered for commit {c}, expected {Commit}");
+            throw new HubException($"{RepoPath}: the Hub answered for commit {c}, expected {Commit}");
         }
         if (first.Etag is { } etag && (HubClient.IsHex(etag, 40) || HubClient.IsHex(etag, 64)) && etag.Length == Plan.Hash.Length
             && !string.Equals(etag, Plan.Hash, StringComparison.OrdinalIgnoreCase))
@@ -259,7 +259,7 @@ public sealed class HubFile
                     Disconnect();
                     var delay = HttpRetry.Backoff(_failures, settings.RetryBaseDelay);
                     file._logger.LogWarning("{Path}: transfer broke at byte {At} ({Why}); continuing with Range in {Delay:0.0} s",
-                        file.RepoPath, _position, ToolApp.Describe(e), delay.TotalSeconds);
+                        file.RepoPath, _position, ErrorText.Describe(e), delay.TotalSeconds);
                     await Task.Delay(delay, token).ConfigureAwait(false);
                 }
             }

@@ -1,5 +1,5 @@
 using System.Text.RegularExpressions;
-using ModelCar.Common.Cli;
+using ModelCar.Common;
 using ModelCar.Common.IO;
 
 namespace ModelCar.HuggingFace;
@@ -42,7 +42,7 @@ public static partial class HubPaths
         value = value.TrimEnd('/');
         if (!Uri.TryCreate(value, UriKind.Absolute, out var uri) || uri.Scheme is not ("https" or "http") || !string.IsNullOrEmpty(uri.Query))
         {
-            throw new UsageException($"endpoint '{value}' is not an http(s) URL");
+            throw new HubInputException($"endpoint '{value}' is not an http(s) URL");
         }
         return value;
     }
@@ -55,7 +55,7 @@ public static partial class HubPaths
     {
         if (!RepoIdPattern().IsMatch(repoId) || repoId.Contains("--", StringComparison.Ordinal) || repoId.Contains("..", StringComparison.Ordinal))
         {
-            throw new UsageException($"'{repoId}' is not a Hub repo id (expected NAME or ORG/NAME)");
+            throw new HubInputException($"'{repoId}' is not a Hub repo id (expected NAME or ORG/NAME)");
         }
     }
 
@@ -109,20 +109,20 @@ public static partial class HubPaths
     {
         if (UnsafeReason(repoPath) is { } why)
         {
-            throw new ToolException($"refusing server path '{repoPath}': {why}");
+            throw new HubException($"refusing server path '{repoPath}': {why}");
         }
         var fullRoot = Path.GetFullPath(root);
         var full = Path.GetFullPath(Path.Combine(fullRoot, repoPath));
         if (!full.StartsWith(fullRoot.TrimEnd('/') + "/", StringComparison.Ordinal))
         {
-            throw new ToolException($"refusing server path '{repoPath}': it resolves outside {fullRoot}");
+            throw new HubException($"refusing server path '{repoPath}': it resolves outside {fullRoot}");
         }
         // the text is safe; symbolic links already on disk must not lead elsewhere either (DIR itself may be one)
         var realRoot = RealPath(fullRoot);
         if (!IsInside(RealPath(full), realRoot))
         {
             var link = FirstLinkBelow(fullRoot, full);
-            throw new ToolException($"refusing server path '{repoPath}': it resolves outside {fullRoot} through the symbolic link {link ?? full}");
+            throw new HubException($"refusing server path '{repoPath}': it resolves outside {fullRoot} through the symbolic link {link ?? full}");
         }
         return full;
     }
@@ -140,7 +140,7 @@ public static partial class HubPaths
         var result = SymlinkWalk.Resolve(absolute, ReadLink, SymlinkScope.Posix);
         if (result.Status == SymlinkWalkStatus.TooManyLinks)
         {
-            throw new ToolException($"too many levels of symbolic links at /{result.Path}");
+            throw new HubException($"too many levels of symbolic links at /{result.Path}");
         }
         return "/" + result.Path;
     }

@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging;
-using ModelCar.Common.Cli;
+using ModelCar.Common;
 using ModelCar.Common.IO;
 
 namespace ModelCar.HuggingFace;
@@ -50,9 +50,9 @@ public sealed class SnapshotFetcher(ILogger logger)
             .ToList();
         if (plans.Count == 0)
         {
-            throw new ToolException(tree.Count == 0
+            throw new HubException(tree.Count == 0
                 ? $"{request.RepoId}@{commit} has no files"
-                : $"no file of {request.RepoId}@{commit} matches the --include/--exclude patterns ({tree.Count(e => e.IsFile)} files in the repo)");
+                : $"no file of {request.RepoId}@{commit} matches the include/exclude patterns ({tree.Count(e => e.IsFile)} files in the repo)", reason: tree.Count == 0 ? null : HubReason.NoFileMatchesFilter);
         }
 
         foreach (var dup in DuplicateWeights.Find(plans.Select(p => p.RepoPath)))
@@ -112,7 +112,7 @@ public sealed class SnapshotFetcher(ILogger logger)
                 }
                 catch (IOException e) when (IsDiskFull(e))
                 {
-                    throw new ToolException($"disk full: cannot write '{plan.RepoPath}' under {store.Root} ({e.Message})", e);
+                    throw new HubException($"disk full: cannot write '{plan.RepoPath}' under {store.Root} ({e.Message})", e);
                 }
             }).ConfigureAwait(false);
         }
@@ -144,21 +144,21 @@ public sealed class SnapshotFetcher(ILogger logger)
     {
         var store = new LocalState(request.Dest);
         var snapshot = store.ReadSnapshot()
-            ?? throw new ToolException($"offline: {store.Root} holds no snapshot ({store.SnapshotPath} is missing); run once with network");
+            ?? throw new HubException($"offline: {store.Root} holds no snapshot ({store.SnapshotPath} is missing); run once with network");
         if (snapshot.RepoId != request.RepoId || snapshot.RepoType != HubPaths.TypeName(request.RepoType))
         {
-            throw new ToolException($"offline: {store.Root} holds {snapshot.RepoType} {snapshot.RepoId}, not {HubPaths.TypeName(request.RepoType)} {request.RepoId}");
+            throw new HubException($"offline: {store.Root} holds {snapshot.RepoType} {snapshot.RepoId}, not {HubPaths.TypeName(request.RepoType)} {request.RepoId}");
         }
         if (revisionGiven && request.Revision != snapshot.Revision
             && !(request.Revision.Length >= 7 && snapshot.Commit.StartsWith(request.Revision.ToLowerInvariant(), StringComparison.Ordinal)))
         {
-            throw new ToolException($"offline: {store.Root} holds revision '{snapshot.Revision}' (commit {snapshot.Commit}), not '{request.Revision}'");
+            throw new HubException($"offline: {store.Root} holds revision '{snapshot.Revision}' (commit {snapshot.Commit}), not '{request.Revision}'");
         }
         var filter = new GlobFilter(request.Include, request.Exclude);
         var files = snapshot.Files.Where(f => filter.Matches(f.Path)).ToList();
         if (files.Count == 0)
         {
-            throw new ToolException($"offline: no file of the snapshot in {store.Root} matches the --include/--exclude patterns");
+            throw new HubException($"offline: no file of the snapshot in {store.Root} matches the include/exclude patterns", reason: HubReason.NoFileMatchesFilter);
         }
         int rehashed = 0;
         foreach (var f in files)
@@ -178,7 +178,7 @@ public sealed class SnapshotFetcher(ILogger logger)
             }
             if (!await LocalState.HashMatchesAsync(plan, plan.LocalPath, ct).ConfigureAwait(false))
             {
-                throw new ToolException($"offline: '{f.Path}' in {store.Root} is missing or does not match its {plan.HashName} {plan.Hash}");
+                throw new HubException($"offline: '{f.Path}' in {store.Root} is missing or does not match its {plan.HashName} {plan.Hash}");
             }
             store.RecordVerified(plan);
             rehashed++;

@@ -5,7 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using Flurl.Http;
 using Microsoft.Extensions.Logging;
-using ModelCar.Common.Cli;
+using ModelCar.Common;
 using ModelCar.Common.Http;
 using ModelCar.Common.Logging;
 using Polly;
@@ -246,7 +246,7 @@ public sealed class ModelRegistryClient : IDisposable
         }
         catch (JsonException e)
         {
-            throw new ToolException($"{r.Method} {Redactor.Url(r.Url)}: {(int)r.Status} with an unreadable body ({e.Message})");
+            throw new ModelRegistryException($"{r.Method} {Redactor.Url(r.Url)}: {(int)r.Status} with an unreadable body ({e.Message})");
         }
     }
 
@@ -255,13 +255,15 @@ public sealed class ModelRegistryClient : IDisposable
     {
         var error = r.Error();
         string? hint = null;
+        ModelRegistryReason? reason = null;
         if (r.Status is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
         {
+            reason = _token is null ? ModelRegistryReason.NoToken : null;
             hint = _token is null
-                ? "no token was sent: give --token-file, set KF_PIPELINES_SA_TOKEN_PATH, or run in a pod with a service-account token"
+                ? "no token was sent: set KF_PIPELINES_SA_TOKEN_PATH, or run in a pod with a service-account token"
                 : $"token from file '{_token.File}' ({_token.How}); it must be allowed 'get' on the registry's service";
         }
-        return new HttpFailureException(r.Method, r.Url, r.Status, r.Reason, error.Code, error.Message, hint);
+        return new HttpFailureException(r.Method, r.Url, r.Status, r.Reason, error.Code, error.Message, hint, reason);
     }
 
     /// <summary>
@@ -312,7 +314,7 @@ public sealed class ModelRegistryClient : IDisposable
                     if (IsDuplicate(candidate))
                     {
                         message.Dispose();
-                        throw new DuplicateAnswer(candidate); // a ToolException: never retried
+                        throw new DuplicateAnswer(candidate); // a ModelCarException: never retried
                     }
                 }
                 return message;
@@ -331,7 +333,7 @@ public sealed class ModelRegistryClient : IDisposable
         }
     }
 
-    private sealed class DuplicateAnswer(RegistryResponse response) : ToolException("duplicate")
+    private sealed class DuplicateAnswer(RegistryResponse response) : ModelRegistryException("duplicate")
     {
         public RegistryResponse Response { get; } = response;
     }

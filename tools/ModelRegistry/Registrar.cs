@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging;
-using ModelCar.Common.Cli;
+using ModelCar.Common;
 
 namespace ModelCar.ModelRegistry;
 
@@ -23,7 +23,8 @@ public sealed record RegistrationRequest
     public bool Update { get; init; }
 }
 
-public sealed record RegistrationResult(string RegisteredModelId, string ModelVersionId, string ModelArtifactId, string Uri, int Writes);
+/// <param name="ArtifactLeftDifferent">The existing artifact has the same uri but other fields differ, and it was left unchanged (no update asked for).</param>
+public sealed record RegistrationResult(string RegisteredModelId, string ModelVersionId, string ModelArtifactId, string Uri, int Writes, bool ArtifactLeftDifferent = false);
 
 /// <summary>
 /// Idempotent registration: find-or-create the RegisteredModel, find-or-create the ModelVersion
@@ -41,6 +42,9 @@ public sealed class Registrar(ModelRegistryClient client, ILogger logger)
 
     /// <summary>Dry run only: the server could not be reached, so the plan assumes nothing exists.</summary>
     private bool _offline;
+
+    /// <summary>The existing artifact was left as it is although other fields differ (<see cref="RegistrationResult.ArtifactLeftDifferent"/>).</summary>
+    private bool _leftDifferent;
 
     public async Task<RegistrationResult> RegisterAsync(RegistrationRequest req, CancellationToken ct)
     {
@@ -60,7 +64,7 @@ public sealed class Registrar(ModelRegistryClient client, ILogger logger)
             else if (!DryRun)
             {
                 model = await FindModelAsync(req.ModelName, thorough: true, ct)
-                    ?? throw new ToolException($"registered model '{req.ModelName}': the server reported a duplicate on create, but no model with exactly that name can be found");
+                    ?? throw new ModelRegistryException($"registered model '{req.ModelName}': the server reported a duplicate on create, but no model with exactly that name can be found");
                 writes--;
                 logger.LogInformation("registered model '{Name}' already exists (id {Id}): found after the duplicate answer", model.Name, model.Id);
             }
@@ -85,7 +89,7 @@ public sealed class Registrar(ModelRegistryClient client, ILogger logger)
             else if (!DryRun)
             {
                 version = await FindVersionAsync(modelId, req.VersionName, thorough: true, ct)
-                    ?? throw new ToolException($"model version '{req.VersionName}' of model '{req.ModelName}' (id {modelId}): the server reported a duplicate on create, but no version with exactly that name can be found");
+                    ?? throw new ModelRegistryException($"model version '{req.VersionName}' of model '{req.ModelName}' (id {modelId}): the server reported a duplicate on create, but no version with exactly that name can be found");
                 writes--;
                 logger.LogInformation("model version '{Name}' already exists (id {Id}): found after the duplicate answer", version.Name, version.Id);
             }
@@ -109,7 +113,7 @@ public sealed class Registrar(ModelRegistryClient client, ILogger logger)
             else if (!DryRun)
             {
                 artifact = await FirstArtifactAsync(versionId, ct)
-                    ?? throw new ToolException($"model version '{req.VersionName}' (id {versionId}): the server reported a duplicate model artifact on create, but the version lists none");
+                    ?? throw new ModelRegistryException($"model version '{req.VersionName}' (id {versionId}): the server reported a duplicate model artifact on create, but the version lists none");
                 writes--;
                 logger.LogInformation("model artifact already exists (id {Id}): found after the duplicate answer", artifact.Id);
                 artifact = await ReconcileAsync(req, versionId, artifact, ref writes, ct);
@@ -119,21 +123,21 @@ public sealed class Registrar(ModelRegistryClient client, ILogger logger)
         {
             artifact = await ReconcileAsync(req, versionId, artifact, ref writes, ct);
         }
-        return new RegistrationResult(modelId, versionId, artifact?.Id ?? NewId, artifact?.Uri ?? req.Uri, writes);
+        return new RegistrationResult(modelId, versionId, artifact?.Id ?? NewId, artifact?.Uri ?? req.Uri, writes, _leftDifferent);
     }
 
     /// <summary>Read-only: the first model artifact of an existing model version (for `lookup`).</summary>
     public async Task<(RegisteredModel Model, ModelVersion Version, ModelArtifact Artifact)> LookupAsync(string modelName, string versionName, CancellationToken ct)
     {
         var model = await FindModelAsync(modelName, thorough: true, ct)
-            ?? throw new ToolException($"registered model '{modelName}' does not exist");
+            ?? throw new ModelRegistryException($"registered model '{modelName}' does not exist");
         var version = await FindVersionAsync(model.Id, versionName, thorough: true, ct)
-            ?? throw new ToolException($"model version '{versionName}' of registered model '{modelName}' (id {model.Id}) does not exist");
+            ?? throw new ModelRegistryException($"model version '{versionName}' of registered model '{modelName}' (id {model.Id}) does not exist");
         var artifact = await FirstArtifactAsync(version.Id, ct)
-            ?? throw new ToolException($"model version '{versionName}' (id {version.Id}) of '{modelName}' has no model artifact");
+            ?? throw new ModelRegistryException($"model version '{versionName}' (id {version.Id}) of '{modelName}' has no model artifact");
         if (string.IsNullOrEmpty(artifact.Uri))
         {
-            throw new ToolException($"model artifact {artifact.Id} of version '{versionName}' (id {version.Id}) has no uri");
+            throw new ModelRegistryException($"model artifact {artifact.Id} of version '{versionName}' (id {version.Id}) has no uri");
         }
         return (model, version, artifact);
     }
@@ -164,7 +168,7 @@ public sealed class Registrar(ModelRegistryClient client, ILogger logger)
         catch (HttpRequestException e) when (DryRun && e.StatusCode is null
             && e.HttpRequestError is HttpRequestError.NameResolutionError or HttpRequestError.ConnectionError)
         {
-            logger.LogWarning("dry run: cannot reach the server ({Cause}); planning as if nothing is registered yet", ToolApp.Describe(e));
+            logger.LogWarning("dry run: cannot reach the server ({Cause}); planning as if nothing is registered yet", ErrorText.Describe(e));
             _offline = true;
             return null;
         }
@@ -182,9 +186,10 @@ public sealed class Registrar(ModelRegistryClient client, ILogger logger)
         {
             if (existing.Uri != req.Uri)
             {
-                throw new ToolException($"model version '{req.VersionName}' (id {versionId}) already has model artifact {existing.Id} with uri '{existing.Uri}', not '{req.Uri}'; pass --update to replace it in place");
+                throw new ModelRegistryException($"model version '{req.VersionName}' (id {versionId}) already has model artifact {existing.Id} with uri '{existing.Uri}', not '{req.Uri}'", reason: ModelRegistryReason.ArtifactConflict);
             }
-            logger.LogWarning("model artifact {Id} has the same uri but other fields differ; left unchanged (pass --update to update it)", existing.Id);
+            _leftDifferent = true; // the caller says how to update it
+            logger.LogDebug("model artifact {Id} has the same uri but other fields differ; left unchanged", existing.Id);
             return Task.FromResult<ModelArtifact?>(existing);
         }
         writes++;

@@ -21,9 +21,9 @@ public interface IImageSource : IDisposable
     Stream OpenBlob(Descriptor descriptor);
 }
 
-public sealed class BlobNotFoundException(string message) : ModelCar.Common.Cli.ToolException(message);
+public sealed class BlobNotFoundException(string message) : OciException(message);
 
-public sealed class ReferenceNotFoundException(string message) : ModelCar.Common.Cli.ToolException(message);
+public sealed class ReferenceNotFoundException(string message) : OciException(message);
 
 public static class ImageSourceExtensions
 {

@@ -3,7 +3,7 @@ using System.Security.Cryptography;
 namespace ModelCar.Oci;
 
 /// <summary>The content read does not match its descriptor (digest or size).</summary>
-public sealed class DigestMismatchException(string message) : ModelCar.Common.Cli.ToolException(message);
+public sealed class DigestMismatchException(string message) : OciException(message);
 
 /// <summary>
 /// Verify-on-read: passes bytes through while hashing them, and at end of stream checks size and

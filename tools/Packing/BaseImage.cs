@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging;
-using ModelCar.Common.Cli;
+using ModelCar.Common;
 using ModelCar.Oci;
 using ModelCar.Oci.Tar;
 
@@ -82,7 +82,7 @@ public sealed class BaseImage
                     .DistinctBy(m => m.Platform!.ToString()));
                 if (entries.Count == 0)
                 {
-                    throw new ToolException($"base image {source.Description}: its index names no platform (it has: {string.Join(", ", index.Manifests.Select(m => m.Platform?.ToString() ?? "unknown"))})");
+                    throw new PackingException($"base image {source.Description}: its index names no platform (it has: {string.Join(", ", index.Manifests.Select(m => m.Platform?.ToString() ?? "unknown"))})");
                 }
             }
             else
@@ -90,7 +90,7 @@ public sealed class BaseImage
                 foreach (var wanted in request.Platforms ?? [PlatformSpec.Default])
                 {
                     var match = index.Manifests.FirstOrDefault(m => m.Platform is { } p && wanted.Matches(p))
-                        ?? throw new ToolException($"base image {source.Description} has no manifest for platform {wanted} (it has: {string.Join(", ", index.Manifests.Select(m => m.Platform?.ToString() ?? "unknown"))})");
+                        ?? throw new PackingException($"base image {source.Description} has no manifest for platform {wanted} (it has: {string.Join(", ", index.Manifests.Select(m => m.Platform?.ToString() ?? "unknown"))})");
                     if (!entries.Any(e => e.Digest == match.Digest))
                     {
                         entries.Add(match);
@@ -103,25 +103,25 @@ public sealed class BaseImage
                 var image = FromManifest(source, match, source.ReadSmallBlob(match), root.Digest, name);
                 if (request.Platforms is { } listed && !listed.Any(p => p.Matches(image.Platform)))
                 {
-                    throw new ToolException($"base image {source.Description}: its {match.Platform} entry {match.Digest} is {image.Platform}, not --platform {string.Join(",", listed)}");
+                    throw new PackingException($"base image {source.Description}: its {match.Platform} entry {match.Digest} is {image.Platform}, not the platform asked for ({string.Join(",", listed)})", reason: PackingReason.PlatformMismatch);
                 }
                 return image;
             }).ToList();
         }
         if (!MediaTypes.IsManifest(mediaType))
         {
-            throw new ToolException($"base image {source.Description}: {mediaType} is neither an image manifest nor an index");
+            throw new PackingException($"base image {source.Description}: {mediaType} is neither an image manifest nor an index");
         }
         var single = FromManifest(source, root, rootJson, root.Digest, name);
         if (request.Platforms is { } platforms)
         {
             if (platforms.Count > 1)
             {
-                throw new ToolException($"base image {source.Description} is a single image ({single.Platform}), not an index: it cannot give the {platforms.Count} platforms {string.Join(",", platforms)}");
+                throw new PackingException($"base image {source.Description} is a single image ({single.Platform}), not an index: it cannot give the {platforms.Count} platforms {string.Join(",", platforms)}");
             }
             if (!platforms[0].Matches(single.Platform))
             {
-                throw new ToolException($"base image {source.Description} is {single.Platform}, not --platform {platforms[0]}");
+                throw new PackingException($"base image {source.Description} is {single.Platform}, not the platform asked for ({platforms[0]})", reason: PackingReason.PlatformMismatch);
             }
         }
         return [single];
@@ -133,7 +133,7 @@ public sealed class BaseImage
         var config = OciJson.Deserialize(source.ReadSmallBlob(manifest.Config), OciJson.Config, $"{source.Description}: config {manifest.Config.Digest}");
         if (config.RootFs.DiffIds.Count != manifest.Layers.Count)
         {
-            throw new ToolException($"base image {source.Description}: config has {config.RootFs.DiffIds.Count} diff_ids for {manifest.Layers.Count} layers");
+            throw new PackingException($"base image {source.Description}: config has {config.RootFs.DiffIds.Count} diff_ids for {manifest.Layers.Count} layers");
         }
         // Docker media types are renamed to their OCI twins (same bytes, same digests) so the result is one OCI manifest.
         var layers = manifest.Layers.Select(l => l with
@@ -199,7 +199,7 @@ public sealed class BaseImage
             }
             if (unreadable is not null)
             {
-                throw new ToolException($"base image {Description}: layer {layer.Digest} is not a readable {layer.MediaType}: {unreadable.Message}", unreadable);
+                throw new PackingException($"base image {Description}: layer {layer.Digest} is not a readable {layer.MediaType}: {unreadable.Message}", unreadable);
             }
         }
         if (scanner.Exists("bin/sh") || scanner.Exists("usr/bin/sh"))
@@ -209,7 +209,7 @@ public sealed class BaseImage
         return complete ? false : null;
     }
 
-    private ToolException Corrupt(Descriptor layer, DigestMismatchException e) =>
+    private PackingException Corrupt(Descriptor layer, DigestMismatchException e) =>
         new($"base image {Description}: layer {layer.Digest} is corrupt (digest check failed): {e.Message}", e);
 
     /// <summary>An ENTRYPOINT KServe's Args would be appended to; known pass-through init wrappers are fine.</summary>
@@ -261,7 +261,7 @@ public sealed record PlatformRequest
         var items = text.Split(',', StringSplitOptions.TrimEntries);
         if (items.Any(i => i.Length == 0))
         {
-            throw new UsageException($"--platform '{text}' has an empty entry: list OS/ARCH[/VARIANT] separated by commas, or 'all'");
+            throw new PackingInputException($"'{text}' has an empty entry: list OS/ARCH[/VARIANT] separated by commas, or 'all'");
         }
         return Of(items.Select(PlatformSpec.Parse).ToList());
     }
@@ -279,7 +279,7 @@ public sealed record PlatformSpec(string Os, string Architecture, string? Varian
         var parts = text.Split('/');
         if (parts.Length is < 2 or > 3 || parts.Any(p => p.Length == 0))
         {
-            throw new UsageException($"--platform '{text}' is not OS/ARCH[/VARIANT] (e.g. linux/amd64)");
+            throw new PackingInputException($"'{text}' is not OS/ARCH[/VARIANT] (e.g. linux/amd64)");
         }
         return new PlatformSpec(parts[0], parts[1], parts.Length == 3 ? parts[2] : null);
     }

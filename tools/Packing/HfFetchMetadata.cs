@@ -1,6 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using ModelCar.Common.Cli;
+using ModelCar.Common;
 
 namespace ModelCar.Packing;
 
@@ -78,7 +78,7 @@ public sealed record HfSnapshot
         }
         catch (JsonException e)
         {
-            throw new ToolException($"'{path}' is not valid hf-fetch metadata: {e.Message}", e);
+            throw new PackingException($"'{path}' is not valid hf-fetch metadata: {e.Message}", e);
         }
     }
 

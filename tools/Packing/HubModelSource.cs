@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
-using ModelCar.Common.Cli;
+using ModelCar.Common;
 using ModelCar.HuggingFace;
 using ModelCar.Oci.Tar;
 
@@ -13,7 +13,7 @@ public sealed record HubModelReference(string RepoId, string? Revision)
 
     public static bool IsHubReference(string text) => text.StartsWith(Scheme, StringComparison.Ordinal);
 
-    /// <summary>Parses hf://ORG/NAME[@REVISION]; a bad one is a <see cref="UsageException"/>.</summary>
+    /// <summary>Parses hf://ORG/NAME[@REVISION]; a bad one is a <see cref="PackingInputException"/> (the message starts with the text).</summary>
     public static HubModelReference Parse(string text)
     {
         var rest = text[Scheme.Length..];
@@ -22,15 +22,15 @@ public sealed record HubModelReference(string RepoId, string? Revision)
         var revision = at < 0 ? null : rest[(at + 1)..];
         if (revision is not null && (revision.Length == 0 || revision.Any(char.IsControl)))
         {
-            throw new UsageException($"--model '{text}': the revision after '@' is empty");
+            throw new PackingInputException($"'{text}': the revision after '@' is empty");
         }
         try
         {
             HubPaths.ValidateRepoId(id);
         }
-        catch (ToolException e)
+        catch (HubInputException e)
         {
-            throw new UsageException($"--model '{text}': {e.Message}");
+            throw new PackingInputException($"'{text}': {e.Message}", e);
         }
         return new HubModelReference(id, revision);
     }
@@ -91,9 +91,9 @@ public sealed class HubModelSource : ILayerFileSource
         }
         if (entries.Count == 0)
         {
-            throw new ToolException(listing.Count == 0
+            throw new PackingException(listing.Count == 0
                 ? $"{reference.RepoId}@{commit} has no files"
-                : $"no file of {reference.RepoId}@{commit} matches the --include/--exclude patterns ({listing.Count(e => e.IsFile)} files in the repo)");
+                : $"no file of {reference.RepoId}@{commit} matches the include/exclude patterns ({listing.Count(e => e.IsFile)} files in the repo)", reason: listing.Count == 0 ? null : PackingReason.NoFileMatchesFilter);
         }
         foreach (var dup in DuplicateWeights.Find(entries.Select(p => p.RelativePath)))
         {

@@ -1,4 +1,4 @@
-using ModelCar.Common.Cli;
+using ModelCar.Common;
 using ModelCar.Oci;
 
 namespace ModelCar.Packing;
@@ -49,7 +49,7 @@ public static class ImageAssembly
         var duplicate = bases.GroupBy(b => b.Platform.ToString()).FirstOrDefault(g => g.Count() > 1);
         if (duplicate is not null)
         {
-            throw new ToolException($"platform {duplicate.Key} is selected twice: an image index holds one manifest per platform");
+            throw new PackingException($"platform {duplicate.Key} is selected twice: an image index holds one manifest per platform");
         }
         modelLayers = WithFileDigests(plans, modelLayers, settings);
         var blobs = new List<AssembledBlob>();
@@ -67,7 +67,7 @@ public static class ImageAssembly
             var manifestJson = OciJson.Serialize(manifest, OciJson.Manifest);
             if (manifestJson.Length > OciJson.MaxManifestBytes)
             {
-                throw new ToolException($"the manifest would be {manifestJson.Length} bytes (limit {OciJson.MaxManifestBytes}): raise --layer-threshold to make fewer layers");
+                throw new PackingException($"the manifest would be {manifestJson.Length} bytes (limit {OciJson.MaxManifestBytes}): too many layers", reason: PackingReason.ManifestTooLarge);
             }
             var manifestBlob = new AssembledBlob(manifestJson, MediaTypes.ImageManifest);
             blobs.Add(config);

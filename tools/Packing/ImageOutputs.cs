@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging;
-using ModelCar.Common.Cli;
+using ModelCar.Common;
 using ModelCar.Common.IO;
 using ModelCar.Oci;
 using ModelCar.Oci.Archive;
@@ -149,7 +149,7 @@ public sealed class ImageOutputs(IReadOnlyList<IImageTarget> targets, LayerDiges
                 }
                 catch (SourceCorruptedException e)
                 {
-                    throw new ToolException($"{e.File}: hash mismatch twice: expected {e.Expected}, got {e.Actual}"
+                    throw new PackingException($"{e.File}: hash mismatch twice: expected {e.Expected}, got {e.Actual}"
                         + (e.Actual == first!.Actual ? " both times" : $" (first try: {first.Actual})") + $"; layer {plan.Title} not committed");
                 }
                 if (known is { } k && k != digest)
@@ -186,7 +186,7 @@ public sealed class ImageOutputs(IReadOnlyList<IImageTarget> targets, LayerDiges
     {
         if (entry.SourcePath is { } path && verified is not null && verified.TryGetValue(path, out var expected) && !string.Equals(expected, sha, StringComparison.OrdinalIgnoreCase))
         {
-            throw new ToolException($"'{path}' does not match hf-fetch's verified record: sha256 {sha}, recorded {expected.ToLowerInvariant()}; the file changed after the download (fetch it again)");
+            throw new PackingException($"'{path}' does not match hf-fetch's verified record: sha256 {sha}, recorded {expected.ToLowerInvariant()}; the file changed after the download (fetch it again)");
         }
     }
 

@@ -1,5 +1,5 @@
 using System.Runtime.InteropServices;
-using ModelCar.Common.Cli;
+using ModelCar.Common;
 using ModelCar.Common.IO;
 
 namespace ModelCar.Packing;
@@ -56,14 +56,14 @@ public sealed class ModelTree
         var root = Path.GetFullPath(directory);
         if (!Directory.Exists(root))
         {
-            throw new ToolException(File.Exists(root) ? $"model directory '{directory}' is a file, not a directory" : $"model directory '{directory}' does not exist");
+            throw new PackingException(File.Exists(root) ? $"model directory '{directory}' is a file, not a directory" : $"model directory '{directory}' does not exist");
         }
         var entries = new List<ModelEntry>();
         Walk(root, string.Empty, filter, entries);
         if (entries.Count == 0)
         {
-            throw new ToolException($"model directory '{directory}' has no files to pack" +
-                (filter.HasIncludes ? " (after --include/--exclude)" : string.Empty));
+            throw new PackingException($"model directory '{directory}' has no files to pack" +
+                (filter.HasIncludes ? " (after the include/exclude patterns)" : string.Empty), reason: filter.HasIncludes ? PackingReason.NoFileMatchesFilter : null);
         }
         entries.Sort((a, b) => string.CompareOrdinal(a.RelativePath, b.RelativePath));
         var tree = new ModelTree(root, entries);
@@ -80,7 +80,7 @@ public sealed class ModelTree
         }
         catch (UnauthorizedAccessException e)
         {
-            throw new ToolException($"cannot read directory '{dir}': {e.Message}", e);
+            throw new PackingException($"cannot read directory '{dir}': {e.Message}", e);
         }
         foreach (var full in children)
         {
@@ -112,7 +112,7 @@ public sealed class ModelTree
                     }
                     catch (Exception e) when (e is UnauthorizedAccessException or IOException)
                     {
-                        throw new ToolException($"cannot read model file '{full}': {e.Message}", e);
+                        throw new PackingException($"cannot read model file '{full}': {e.Message}", e);
                     }
                     entries.Add(new ModelEntry(rel, ModelEntryKind.File, full, size, null, modified, FileType.InodeOf(full)));
                     break;
@@ -121,11 +121,11 @@ public sealed class ModelTree
                     {
                         continue;
                     }
-                    var target = new FileInfo(full).LinkTarget ?? throw new ToolException($"cannot read symlink '{full}'");
+                    var target = new FileInfo(full).LinkTarget ?? throw new PackingException($"cannot read symlink '{full}'");
                     entries.Add(new ModelEntry(rel, ModelEntryKind.Symlink, full, 0, target));
                     break;
                 default:
-                    throw new ToolException($"'{full}' is a {type.ToString().ToLowerInvariant()}, not a regular file, directory or symlink: it cannot go into the image");
+                    throw new PackingException($"'{full}' is a {type.ToString().ToLowerInvariant()}, not a regular file, directory or symlink: it cannot go into the image");
             }
         }
     }
@@ -141,12 +141,12 @@ public sealed class ModelTree
         {
             if (target.StartsWith('/'))
             {
-                throw new ToolException($"symlink '{Path.Combine(Root, path)}' points to the absolute path '{target}': only relative links inside the model directory can go into the image");
+                throw new PackingException($"symlink '{Path.Combine(Root, path)}' points to the absolute path '{target}': only relative links inside the model directory can go into the image");
             }
             var parent = path.Contains('/') ? path[..path.LastIndexOf('/')] : string.Empty;
             if (!ResolvesInside(links, parent, target))
             {
-                throw new ToolException($"symlink '{Path.Combine(Root, path)}' -> '{target}' points outside the model directory");
+                throw new PackingException($"symlink '{Path.Combine(Root, path)}' -> '{target}' points outside the model directory");
             }
         }
     }
@@ -197,7 +197,7 @@ internal static partial class FileType
         var name = System.Text.Encoding.UTF8.GetBytes(path + "\0");
         if (Statx(AtFdCwd, name, AtSymlinkNoFollow, StatxIno, buffer) != 0)
         {
-            throw new ToolException($"cannot stat '{path}': errno {Marshal.GetLastPInvokeError()}");
+            throw new PackingException($"cannot stat '{path}': errno {Marshal.GetLastPInvokeError()}");
         }
         return (BitConverter.ToUInt32(buffer, 0) & StatxIno) != 0 ? BitConverter.ToUInt64(buffer, 32) : 0;
     }
@@ -208,7 +208,7 @@ internal static partial class FileType
         var name = System.Text.Encoding.UTF8.GetBytes(path + "\0");
         if (Statx(AtFdCwd, name, AtSymlinkNoFollow, StatxType, buffer) != 0)
         {
-            throw new ToolException($"cannot stat '{path}': errno {Marshal.GetLastPInvokeError()}");
+            throw new PackingException($"cannot stat '{path}': errno {Marshal.GetLastPInvokeError()}");
         }
         int mode = BitConverter.ToUInt16(buffer, 28) & 0xF000; // stx_mode
         return mode switch

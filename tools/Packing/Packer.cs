@@ -1,6 +1,6 @@
 using System.Globalization;
 using Microsoft.Extensions.Logging;
-using ModelCar.Common.Cli;
+using ModelCar.Common;
 using ModelCar.Common.IO;
 using ModelCar.Oci;
 using ModelCar.Oci.Tar;
@@ -107,13 +107,7 @@ public static class Packer
     public static async Task<PackResult> PackAsync(ModelTree tree, IReadOnlyList<BaseImage> bases, ImageOutputs sink, PackSettings settings, int jobs, ILogger logger, CancellationToken ct,
         ILayerFileSource? files = null)
     {
-        var plans = Plan(tree, settings);
-        foreach (var big in OverQuayDefaultLimit(plans))
-        {
-            logger.LogWarning("layer {Title} will be {Size} ({Bytes} bytes), over quay's default MAXIMUM_LAYER_SIZE 20G ({Limit} bytes): quay will refuse it; "
-                + "leave duplicate weights out (--exclude) or push to a registry without that limit",
-                big.Title, SizeParser.Format(big.TarSize), big.TarSize, QuayDefaultMaxLayerBytes);
-        }
+        var plans = Plan(tree, settings); // the command warns about layers over quay's default limit (OverQuayDefaultLimit) before
         // each platform's base layers (a blob two platforms share is copied once)
         var baseLayers = bases.SelectMany(b => b.Layers.Select(l => (b.Source, Layer: l))).DistinctBy(x => x.Layer.Digest).ToList();
         long baseBytes = baseLayers.Sum(x => x.Layer.Size);
@@ -178,7 +172,7 @@ public static class Packer
         }
         if (!long.TryParse(sourceDateEpoch.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out long seconds) || seconds > 253402300799)
         {
-            throw new UsageException($"SOURCE_DATE_EPOCH '{sourceDateEpoch}' is not a number of seconds since 1970");
+            throw new PackingInputException($"SOURCE_DATE_EPOCH '{sourceDateEpoch}' is not a number of seconds since 1970");
         }
         return DateTimeOffset.FromUnixTimeSeconds(seconds);
     }

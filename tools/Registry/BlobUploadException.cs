@@ -1,15 +1,13 @@
-using ModelCar.Common.Cli;
-
 namespace ModelCar.Registry;
 
 /// <summary>
 /// A blob upload that failed for good, in one line naming the cause (never a CLI option: the
-/// command adds which option to change). <see cref="IsTransient"/> tells the two kinds apart:
-/// true when the registry or the network kept failing temporarily (cuts, 5xx, 429) until the
-/// recovery budget was spent, so a later run may well succeed; false when retrying cannot help
-/// (the registry computed another digest, refused the request, or the source failed).
+/// command adds which option to change). <see cref="ModelCar.Common.ModelCarException.IsTransient"/>
+/// tells the two kinds apart: true when the registry or the network kept failing temporarily (cuts,
+/// 5xx, 429) until the recovery budget was spent, so a later run may well succeed; false when
+/// retrying cannot help (the registry computed another digest, refused the request, or the source failed).
 /// </summary>
-public sealed class BlobUploadException(string message, bool transient, Exception? inner = null) : ToolException(message, inner)
+public sealed class BlobUploadException(string message, bool transient, Exception? inner = null)
+    : RegistryException(message, inner, transient)
 {
-    public bool IsTransient { get; } = transient;
 }

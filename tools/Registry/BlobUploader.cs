@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using Microsoft.Extensions.Logging;
-using ModelCar.Common.Cli;
+using ModelCar.Common;
 using ModelCar.Common.Http;
 using ModelCar.Common.Logging;
 using ModelCar.Oci;
@@ -125,7 +125,7 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
         }
         catch (Exception e)
         {
-            logger.LogDebug("{What}: could not cancel the upload session: {Error}", what, ToolApp.Describe(e));
+            logger.LogDebug("{What}: could not cancel the upload session: {Error}", what, ErrorText.Describe(e));
         }
     }
 
@@ -169,7 +169,7 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
             }
             catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
             {
-                why = ToolApp.Describe(e);
+                why = ErrorText.Describe(e);
             }
         }
         else
@@ -234,9 +234,9 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
             progress(-sent);
             if (failures >= options.MaxRecoveries)
             {
-                throw new ToolException($"upload of blob {blob.Digest} failed {failures + 1} times; last error: {ToolApp.Describe(error!)}", error);
+                throw new RegistryException($"upload of blob {blob.Digest} failed {failures + 1} times; last error: {ErrorText.Describe(error!)}", error);
             }
-            logger.LogWarning("blob {Digest}: upload failed ({Error}); starting it again (attempt {Attempt}/{Max})", blob.Digest.Encoded[..12], ToolApp.Describe(error!), failures + 2, options.MaxRecoveries + 1);
+            logger.LogWarning("blob {Digest}: upload failed ({Error}); starting it again (attempt {Attempt}/{Max})", blob.Digest.Encoded[..12], ErrorText.Describe(error!), failures + 2, options.MaxRecoveries + 1);
             await Task.Delay(serverDelay ?? HttpRetry.Backoff(failures, options.RetryBaseDelay), ct).ConfigureAwait(false);
             _open = null;
             await CancelSessionAsync(repository, session, blob.Digest, logger).ConfigureAwait(false); // partial bytes of the failed PUT
@@ -359,7 +359,7 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
             failures++;
             if (failures > options.MaxRecoveries)
             {
-                throw new ToolException($"upload of blob {blob.Digest} failed {failures} times in a row at offset {offset}; last error: {ToolApp.Describe(error!)}", error);
+                throw new RegistryException($"upload of blob {blob.Digest} failed {failures} times in a row at offset {offset}; last error: {ErrorText.Describe(error!)}", error);
             }
             await Task.Delay(serverDelay ?? HttpRetry.Backoff(failures - 1, options.RetryBaseDelay), ct).ConfigureAwait(false);
             if (!restart)
@@ -375,13 +375,13 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
                     session = status.Value.Session;
                     Record(blob, session, status.Value.Offset);
                     logger.LogWarning("blob {Digest}: {Error} at offset {Offset}; the registry has {Have} bytes, resuming from there",
-                        blob.Digest.Encoded[..12], ToolApp.Describe(error!), offset, status.Value.Offset);
+                        blob.Digest.Encoded[..12], ErrorText.Describe(error!), offset, status.Value.Offset);
                     offset = status.Value.Offset;
                 }
             }
             if (restart)
             {
-                logger.LogWarning("blob {Digest}: upload session lost ({Error}); starting the blob again with a new session", blob.Digest.Encoded[..12], ToolApp.Describe(error!));
+                logger.LogWarning("blob {Digest}: upload session lost ({Error}); starting the blob again with a new session", blob.Digest.Encoded[..12], ErrorText.Describe(error!));
                 if (await repository.BlobExistsAsync(blob.Digest, ct).ConfigureAwait(false))
                 {
                     Completed(blob);
@@ -469,19 +469,19 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
     }
 
     private static string? HintFor(HttpResponseMessage response) => response.StatusCode == HttpStatusCode.RequestEntityTooLarge
-        ? "the registry refuses a body this large: set --chunk-size (e.g. 512M)"
+        ? "the registry refuses a body this large"
         : null;
 
 
     internal static bool IsRecoverable(Exception e, CancellationToken ct) =>
         !ct.IsCancellationRequested && PermanentCause(e) is null && HttpRetry.IsTransient(e, ct);
 
-    /// <summary>A ToolException (bad source data) inside an HTTP failure: that is the real error.</summary>
-    public static ToolException? PermanentCause(Exception e)
+    /// <summary>A decided failure (<see cref="ModelCarException"/>: bad source data) inside an HTTP failure: that is the real error.</summary>
+    public static ModelCarException? PermanentCause(Exception e)
     {
         for (Exception? x = e; x is not null; x = x.InnerException)
         {
-            if (x is ToolException te)
+            if (x is ModelCarException te)
             {
                 return te;
             }

@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
-using ModelCar.Common.Cli;
+using ModelCar.Common;
 using ModelCar.Common.IO;
 using ModelCar.Oci;
 
@@ -78,7 +78,7 @@ public sealed class ImagePusher
     {
         if (!MediaTypes.IsManifestOrIndex(node.MediaType))
         {
-            throw new ToolException($"{_source.Description}: {node.Digest} has media type '{node.MediaType}', not an image manifest or index");
+            throw new RegistryException($"{_source.Description}: {node.Digest} has media type '{node.MediaType}', not an image manifest or index");
         }
         if (_manifests.Any(m => m.Descriptor.Digest == node.Digest))
         {
@@ -147,7 +147,7 @@ public sealed class ImagePusher
         {
             if (destination.Digest is { } wanted && !wanted.Matches(_root.Digest))
             {
-                throw new UsageException($"--dest docker://{destination}: the image's digest is {_root.Digest}, not {wanted}");
+                throw new RegistryInputException($"destination docker://{destination}: the image's digest is {_root.Digest}, not {wanted}");
             }
             await client.PingAsync(ct).ConfigureAwait(false);
             var repository = new RegistryRepository(client, destination.Repository);

@@ -2,7 +2,7 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
 using Microsoft.Extensions.Logging;
-using ModelCar.Common.Cli;
+using ModelCar.Common;
 using ModelCar.Common.Http;
 using ModelCar.Oci;
 
@@ -216,7 +216,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
             }
             catch (Exception e)
             {
-                _logger.LogDebug("{What}: request in flight ended: {Error}", _what, ToolApp.Describe(e));
+                _logger.LogDebug("{What}: request in flight ended: {Error}", _what, ErrorText.Describe(e));
             }
         }
         if (!_committed)
@@ -269,7 +269,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
-            throw Failure($"blob upload to {repository.Client.Registry}/{repository.Name}: cannot start an upload session: {ToolApp.Describe(e)}", e);
+            throw Failure($"blob upload to {repository.Client.Registry}/{repository.Name}: cannot start an upload session: {ErrorText.Describe(e)}", e);
         }
     }
 
@@ -343,7 +343,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
         }
         catch (Exception e) when (BlobUploader.PermanentCause(e) is { } cause)
         {
-            throw Failure($"{_what}: {ToolApp.Describe(cause)}", cause, transient: false);
+            throw Failure($"{_what}: {ErrorText.Describe(cause)}", cause, transient: false);
         }
         finally
         {
@@ -467,7 +467,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
             }
             catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
             {
-                throw Failure($"{_what}: {ToolApp.Describe(error)}; then the upload session could not be asked for its offset: {ToolApp.Describe(e)}", e);
+                throw Failure($"{_what}: {ErrorText.Describe(error)}; then the upload session could not be asked for its offset: {ErrorText.Describe(e)}", e);
             }
             if (status is { } s && s.Offset <= _position)
             {
@@ -478,7 +478,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
                 CheckBudget(error);
                 _session = s.Session;
                 _logger.LogWarning("{What}: {Error} at byte {Offset}; the registry has {Have} bytes, resuming from there (attempt {Attempt}/{Max})",
-                    _what, ToolApp.Describe(error), Math.Max(at, _stored), s.Offset, _failures + 1, _options.MaxRecoveries + 1);
+                    _what, ErrorText.Describe(error), Math.Max(at, _stored), s.Offset, _failures + 1, _options.MaxRecoveries + 1);
                 _stored = s.Offset;
             }
             else
@@ -490,7 +490,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
         if (dead)
         {
             _logger.LogWarning("{What}: upload session lost ({Error}); starting the blob again with a new session (attempt {Attempt}/{Max})",
-                _what, ToolApp.Describe(error), _failures + 1, _options.MaxRecoveries + 1);
+                _what, ErrorText.Describe(error), _failures + 1, _options.MaxRecoveries + 1);
             _session = await StartAsync(_repository, ct).ConfigureAwait(false);
             Sessions++;
             _stored = 0;
@@ -504,7 +504,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
     {
         if (_failures > _options.MaxRecoveries)
         {
-            throw Failure($"{_what} failed {_failures} times in a row at byte {_stored} of {_blob.Size}; last error: {ToolApp.Describe(error)}", error, transient: true);
+            throw Failure($"{_what} failed {_failures} times in a row at byte {_stored} of {_blob.Size}; last error: {ErrorText.Describe(error)}", error, transient: true);
         }
     }
 
@@ -541,7 +541,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
     {
         HttpFailureException h => HttpRetry.IsTransient(h.Status),
         RetryWaitTooLongException => true,
-        ToolException => false,
+        ModelCarException => false,
         _ => HttpRetry.IsTransient(e, CancellationToken.None),
     };
 
@@ -643,7 +643,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
                             int read = await source.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, n)), token).ConfigureAwait(false);
                             if (read == 0)
                             {
-                                throw new ToolException($"{_w._what}: the blob ended {n} bytes early when read again from byte {offset}");
+                                throw new RegistryException($"{_w._what}: the blob ended {n} bytes early when read again from byte {offset}");
                             }
                             await WriteAsync(stream, buffer.AsMemory(0, read), stall, stallTimeout, cancellationToken).ConfigureAwait(false);
                             Interlocked.Add(ref _w._rereadBytes, read);
@@ -666,7 +666,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
                     Interlocked.Add(ref _w._consumed, skip);
                     if (skip == 0 && result.IsCompleted)
                     {
-                        throw new ToolException($"{_w._what}: the producer stopped before byte {offset}");
+                        throw new RegistryException($"{_w._what}: the producer stopped before byte {offset}");
                     }
                 }
                 while (offset < end)
@@ -690,7 +690,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
                     }
                     if (written == 0 && result.IsCompleted)
                     {
-                        throw new ToolException($"{_w._what}: the producer stopped {end - offset} bytes before the end of the request body");
+                        throw new RegistryException($"{_w._what}: the producer stopped {end - offset} bytes before the end of the request body");
                     }
                 }
                 _attempt.BodySent(_headersTimeout);

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using Microsoft.Extensions.Logging;
-using ModelCar.Common.Cli;
+using ModelCar.Common;
 using ModelCar.Common.Http;
 using ModelCar.Common.Logging;
 using ModelCar.Registry.Auth;
@@ -111,16 +111,17 @@ public sealed class RegistryClient
                 {
                     await PingAtAsync(http, retry: tlsFailure, ct).ConfigureAwait(false);
                     _baseUri = http;
-                    _logger.LogDebug("{Registry}: using plain http (https failed: {Error})", Registry, ToolApp.Describe(httpsError));
+                    _logger.LogDebug("{Registry}: using plain http (https failed: {Error})", Registry, ErrorText.Describe(httpsError));
                     return;
                 }
                 catch (Exception e) when (IsNetworkError(e, ct))
                 {
-                    throw new ToolException($"registry {Registry} is unreachable: https: {ToolApp.Describe(httpsError)}; http: {ToolApp.Describe(e)}", e);
+                    throw new RegistryException($"registry {Registry} is unreachable: https: {ErrorText.Describe(httpsError)}; http: {ErrorText.Describe(e)}", e);
                 }
             }
-            var hint = IsTlsFailure(httpsError) ? " (TLS verification failed: add the registry's CA with --ca-file, or use --tls-verify=false)" : string.Empty;
-            throw new ToolException($"registry {Registry} is unreachable: {ToolApp.Describe(httpsError)}{hint}", httpsError);
+            bool tls = IsTlsFailure(httpsError);
+            throw new RegistryException($"registry {Registry} is unreachable: {ErrorText.Describe(httpsError)}{(tls ? " (TLS verification failed)" : string.Empty)}", httpsError,
+                transient: !tls, reason: tls ? RegistryReason.UntrustedCertificate : null);
         }
         finally
         {
@@ -231,12 +232,12 @@ public sealed class RegistryClient
         var current = url;
         for (int hop = 0; hop < 10 && IsRedirect(response.StatusCode); hop++)
         {
-            var location = response.Headers.Location ?? throw new ToolException($"GET {Redactor.Url(current)}: {(int)response.StatusCode} redirect without Location");
+            var location = response.Headers.Location ?? throw new RegistryException($"GET {Redactor.Url(current)}: {(int)response.StatusCode} redirect without Location");
             var next = new Uri(current, location);
             response.Dispose();
             if (next.Scheme == "http" && current.Scheme == "https" && _settings.TlsVerify)
             {
-                throw new ToolException($"GET {Redactor.Url(current)}: refusing a redirect from https to plain http ({Redactor.Url(next)})");
+                throw new RegistryException($"GET {Redactor.Url(current)}: refusing a redirect from https to plain http ({Redactor.Url(next)})");
             }
             bool sameHost = Uri.Compare(next, BaseUri, UriComponents.SchemeAndServer, UriFormat.Unescaped, StringComparison.OrdinalIgnoreCase) == 0;
             var target = next;
@@ -270,7 +271,7 @@ public sealed class RegistryClient
     {
         var location = response.Headers.Location
             ?? (response.Headers.TryGetValues("Location", out var v) ? new Uri(v.First(), UriKind.RelativeOrAbsolute) : null)
-            ?? throw new ToolException($"{response.RequestMessage?.Method} {Redactor.Url(requestUri)}: {(int)response.StatusCode} without a Location header");
+            ?? throw new RegistryException($"{response.RequestMessage?.Method} {Redactor.Url(requestUri)}: {(int)response.StatusCode} without a Location header");
         return location.IsAbsoluteUri ? location : new Uri(requestUri, location);
     }
 

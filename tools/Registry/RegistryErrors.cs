@@ -42,7 +42,7 @@ public static class RegistryErrors
     }
 
     /// <summary>Reads (at most 64 KiB of) the body and builds the exception. Disposes the response.</summary>
-    public static async Task<HttpFailureException> ToExceptionAsync(HttpResponseMessage response, CancellationToken ct, string? hint = null)
+    public static async Task<HttpFailureException> ToExceptionAsync(HttpResponseMessage response, CancellationToken ct, string? hint = null, RegistryReason? reason = null)
     {
         using (response)
         {
@@ -73,16 +73,22 @@ public static class RegistryErrors
                 message = body;
             }
             hint ??= DefaultHint(response.StatusCode, entry?.Code);
+            reason ??= response.StatusCode switch
+            {
+                HttpStatusCode.Unauthorized => RegistryReason.Unauthorized,
+                HttpStatusCode.RequestEntityTooLarge => RegistryReason.BodyTooLarge,
+                _ => null,
+            };
             return new HttpFailureException(response.RequestMessage?.Method ?? HttpMethod.Get, response.RequestMessage?.RequestUri,
-                response.StatusCode, response.ReasonPhrase, entry?.Code, message, hint);
+                response.StatusCode, response.ReasonPhrase, entry?.Code, message, hint, reason);
         }
     }
 
     private static string? DefaultHint(HttpStatusCode status, string? code) => status switch
     {
-        HttpStatusCode.Unauthorized => "check the credentials: --creds, --username/--password-file or --authfile",
+        HttpStatusCode.Unauthorized => "check the credentials",
         HttpStatusCode.Forbidden => "the credentials are not allowed to push to this repository",
-        HttpStatusCode.RequestEntityTooLarge => "the registry refuses a body this large: set a smaller --chunk-size",
+        HttpStatusCode.RequestEntityTooLarge => "the registry refuses a body this large",
         HttpStatusCode.NotFound when code is "NAME_UNKNOWN" => "the repository does not exist or is not visible to these credentials",
         _ => null,
     };

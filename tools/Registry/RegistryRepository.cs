@@ -1,6 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
-using ModelCar.Common.Cli;
+using ModelCar.Common;
 using ModelCar.Common.Http;
 using ModelCar.Common.Logging;
 using ModelCar.Oci;
@@ -134,12 +134,12 @@ public sealed class RegistryRepository(RegistryClient client, string repository)
         }
         if (response.Content.Headers.ContentLength is > OciJson.MaxManifestBytes)
         {
-            throw new ToolException($"GET {Redactor.Url(url)}: manifest larger than {OciJson.MaxManifestBytes} bytes");
+            throw new RegistryException($"GET {Redactor.Url(url)}: manifest larger than {OciJson.MaxManifestBytes} bytes");
         }
         var bytes = await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false);
         if (bytes.Length > OciJson.MaxManifestBytes)
         {
-            throw new ToolException($"GET {Redactor.Url(url)}: manifest larger than {OciJson.MaxManifestBytes} bytes");
+            throw new RegistryException($"GET {Redactor.Url(url)}: manifest larger than {OciJson.MaxManifestBytes} bytes");
         }
         var digest = Digest.Sha256(bytes);
         if (Digest.TryParse(reference, out var requested) && !requested.Matches(digest))

@@ -1,6 +1,5 @@
 using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
-using ModelCar.Common.Cli;
 
 namespace ModelCar.Common.Http;
 
@@ -76,12 +75,12 @@ public static class HttpClientFactory
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
             {
-                throw new ToolException($"CA file '{file}' could not be read: {e.Message}");
+                throw new InputFileException($"CA file '{file}' could not be read: {e.Message}");
             }
         }
         if (files.Count > 0 && roots.Count == 0)
         {
-            throw new ToolException($"CA file '{files[0]}' holds no PEM certificate");
+            throw new InputFileException($"CA file '{files[0]}' holds no PEM certificate");
         }
         return roots;
     }

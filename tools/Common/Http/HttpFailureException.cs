@@ -1,17 +1,20 @@
 using System.Net;
-using ModelCar.Common.Cli;
 using ModelCar.Common.Logging;
 
 namespace ModelCar.Common.Http;
 
 /// <summary>
 /// An HTTP answer that ends the operation: one line with method, redacted URL, status and the
-/// server's own error code and message where the protocol has one.
+/// server's own error code and message where the protocol has one, and the library's hint (never a
+/// CLI flag). The constructor's <c>cause</c> is the library's typed case (e.g. a registry's
+/// <c>RegistryReason.Unauthorized</c>, the Hub's <c>HubReason.GatedRepo</c>) for the command to add
+/// which option to change. Transient when the status is (408, 429, 5xx).
 /// </summary>
-public sealed class HttpFailureException : ToolException
+public sealed class HttpFailureException : ModelCarException
 {
-    public HttpFailureException(HttpMethod method, Uri? url, HttpStatusCode status, string? reason, string? serverCode, string? serverMessage, string? hint = null)
-        : base(Format(method, url, status, reason, serverCode, serverMessage, hint))
+    public HttpFailureException(HttpMethod method, Uri? url, HttpStatusCode status, string? reason, string? serverCode, string? serverMessage, string? hint = null,
+        Enum? cause = null)
+        : base(Format(method, url, status, reason, serverCode, serverMessage, hint), null, HttpRetry.IsTransient(status), cause)
     {
         Method = method;
         Status = status;

@@ -56,7 +56,7 @@ public static partial class HttpRetry
                 {
                     string why = args.Outcome.Result is { } r
                         ? $"{(int)r.StatusCode} {r.ReasonPhrase} from {Redactor.Url(r.RequestMessage?.RequestUri)}"
-                        : Cli.ToolApp.Describe(args.Outcome.Exception!);
+                        : ErrorText.Describe(args.Outcome.Exception!);
                     logger.LogWarning("retry {Attempt}/{Max} in {Delay:0.0} s after {Why}", args.AttemptNumber + 1, maxRetries, args.RetryDelay.TotalSeconds, why);
                     args.Outcome.Result?.Dispose();
                     return default;
@@ -79,12 +79,12 @@ public static partial class HttpRetry
         _ => false,
     };
 
-    /// <summary>A <see cref="Cli.ToolException"/> anywhere in the chain (bad source data, missing file) never heals by retrying.</summary>
+    /// <summary>A <see cref="ModelCarException"/> anywhere in the chain (a decided failure: bad source data, missing file, retries spent) never heals by retrying.</summary>
     public static bool HasPermanentCause(Exception e)
     {
         for (Exception? x = e; x is not null; x = x.InnerException)
         {
-            if (x is Cli.ToolException)
+            if (x is ModelCarException)
             {
                 return true;
             }

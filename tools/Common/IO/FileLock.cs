@@ -1,10 +1,9 @@
 using Microsoft.Extensions.Logging;
-using ModelCar.Common.Cli;
 
 namespace ModelCar.Common.IO;
 
 /// <summary>Another run held the lock for longer than the caller was willing to wait.</summary>
-public sealed class LockTimeoutException(string message) : ToolException(message);
+public sealed class LockTimeoutException(string message) : ModelCarException(message);
 
 /// <summary>
 /// An advisory, exclusive lock on a file (one writer per destination directory): held from

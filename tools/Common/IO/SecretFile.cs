@@ -1,4 +1,3 @@
-using ModelCar.Common.Cli;
 using ModelCar.Common.Logging;
 
 namespace ModelCar.Common.IO;
@@ -15,23 +14,23 @@ public static class SecretFile
         }
         catch (FileNotFoundException)
         {
-            throw new ToolException($"{what} file '{path}' does not exist");
+            throw new InputFileException($"{what} file '{path}' does not exist");
         }
         catch (DirectoryNotFoundException)
         {
-            throw new ToolException($"{what} file '{path}' does not exist");
+            throw new InputFileException($"{what} file '{path}' does not exist");
         }
         catch (UnauthorizedAccessException)
         {
-            throw new ToolException($"{what} file '{path}' is not readable (permission denied)");
+            throw new InputFileException($"{what} file '{path}' is not readable (permission denied)");
         }
         catch (IOException e)
         {
-            throw new ToolException($"{what} file '{path}' could not be read: {e.Message}");
+            throw new InputFileException($"{what} file '{path}' could not be read: {e.Message}");
         }
         if (value.Length == 0)
         {
-            throw new ToolException($"{what} file '{path}' is empty");
+            throw new InputFileException($"{what} file '{path}' is empty");
         }
         Redactor.AddSecret(value);
         return value;

@@ -1,6 +1,5 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
-using ModelCar.Common.Cli;
 
 namespace ModelCar.Common.Logging;
 
@@ -65,7 +64,7 @@ public static class LogSetup
             if (exception is not null)
             {
                 // the exception is rendered here (redacted) instead of by the console formatter
-                message += " | " + Redactor.Redact(inner.IsEnabled(LogLevel.Debug) ? exception.ToString() : ToolApp.Describe(exception));
+                message += " | " + Redactor.Redact(inner.IsEnabled(LogLevel.Debug) ? exception.ToString() : ErrorText.Describe(exception));
             }
             inner.Log(logLevel, eventId, message, null, static (s, _) => s);
         }

@@ -43,11 +43,11 @@ public sealed class OciArchiveReader : IImageSource
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
-            throw new ModelCar.Common.Cli.ToolException($"oci-archive '{path}' does not exist");
+            throw new OciException($"oci-archive '{path}' does not exist");
         }
         catch (UnauthorizedAccessException)
         {
-            throw new ModelCar.Common.Cli.ToolException($"oci-archive '{path}' is not readable (permission denied)");
+            throw new OciException($"oci-archive '{path}' is not readable (permission denied)");
         }
         try
         {

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
-using ModelCar.Common.Cli;
+using ModelCar.Common;
 
 namespace ModelCar.Registry.Auth;
 
@@ -161,19 +161,19 @@ public sealed class AuthFileLookup : ICredentialProvider
         }
         catch (JsonException e)
         {
-            throw new ToolException($"auth file '{path}' is not valid JSON: {e.Message}");
+            throw new RegistryException($"auth file '{path}' is not valid JSON: {e.Message}");
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
-            throw new ToolException($"auth file '{path}' does not exist");
+            throw new RegistryException($"auth file '{path}' does not exist");
         }
         catch (UnauthorizedAccessException)
         {
-            throw new ToolException($"auth file '{path}' is not readable (permission denied)");
+            throw new RegistryException($"auth file '{path}' is not readable (permission denied)");
         }
         catch (IOException e)
         {
-            throw new ToolException($"auth file '{path}' could not be read: {e.Message}");
+            throw new RegistryException($"auth file '{path}' could not be read: {e.Message}");
         }
     }
 
@@ -252,12 +252,12 @@ public sealed class AuthFileLookup : ICredentialProvider
             }
             catch (FormatException)
             {
-                throw new ToolException($"auth file '{path}': the auth value for '{key}' is not base64");
+                throw new RegistryException($"auth file '{path}': the auth value for '{key}' is not base64");
             }
             int colon = decoded.IndexOf(':');
             if (colon < 0)
             {
-                throw new ToolException($"auth file '{path}': the auth value for '{key}' is not USER:PASSWORD");
+                throw new RegistryException($"auth file '{path}': the auth value for '{key}' is not USER:PASSWORD");
             }
             user = decoded[..colon];
             pass = decoded[(colon + 1)..];
@@ -288,7 +288,7 @@ public sealed class AuthFileLookup : ICredentialProvider
         }
         catch (JsonException)
         {
-            throw new ToolException($"credential helper docker-credential-{helper} printed something that is not JSON");
+            throw new RegistryException($"credential helper docker-credential-{helper} printed something that is not JSON");
         }
         if (parsed is null || string.IsNullOrEmpty(parsed.Secret))
         {
@@ -316,7 +316,7 @@ public sealed class AuthFileLookup : ICredentialProvider
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        using var p = Process.Start(psi) ?? throw new ToolException($"could not start {program}");
+        using var p = Process.Start(psi) ?? throw new RegistryException($"could not start {program}");
         p.StandardInput.Write(registry);
         p.StandardInput.Close();
         var stdout = p.StandardOutput.ReadToEndAsync();
@@ -324,7 +324,7 @@ public sealed class AuthFileLookup : ICredentialProvider
         if (!p.WaitForExit(30_000))
         {
             p.Kill(entireProcessTree: true);
-            throw new ToolException($"{program} get did not answer in 30 s");
+            throw new RegistryException($"{program} get did not answer in 30 s");
         }
         var output = stdout.GetAwaiter().GetResult();
         if (p.ExitCode != 0)
@@ -334,7 +334,7 @@ public sealed class AuthFileLookup : ICredentialProvider
             {
                 return null;
             }
-            throw new ToolException($"{program} get failed (exit {p.ExitCode}): {err}");
+            throw new RegistryException($"{program} get failed (exit {p.ExitCode}): {err}");
         }
         return output;
     }

@@ -3,7 +3,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
-using ModelCar.Common.Cli;
+using ModelCar.Common;
 using ModelCar.Common.Http;
 using ModelCar.Common.Logging;
 
@@ -127,11 +127,11 @@ public sealed class RegistryAuthenticator
     {
         if (string.IsNullOrEmpty(challenge.Realm) || !Uri.TryCreate(challenge.Realm, UriKind.Absolute, out var realm) || realm.Scheme is not ("https" or "http"))
         {
-            throw new ToolException($"{_registry}: the registry's Bearer challenge has no usable realm ('{challenge.Realm}')");
+            throw new RegistryException($"{_registry}: the registry's Bearer challenge has no usable realm ('{challenge.Realm}')");
         }
         if (realm.Scheme == "http" && !_allowHttpRealm)
         {
-            throw new ToolException($"{_registry}: refusing to send credentials to the plain-http token realm {realm.GetLeftPart(UriPartial.Path)} (use --tls-verify=false to allow)");
+            throw new RegistryException($"{_registry}: refusing to send credentials to the plain-http token realm {realm.GetLeftPart(UriPartial.Path)} (allowed only when TLS verification is off)", reason: RegistryReason.PlainHttpTokenRealm);
         }
         var cred = CurrentCredential();
         var scopes = scope.Split(' ', StringSplitOptions.RemoveEmptyEntries);
@@ -178,10 +178,9 @@ public sealed class RegistryAuthenticator
         using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseContentRead, ct).ConfigureAwait(false);
         if (!response.IsSuccessStatusCode)
         {
-            var hint = response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden
-                ? (cred is null ? "no credentials found for " + _registry + ": use --creds, --username/--password-file or --authfile" : "wrong user name or password?")
-                : null;
-            throw await RegistryErrors.ToExceptionAsync(response, ct, hint).ConfigureAwait(false);
+            var refused = response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden;
+            var hint = refused ? (cred is null ? "no credentials found for " + _registry : "wrong user name or password?") : null;
+            throw await RegistryErrors.ToExceptionAsync(response, ct, hint, refused && cred is null ? RegistryReason.MissingCredentials : null).ConfigureAwait(false);
         }
         var body = await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false);
         TokenResponse parsed;
@@ -191,12 +190,12 @@ public sealed class RegistryAuthenticator
         }
         catch (JsonException)
         {
-            throw new ToolException($"{_registry}: the token endpoint {Redactor.Url(realm)} did not answer with JSON");
+            throw new RegistryException($"{_registry}: the token endpoint {Redactor.Url(realm)} did not answer with JSON");
         }
         var token = !string.IsNullOrEmpty(parsed.Token) ? parsed.Token : parsed.AccessToken;
         if (string.IsNullOrEmpty(token))
         {
-            throw new ToolException($"{_registry}: the token endpoint {Redactor.Url(realm)} returned no token");
+            throw new RegistryException($"{_registry}: the token endpoint {Redactor.Url(realm)} returned no token");
         }
         Redactor.AddSecret(token);
         Redactor.AddSecret(parsed.RefreshToken);

@@ -1,6 +1,4 @@
 using System.CommandLine;
-using System.Net.Http;
-using System.Security.Authentication;
 using ModelCar.Common.Logging;
 
 namespace ModelCar.Common.Cli;
@@ -19,8 +17,14 @@ public static class ToolApp
         return root;
     }
 
-    /// <summary>Binds an action that gets a <see cref="ToolContext"/>; exceptions become exit codes.</summary>
-    public static void SetToolAction(this Command command, string toolName, Func<ToolContext, CancellationToken, Task<int>> action)
+    /// <summary>
+    /// Binds an action that gets a <see cref="ToolContext"/>; exceptions become exit codes. Each of
+    /// <paramref name="hints"/> looks at a failure (its typed causes: <see cref="ModelCarException.Reason"/>,
+    /// the exception types) and returns which option to change, or null; the hints are added to the
+    /// one error line. Libraries never name options: this is where the command does.
+    /// </summary>
+    public static void SetToolAction(this Command command, string toolName, Func<ToolContext, CancellationToken, Task<int>> action,
+        params Func<Exception, string?>[] hints)
     {
         command.SetAction(async (parseResult, ct) =>
         {
@@ -41,10 +45,14 @@ public static class ToolApp
             {
                 context.Dispose(); // flushes queued log lines before the error line
             }
-            if (Find<Http.RetryWaitTooLongException>(failure) is { } tooLong && parseResult.CommandResult.Command.Options.Any(o => o.Name == CommonOptions.MaxRetryWaitName))
+            if (ModelCarException.Find<Http.RetryWaitTooLongException>(failure) is { } tooLong && parseResult.CommandResult.Command.Options.Any(o => o.Name == CommonOptions.MaxRetryWaitName))
             {
                 // the library says what the server asked for; the command adds which option changes the limit
                 failure = new ToolException($"{tooLong.Message} (raise {CommonOptions.MaxRetryWaitName} to wait that long)", failure);
+            }
+            else if (failure is not null && !(failure is OperationCanceledException && ct.IsCancellationRequested))
+            {
+                failure = WithHints(failure, hints);
             }
             return failure is null ? code : Report(toolName, failure, context.Verbose, stderr, ct);
         });
@@ -88,13 +96,31 @@ public static class ToolApp
         }
     }
 
+    /// <summary>
+    /// The failure with the hints that apply added to its one line ("…; HINT"), keeping its exit
+    /// code; the failure itself when none applies.
+    /// </summary>
+    public static Exception WithHints(Exception failure, params Func<Exception, string?>[] hints)
+    {
+        var found = hints.Select(h => h(failure)).OfType<string>().Where(h => h.Length > 0).Distinct().ToList();
+        if (found.Count == 0)
+        {
+            return failure;
+        }
+        return new ToolException($"{Describe(failure)}; {string.Join("; ", found)}", failure, ExitCodeOf(failure));
+    }
+
+    /// <summary>1 for a failure, 2 for bad input (a <see cref="UsageException"/> or a library's invalid-input exception).</summary>
+    public static int ExitCodeOf(Exception ex) => ex switch
+    {
+        ToolException te => te.ExitCode,
+        ModelCarException { IsInvalidInput: true } => ExitCodes.Usage,
+        _ => ExitCodes.Failure,
+    };
+
     private static int Report(string toolName, Exception ex, bool verbose, TextWriter stderr, CancellationToken ct)
     {
-        int code = ex switch
-        {
-            ToolException te => te.ExitCode,
-            _ => ExitCodes.Failure,
-        };
+        int code = ExitCodeOf(ex);
         string message = ex is OperationCanceledException && ct.IsCancellationRequested
             ? "cancelled"
             : Describe(ex);
@@ -106,46 +132,6 @@ public static class ToolApp
         return code;
     }
 
-    private static T? Find<T>(Exception? e) where T : Exception
-    {
-        for (; e is not null; e = e.InnerException)
-        {
-            if (e is T t)
-            {
-                return t;
-            }
-        }
-        return null;
-    }
-
-    /// <summary>One line naming the cause: the message chain of the exception, deduplicated.</summary>
-    public static string Describe(Exception ex)
-    {
-        if (ex is ToolException)
-        {
-            return OneLine(ex.Message);
-        }
-        var parts = new List<string>();
-        for (Exception? e = ex; e is not null; e = e.InnerException)
-        {
-            string m = e switch
-            {
-                UnauthorizedAccessException => e.Message,
-                AuthenticationException => "TLS: " + e.Message,
-                _ => e.Message,
-            };
-            m = OneLine(m);
-            if (m.Length > 0 && !parts.Any(p => p.Contains(m, StringComparison.Ordinal)))
-            {
-                parts.Add(m);
-            }
-            if (e is HttpRequestException { HttpRequestError: not HttpRequestError.Unknown } hre && parts.Count == 1)
-            {
-                parts[0] = $"{parts[0]} ({hre.HttpRequestError})";
-            }
-        }
-        return string.Join(": ", parts);
-    }
-
-    private static string OneLine(string s) => s.ReplaceLineEndings(" ").Trim();
+    /// <summary>One line naming the cause (<see cref="ErrorText.Describe"/>).</summary>
+    public static string Describe(Exception ex) => ErrorText.Describe(ex);
 }
