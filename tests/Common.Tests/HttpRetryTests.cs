@@ -66,7 +66,7 @@ public class HttpRetryTests
         using var ok = await pipeline.ExecuteAsync(async ct => await client.GetAsync("http://fake/x", ct));
         Assert.Equal(3, calls);
 
-        Assert.False(HttpRetry.IsTransient(new HttpRequestException("copy failed", new ModelCar.Common.Cli.ToolException("bad source")), default));
+        Assert.False(HttpRetry.IsTransient(new HttpRequestException("copy failed", new ModelCar.Common.InputFileException("bad source")), default));
     }
 
     private static HttpResponseMessage TooMany(int seconds)

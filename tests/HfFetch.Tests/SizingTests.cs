@@ -103,7 +103,7 @@ public sealed class SizingTests : IAsyncLifetime
         long? seenAvailableFor = null;
         SnapshotFetcher Fetcher(long available) => new(NullLogger.Instance) { AvailableSpace = d => { seenAvailableFor = available; return available; } };
 
-        var e = await Assert.ThrowsAsync<ToolException>(() => Fetcher(600_000).FetchAsync(client, request, CancellationToken.None));
+        var e = await Assert.ThrowsAsync<HubException>(() => Fetcher(600_000).FetchAsync(client, request, CancellationToken.None));
         Assert.Contains("781.3 KiB (800000 bytes) still to download, 585.9 KiB (600000 bytes) available", e.Message);
         Assert.Empty(_hub.Resolves);
 
@@ -126,6 +126,6 @@ public sealed class SizingTests : IAsyncLifetime
     {
         Assert.InRange(DiskSpace.Available(_dir.Path), 1, long.MaxValue);
         DiskSpace.Check(_dir.Path, 10, 10);
-        Assert.Throws<ToolException>(() => DiskSpace.Check(_dir.Path, 11, 10));
+        Assert.Throws<HubException>(() => DiskSpace.Check(_dir.Path, 11, 10));
     }
 }

@@ -76,7 +76,7 @@ public class PathSafetyTests
         Assert.Equal(Path.Combine(root, "real"), HubPaths.RealPath(Path.Combine(root, "rel", "..")));
         // DIR itself may be a link; what matters is where the files end up relative to its real path
         Assert.Equal(Path.Combine(root, "real", "deep", "f"), HubPaths.LocalPath(tmp.Combine("rootlink"), "rel/f") is var p ? HubPaths.RealPath(p) : null);
-        var ex = Assert.Throws<ModelCar.Common.Cli.ToolException>(() => HubPaths.LocalPath(tmp.Combine("rootlink"), "up/f"));
+        var ex = Assert.Throws<HubException>(() => HubPaths.LocalPath(tmp.Combine("rootlink"), "up/f"));
         Assert.Contains("symbolic link", ex.Message);
     }
 
@@ -96,7 +96,7 @@ public class PathSafetyTests
     {
         Assert.NotNull(HubPaths.UnsafeReason(path));
         using var dir = new TestSupport.TempDir("hf-safe");
-        Assert.Throws<ToolException>(() => HubPaths.LocalPath(dir.Path, path));
+        Assert.Throws<HubException>(() => HubPaths.LocalPath(dir.Path, path));
     }
 
     [Theory]
@@ -152,7 +152,7 @@ public class HubProtocolTests
         Assert.Equal("https://mirror.example", HubPaths.ResolveEndpoint(null, k => env.GetValueOrDefault(k)));
         Assert.Equal("http://127.0.0.1:9", HubPaths.ResolveEndpoint("http://127.0.0.1:9/", k => env.GetValueOrDefault(k)));
         Assert.Equal(HubPaths.DefaultEndpoint, HubPaths.ResolveEndpoint(null, _ => null));
-        Assert.Throws<UsageException>(() => HubPaths.ResolveEndpoint("ftp://x", _ => null));
+        Assert.Throws<HubInputException>(() => HubPaths.ResolveEndpoint("ftp://x", _ => null));
         Assert.True(HubPaths.IsOfflineEnv(k => env.GetValueOrDefault(k)));
         Assert.False(HubPaths.IsOfflineEnv(_ => "0"));
     }
@@ -179,8 +179,8 @@ public class HubProtocolTests
     {
         HubPaths.ValidateRepoId("ibm-granite/granite-3.3-2b-instruct");
         HubPaths.ValidateRepoId("gpt2");
-        Assert.Throws<UsageException>(() => HubPaths.ValidateRepoId("a/b/c"));
-        Assert.Throws<UsageException>(() => HubPaths.ValidateRepoId("../x"));
-        Assert.Throws<UsageException>(() => HubPaths.ValidateRepoId("a/b?x=1"));
+        Assert.Throws<HubInputException>(() => HubPaths.ValidateRepoId("a/b/c"));
+        Assert.Throws<HubInputException>(() => HubPaths.ValidateRepoId("../x"));
+        Assert.Throws<HubInputException>(() => HubPaths.ValidateRepoId("a/b?x=1"));
     }
 }

@@ -44,9 +44,9 @@ public class FilterAndTreeTests
         using var dir = new TempDir("pack-tree");
         Directory.CreateDirectory(dir.Combine("sub"));
         dir.WriteFile(".cache/x", "only metadata");
-        var e = Assert.Throws<ToolException>(() => ModelTree.Scan(dir.Path, PathFilter.Create([], [])));
+        var e = Assert.Throws<PackingException>(() => ModelTree.Scan(dir.Path, PathFilter.Create([], [])));
         Assert.Contains("no files", e.Message);
-        var m = Assert.Throws<ToolException>(() => ModelTree.Scan(dir.Combine("nope"), PathFilter.Create([], [])));
+        var m = Assert.Throws<PackingException>(() => ModelTree.Scan(dir.Combine("nope"), PathFilter.Create([], [])));
         Assert.Contains("does not exist", m.Message);
     }
 
@@ -59,7 +59,7 @@ public class FilterAndTreeTests
         using var dir = new TempDir("pack-tree");
         dir.WriteFile("sub/a.txt", "x");
         File.CreateSymbolicLink(dir.Combine("sub", "bad"), target);
-        var e = Assert.Throws<ToolException>(() => ModelTree.Scan(dir.Path, PathFilter.Create([], [])));
+        var e = Assert.Throws<PackingException>(() => ModelTree.Scan(dir.Path, PathFilter.Create([], [])));
         Assert.Contains("bad", e.Message);
         Assert.Matches("absolute|outside", e.Message);
     }
@@ -74,7 +74,7 @@ public class FilterAndTreeTests
         var ok = ModelTree.Scan(dir.Path, PathFilter.Create([], []));
         Assert.Equal(2, ok.Entries.Count(e => e.Kind == ModelEntryKind.Symlink));
         File.CreateSymbolicLink(dir.Combine("sneaky"), "here/.."); // lexically "." but really the parent
-        Assert.Throws<ToolException>(() => ModelTree.Scan(dir.Path, PathFilter.Create([], [])));
+        Assert.Throws<PackingException>(() => ModelTree.Scan(dir.Path, PathFilter.Create([], [])));
     }
 
     [Fact]
@@ -84,7 +84,7 @@ public class FilterAndTreeTests
         dir.WriteFile("a.txt", "x");
         var mk = PeerTools.RunAsync("mkfifo", [dir.Combine("pipe")]).GetAwaiter().GetResult();
         Assert.Equal(0, mk.ExitCode);
-        var e = Assert.Throws<ToolException>(() => ModelTree.Scan(dir.Path, PathFilter.Create([], [])));
+        var e = Assert.Throws<PackingException>(() => ModelTree.Scan(dir.Path, PathFilter.Create([], [])));
         Assert.Contains("pipe", e.Message);
         Assert.Contains("fifo", e.Message);
     }
@@ -113,7 +113,7 @@ public class FilterAndTreeTests
         Assert.Throws<UsageException>(() => OciPackCommand.ParseModelsPath("/a/../b"));
         Assert.Throws<UsageException>(() => OciPackCommand.ParsePairs(["novalue"], "--label"));
         Assert.Equal(DateTimeOffset.FromUnixTimeSeconds(86400), Packer.CreatedFrom("86400"));
-        Assert.Throws<UsageException>(() => Packer.CreatedFrom("yesterday"));
+        Assert.Throws<PackingInputException>(() => Packer.CreatedFrom("yesterday"));
     }
 
     private static byte[] Tar(params (string Name, string? Link)[] entries)

@@ -58,7 +58,7 @@ public sealed class AuthAndTlsTests
             "--creds", "pusher:not-the-password", "--jobs", "1");
         Assert.Equal(1, wrong.ExitCode);
         Assert.Contains("401 Unauthorized", wrong.StdErr);
-        Assert.Contains("(check the credentials: --creds, --username/--password-file or --authfile)", wrong.StdErr);
+        Assert.Contains("check the credentials: --creds, --username/--password-file or --authfile", wrong.StdErr);
         Assert.DoesNotContain("retry", wrong.StdErr);
         int sent = proxy.Requests - before;
         Assert.True(sent <= 4, $"{sent} requests for a wrong password:\n{string.Join("\n", proxy.Log)}");

@@ -66,11 +66,11 @@ public sealed class CredentialOptionsTests
     {
         using var tmp = new TempDir();
         var missing = tmp.Combine("secret", ".dockercfg");
-        var e = Assert.Throws<ToolException>(() => new AuthFileLookup(AuthFileLookup.CandidateFiles([missing], _ => null), NullLogger.Instance).Validate());
+        var e = Assert.Throws<RegistryException>(() => new AuthFileLookup(AuthFileLookup.CandidateFiles([missing], _ => null), NullLogger.Instance).Validate());
         Assert.Equal($"auth file '{missing}' does not exist", e.Message);
 
         var garbage = tmp.WriteFile("bad.json", "not json");
-        e = Assert.Throws<ToolException>(() => new AuthFileLookup(AuthFileLookup.CandidateFiles([garbage], _ => null), NullLogger.Instance).Validate());
+        e = Assert.Throws<RegistryException>(() => new AuthFileLookup(AuthFileLookup.CandidateFiles([garbage], _ => null), NullLogger.Instance).Validate());
         Assert.StartsWith($"auth file '{garbage}' is not valid JSON", e.Message);
 
         // an implicit location that is missing is fine (optional)

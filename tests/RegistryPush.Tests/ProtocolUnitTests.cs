@@ -134,7 +134,10 @@ public sealed class ProtocolUnitTests
         Assert.Equal("SIZE_INVALID", ex.ServerCode);
         Assert.Contains("PUT https://reg.example/v2/a/blobs/uploads/u?digest=sha256:x&_state=***: 413", ex.Message);
         Assert.Contains("SIZE_INVALID: too big", ex.Message);
-        Assert.Contains("--chunk-size", ex.Message);
+        // the library says what is wrong, typed; the command names the option to change
+        Assert.DoesNotContain("--", ex.Message);
+        Assert.Equal(RegistryReason.BodyTooLarge, ex.Reason);
+        Assert.Contains("--chunk-size", ModelCar.Registry.Cli.RegistryOptions.Hints(ex));
     }
 
     /// <summary>A fake upload endpoint: keeps the bytes it received per session, answers Range, can fail on demand.</summary>

@@ -36,6 +36,18 @@ public sealed class HubOptions
 
     public static bool IsOffline(Func<string, string?> env) => HubPaths.IsOfflineEnv(env);
 
+    /// <summary>
+    /// Which option to change for a Hub failure (<see cref="HubReason"/> anywhere in its chain), for
+    /// <see cref="ToolApp.SetToolAction"/>; <paramref name="revision"/> names where the command takes
+    /// the revision from (hf-fetch: --revision; oci-pack: the @REVISION of --model hf://).
+    /// </summary>
+    public static Func<Exception, string?> HintsFor(string revision) => e => Hints.Join(
+        Hints.For(e, HubReason.GatedRepo, "or give that token with --token-file"),
+        Hints.For(e, HubReason.InvalidToken, "check HF_TOKEN / --token-file"),
+        Hints.For(e, HubReason.RepoNotFound, "see --repo-type"),
+        Hints.For(e, HubReason.RevisionNotFound, $"see {revision}"),
+        Hints.For(e, HubReason.NoFileMatchesFilter, "check --include/--exclude"));
+
     private static Option<string> MakeRepoType()
     {
         var o = new Option<string>("--repo-type")

@@ -70,6 +70,17 @@ public sealed class RegistryOptions(int defaultJobs = 4, int defaultRetries = 5)
     /// <summary>All of them, in help order.</summary>
     public IEnumerable<Option> All => [AuthFile, Login, Creds, Username, PasswordFile, TlsVerify, CaFile, Jobs, ChunkSize, MaxBlobSize, Retries, StallTimeout, MaxRetryWait];
 
+    /// <summary>
+    /// Which option to change for a registry failure (<see cref="RegistryReason"/> anywhere in its
+    /// chain), for <see cref="ToolApp.SetToolAction"/>: the library says what is wrong, this names the flag.
+    /// </summary>
+    public static string? Hints(Exception e) => Common.Cli.Hints.Join(
+        Common.Cli.Hints.For(e, RegistryReason.MissingCredentials, "use --creds, --username/--password-file or --authfile"),
+        Common.Cli.Hints.For(e, RegistryReason.Unauthorized, "check the credentials: --creds, --username/--password-file or --authfile"),
+        Common.Cli.Hints.For(e, RegistryReason.BodyTooLarge, "set --chunk-size (e.g. 512M), or a smaller one"),
+        Common.Cli.Hints.For(e, RegistryReason.UntrustedCertificate, "add the registry's CA with --ca-file, or use --tls-verify=false"),
+        Common.Cli.Hints.For(e, RegistryReason.PlainHttpTokenRealm, "use --tls-verify=false to allow"));
+
     public HttpSettings HttpSettingsFrom(ToolContext ctx) => CommonOptions.HttpSettingsFrom(ctx.ParseResult, TlsVerify, CaFile, Retries, StallTimeout, MaxRetryWait);
 
     public UploadOptions UploadOptionsFrom(ToolContext ctx, HttpSettings settings) => new()

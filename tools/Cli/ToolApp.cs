@@ -24,7 +24,11 @@ public static class ToolApp
     /// one error line. Libraries never name options: this is where the command does.
     /// </summary>
     public static void SetToolAction(this Command command, string toolName, Func<ToolContext, CancellationToken, Task<int>> action,
-        params Func<Exception, string?>[] hints)
+        params Func<Exception, string?>[] hints) => command.SetToolAction(toolName, hints, action);
+
+    /// <summary>As above, the hints first (so the action lambda can stay the last argument).</summary>
+    public static void SetToolAction(this Command command, string toolName, IReadOnlyList<Func<Exception, string?>> hints,
+        Func<ToolContext, CancellationToken, Task<int>> action)
     {
         command.SetAction(async (parseResult, ct) =>
         {
@@ -52,7 +56,7 @@ public static class ToolApp
             }
             else if (failure is not null && !(failure is OperationCanceledException && ct.IsCancellationRequested))
             {
-                failure = WithHints(failure, hints);
+                failure = WithHints(failure, [.. hints]);
             }
             return failure is null ? code : Report(toolName, failure, context.Verbose, stderr, ct);
         });

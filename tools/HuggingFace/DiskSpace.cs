@@ -34,7 +34,7 @@ public static class DiskSpace
     /// <summary>Bytes an unprivileged writer can still use on the file system holding <paramref name="dir"/> (statvfs f_bavail × f_frsize).</summary>
     public static long Available(string dir) => new DriveInfo(dir).AvailableFreeSpace;
 
-    /// <exception cref="ToolException">needed &gt; available: one line with both numbers.</exception>
+    /// <exception cref="HubException">needed &gt; available: one line with both numbers.</exception>
     public static void Check(string dir, long needed, long available)
     {
         if (needed > available)

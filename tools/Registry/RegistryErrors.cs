@@ -86,7 +86,6 @@ public static class RegistryErrors
 
     private static string? DefaultHint(HttpStatusCode status, string? code) => status switch
     {
-        HttpStatusCode.Unauthorized => "check the credentials",
         HttpStatusCode.Forbidden => "the credentials are not allowed to push to this repository",
         HttpStatusCode.RequestEntityTooLarge => "the registry refuses a body this large",
         HttpStatusCode.NotFound when code is "NAME_UNKNOWN" => "the repository does not exist or is not visible to these credentials",

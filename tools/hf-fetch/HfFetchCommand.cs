@@ -69,7 +69,7 @@ public static class HfFetchCommand
             root.Options.Add(option);
         }
 
-        root.SetToolAction(Name, async (ctx, ct) =>
+        root.SetToolAction(Name, [HubOptions.HintsFor("--revision")], async (ctx, ct) =>
         {
             Func<string, string?> env = Environment.GetEnvironmentVariable;
             var id = ctx.ParseResult.GetValue(repoId)!;

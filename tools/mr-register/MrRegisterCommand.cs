@@ -124,7 +124,7 @@ public static class MrRegisterCommand
             cmd.Options.Add(o);
         }
 
-        cmd.SetToolAction(Name, async (ctx, ct) =>
+        cmd.SetToolAction(Name, [Hints], async (ctx, ct) =>
         {
             var request = new RegistrationRequest
             {
@@ -152,6 +152,10 @@ public static class MrRegisterCommand
                 client.DryRun = line => ctx.WriteResult(line);
             }
             var result = await new Registrar(client, ctx.Logger).RegisterAsync(request, ct);
+            if (result.ArtifactLeftDifferent)
+            {
+                ctx.Logger.LogWarning("model artifact {Id} has the same uri but other fields differ; left unchanged (pass --update to update it)", result.ModelArtifactId);
+            }
             if (dry)
             {
                 ctx.Logger.LogInformation("dry run: {Count} write(s) not sent", result.Writes);
@@ -166,6 +170,11 @@ public static class MrRegisterCommand
         });
         return cmd;
     }
+
+    /// <summary>Which option to change for a Model Registry failure (the library names none).</summary>
+    public static string? Hints(Exception e) => ModelCar.Common.Cli.Hints.Join(
+        ModelCar.Common.Cli.Hints.For(e, ModelRegistryReason.NoToken, "or give one with --token-file"),
+        ModelCar.Common.Cli.Hints.For(e, ModelRegistryReason.ArtifactConflict, "pass --update to replace it in place"));
 
     private static Command CreateLookup()
     {
@@ -184,7 +193,7 @@ public static class MrRegisterCommand
         cmd.Options.Add(modelName);
         cmd.Options.Add(versionName);
         cmd.Options.Add(output);
-        cmd.SetToolAction(Name, async (ctx, ct) =>
+        cmd.SetToolAction(Name, [Hints], async (ctx, ct) =>
         {
             using var client = CreateClient(ctx, conn);
             var (model, version, artifact) = await new Registrar(client, ctx.Logger).LookupAsync(ctx.Get(modelName)!, ctx.Get(versionName)!, ct);

@@ -93,7 +93,7 @@ public static class OciPackCommand
             root.Options.Add(o);
         }
 
-        root.SetToolAction(Name, async (ctx, ct) =>
+        root.SetToolAction(Name, [RegistryOptions.Hints, HubOptions.HintsFor("the @REVISION of --model hf://ORG/NAME@REVISION"), Hints], async (ctx, ct) =>
         {
             var log = ctx.Logger;
             var created = Packer.CreatedFrom(Environment.GetEnvironmentVariable("SOURCE_DATE_EPOCH"));
@@ -110,7 +110,7 @@ public static class OciPackCommand
                 Labels = ParsePairs(ctx.Get(label) ?? [], "--label"),
                 ClearEntrypoint = ctx.Get(clearEntrypoint),
             };
-            var platforms = ctx.Get(platform) is { } p ? PlatformRequest.Parse(p) : PlatformRequest.Unspecified;
+            var platforms = ctx.Get(platform) is { } p ? Parsed("--platform", () => PlatformRequest.Parse(p)) : PlatformRequest.Unspecified;
             var destinations = ParseOutputs(ctx.Get(output) ?? []);
             var baseLocation = ParseLocation(ctx.Required(baseImage), "--base");
             // named credential files are read now (a missing one is an error even with no registry involved)
@@ -129,7 +129,7 @@ public static class OciPackCommand
             if (hubHttp is not null)
             {
                 Func<string, string?> env = Environment.GetEnvironmentVariable;
-                var reference = HubModelReference.Parse(modelText);
+                var reference = Parsed("--model", () => HubModelReference.Parse(modelText));
                 if (HubOptions.IsOffline(env))
                 {
                     throw new ToolException($"--model {modelText}: HF_HUB_OFFLINE is set, but hf:// reads the model from the Hub; use hf-fetch --offline and --model DIR");
@@ -180,7 +180,14 @@ public static class OciPackCommand
                 : BaseImage.LoadAll(source, ReferenceOf(baseLocation), platforms, log, baseLocation is RegistryLocation baseRegistry ? baseRegistry.Reference.ToString() : null);
             bases = CheckBases(bases, platforms.IsAll, ctx.Get(allowNoShell), settings.ClearEntrypoint, log, ct);
 
-            CheckSizes(ctx, registry, bases, Packer.Plan(tree, settings));
+            var plans = Packer.Plan(tree, settings);
+            CheckSizes(ctx, registry, bases, plans);
+            foreach (var big in Packer.OverQuayDefaultLimit(plans))
+            {
+                log.LogWarning("layer {Title} will be {Size} ({Bytes} bytes), over quay's default MAXIMUM_LAYER_SIZE 20G ({Limit} bytes): quay will refuse it; "
+                    + "leave duplicate weights out (--exclude) or push to a registry without that limit",
+                    big.Title, SizeParser.Format(big.TarSize), big.TarSize, Packer.QuayDefaultMaxLayerBytes);
+            }
             var record = OpenRecord(modelDir, ctx.Get(stateDir), log);
             if (record is null)
             {
@@ -421,6 +428,25 @@ public static class OciPackCommand
         {
             throw new ToolException($"layer {plan.Title} would be {SizeParser.Format(plan.TarSize)} ({plan.TarSize} bytes), over --max-blob-size {SizeParser.Format(max)} ({max} bytes): "
                 + "nothing was read or uploaded; leave duplicate weights out (--exclude) or push to a registry without that limit");
+        }
+    }
+
+    /// <summary>Which option to change for a packing failure (the Packing library names none).</summary>
+    public static string? Hints(Exception e) => ModelCar.Common.Cli.Hints.Join(
+        ModelCar.Common.Cli.Hints.For(e, PackingReason.NoFileMatchesFilter, "check --include/--exclude"),
+        ModelCar.Common.Cli.Hints.For(e, PackingReason.PlatformMismatch, "check --platform"),
+        ModelCar.Common.Cli.Hints.For(e, PackingReason.ManifestTooLarge, "raise --layer-threshold to make fewer layers"));
+
+    /// <summary>A library parse of an option's value; bad input names the option (exit 2).</summary>
+    private static T Parsed<T>(string option, Func<T> parse)
+    {
+        try
+        {
+            return parse();
+        }
+        catch (PackingInputException e)
+        {
+            throw new UsageException($"{option} {e.Message}", e);
         }
     }
 

@@ -78,7 +78,7 @@ public static class RegistryPushCommand
         {
             root.Options.Add(option);
         }
-        root.SetToolAction(Name, RunAsync);
+        root.SetToolAction(Name, RunAsync, RegistryOptions.Hints);
         return root;
     }
 
