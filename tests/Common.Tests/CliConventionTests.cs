@@ -71,3 +71,59 @@ public class CliConventionTests
         Assert.Equal("sha256:x", stdout.Trim());
     }
 }
+
+/// <summary>How the commands turn a library's typed failure into the exit code and the flag hint.</summary>
+public class LibraryErrorMappingTests
+{
+    private enum TestReason { NeedsFlag }
+
+    private sealed class LibraryFailure(string message, bool invalidInput = false, Exception? inner = null, Enum? reason = null)
+        : ModelCarException(message, inner, reason: reason)
+    {
+        public override bool IsInvalidInput => invalidInput;
+    }
+
+    private static async Task<(int Code, string Err)> Run(Exception failure, params Func<Exception, string?>[] hints)
+    {
+        var root = ToolApp.CreateRoot("test tool");
+        root.SetToolAction("t", (_, _) => throw failure, hints);
+        var e = new StringWriter();
+        int code = await ToolApp.RunAsync("t", root, [], new StringWriter(), e);
+        return (code, e.ToString().Trim());
+    }
+
+    [Fact]
+    public async Task A_library_failure_is_its_one_line_and_exit_1()
+    {
+        var (code, err) = await Run(new LibraryFailure("model directory '/m' does not exist", inner: new IOException("inner detail")));
+        Assert.Equal(1, code);
+        Assert.Equal("t: error: model directory '/m' does not exist", err);
+    }
+
+    [Fact]
+    public async Task A_library_invalid_input_exits_2()
+    {
+        var (code, err) = await Run(new LibraryFailure("'a/b/c' is not a Hub repo id", invalidInput: true));
+        Assert.Equal(2, code);
+        Assert.Equal("t: error: 'a/b/c' is not a Hub repo id", err);
+    }
+
+    [Fact]
+    public async Task The_command_adds_the_flag_hint_for_a_typed_reason_anywhere_in_the_chain_and_keeps_the_exit_code()
+    {
+        Func<Exception, string?> hint = e => Hints.For(e, TestReason.NeedsFlag, "set --the-flag");
+        var typed = new LibraryFailure("the registry refuses a body this large", reason: TestReason.NeedsFlag);
+        var (code, err) = await Run(new LibraryFailure("upload of blob x failed: the registry refuses a body this large", inner: typed), hint);
+        Assert.Equal(1, code);
+        Assert.Equal("t: error: upload of blob x failed: the registry refuses a body this large; set --the-flag", err);
+
+        (code, err) = await Run(new LibraryFailure("bad value", invalidInput: true, reason: TestReason.NeedsFlag), hint);
+        Assert.Equal(2, code);
+        Assert.Equal("t: error: bad value; set --the-flag", err);
+
+        // no typed reason: no hint
+        (code, err) = await Run(new LibraryFailure("something else"), hint);
+        Assert.Equal(1, code);
+        Assert.Equal("t: error: something else", err);
+    }
+}
