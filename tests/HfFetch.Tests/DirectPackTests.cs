@@ -136,6 +136,19 @@ public sealed class DirectPackTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_missing_revision_names_where_oci_pack_takes_it_from()
+    {
+        var repo = Repo("org/revs");
+        var r = await Direct($"hf://{repo.Id}@v9", "revs/pack:1");
+        Assert.Equal(1, r.ExitCode);
+        var line = Assert.Single(r.StdErr.Split('\n'), l => l.StartsWith("oci-pack: error: ", StringComparison.Ordinal));
+        Assert.Contains("RevisionNotFound", line);
+        // the Hub library says what is wrong; oci-pack has no --revision: it names its own option
+        Assert.EndsWith("; see the @REVISION of --model hf://ORG/NAME@REVISION", line.TrimEnd());
+        Assert.DoesNotContain("--revision", line);
+    }
+
+    [Fact]
     public async Task Gated_repo_fails_without_a_token_and_packs_with_one_that_never_reaches_the_cdn_or_the_log()
     {
         var repo = Repo("org/gated", gated: true);
@@ -146,6 +159,7 @@ public sealed class DirectPackTests : IAsyncLifetime
         var line = Assert.Single(without.StdErr.Split('\n'), l => l.StartsWith("oci-pack: error: ", StringComparison.Ordinal));
         Assert.Contains("GatedRepo", line);
         Assert.Contains("HF_TOKEN", line);
+        Assert.Contains("--token-file", line);
 
         var tokenFile = _dir.WriteFile("token", token);
         var with = await Direct($"hf://{repo.Id}", "gated/pack:1", null, "--token-file", tokenFile, "--verbose");

@@ -258,6 +258,7 @@ public sealed partial class ToolTests : IAsyncLifetime
             Assert.Contains("GatedRepo", line);
             Assert.Contains("HF_TOKEN", line);
             Assert.Contains("accept", line);
+            Assert.Contains("--token-file", line); // hf-fetch adds its option; the Hub library names none
             Assert.Contains(token is null ? "401" : "403", line);
         }
         var ok = await RunAsync(Args(repo.Id), Env("approved_tok"));
@@ -286,11 +287,11 @@ public sealed partial class ToolTests : IAsyncLifetime
             }
         }
 
-        await Expect(Args("org/nope"), Env("hf_good"), "404", "RepoNotFound", "hf-fetch: error:");
+        await Expect(Args("org/nope"), Env("hf_good"), "404", "RepoNotFound", "hf-fetch: error:", "; see --repo-type");
         await Expect(Args("org/nope"), Env(), "401", "RepoNotFound", "HF_TOKEN");
-        await Expect(Args(repo.Id, "--revision", "v9"), Env(), "404", "RevisionNotFound", "--revision");
+        await Expect(Args(repo.Id, "--revision", "v9"), Env(), "404", "RevisionNotFound", "; see --revision");
         await Expect(Args(repo.Id), Env(), "404", "EntryNotFound", "gone.bin");
-        await Expect(Args(repo.Id), Env("hf_bad"), "401", "Invalid credentials", "token");
+        await Expect(Args(repo.Id), Env("hf_bad"), "401", "Invalid credentials", "token", "check HF_TOKEN / --token-file");
         await Expect(Args(disabled.Id), Env(), "403", "disabled");
         await Expect([repo.Id, "--dest", Dest, "--endpoint", "http://127.0.0.1:1"], Env(), "127.0.0.1:1");
     }

@@ -56,6 +56,7 @@ public sealed class AuthTlsLookupTests
         var none = await Tool.RegisterAsync(fake, Tool.Granite);
         Assert.Equal(1, none.ExitCode);
         Assert.Contains("no token was sent", none.StdErr);
+        Assert.Contains("--token-file", none.StdErr); // the library says what is wrong, mr-register names the option
     }
 
     [Fact]
