@@ -1,12 +1,7 @@
 using System.CommandLine;
+using ModelCar.Common.Logging;
 
 namespace ModelCar.Common.Cli;
-
-public enum LogFormat
-{
-    Text,
-    Json,
-}
 
 /// <summary>The options every tool has. They are recursive so subcommands (mr-register) see them too.</summary>
 public static class GlobalOptions
@@ -17,10 +12,10 @@ public static class GlobalOptions
         Recursive = true,
     };
 
-    public static Option<LogFormat> LogFormat { get; } = new("--log-format")
+    public static Option<Logging.LogFormat> LogFormat { get; } = new("--log-format")
     {
         Description = "Log format on stderr: text or json.",
-        DefaultValueFactory = _ => Cli.LogFormat.Text,
+        DefaultValueFactory = _ => Logging.LogFormat.Text,
         Recursive = true,
     };
 

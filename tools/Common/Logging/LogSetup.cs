@@ -3,6 +3,13 @@ using Microsoft.Extensions.Logging.Console;
 
 namespace ModelCar.Common.Logging;
 
+/// <summary>The log formats on stderr (--log-format in the tools).</summary>
+public enum LogFormat
+{
+    Text,
+    Json,
+}
+
 /// <summary>
 /// Console logging on stderr (Microsoft.Extensions.Logging.Console), text or JSON, with every
 /// message passed through <see cref="Redactor"/>. stdout is kept for results.
