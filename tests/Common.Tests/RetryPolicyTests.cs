@@ -1,6 +1,4 @@
-using System.Collections.Concurrent;
 using System.Net;
-using Microsoft.Extensions.Logging;
 using ModelCar.Common.Http;
 using ModelCar.TestSupport;
 
@@ -9,57 +7,6 @@ namespace ModelCar.Common.Tests;
 /// <summary>The one retry policy: the Polly pipeline and the transfer loops' budget share backoff, counting and log line.</summary>
 public class RetryPolicyTests
 {
-    /// <summary>Keeps each retry line's text and its structured Delay (seconds).</summary>
-    private sealed class RetryLog : ILogger
-    {
-        public ConcurrentQueue<(string Text, double Delay)> Lines { get; } = new();
-
-        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            double delay = double.NaN;
-            if (state is IReadOnlyList<KeyValuePair<string, object?>> values && values.FirstOrDefault(kv => kv.Key == "Delay").Value is double d)
-            {
-                delay = d;
-            }
-            Lines.Enqueue((formatter(state, exception), delay));
-        }
-    }
-
-    private static void AssertBackoff(IEnumerable<double> delaysSeconds, TimeSpan baseDelay)
-    {
-        int retry = 0;
-        foreach (var seconds in delaysSeconds)
-        {
-            double expected = baseDelay.TotalSeconds * Math.Pow(2, retry);
-            Assert.InRange(seconds, expected * 0.8 - 1e-9, expected * 1.2 + 1e-9);
-            retry++;
-        }
-    }
-
-    [Fact]
-    public async Task The_polly_pipeline_waits_the_shared_exponential_backoff_not_pollys_own()
-    {
-        // Polly's own exponential jitter (decorrelated) spreads far beyond ±20 %: 3 runs × 5 retries would not all fit
-        var baseDelay = TimeSpan.FromMilliseconds(5);
-        for (int run = 0; run < 3; run++)
-        {
-            var log = new RetryLog();
-            var fake = new FakeHttpHandler((_, _) => Task.FromResult(new HttpResponseMessage(HttpStatusCode.ServiceUnavailable)));
-            using var client = HttpClientFactory.Create(new HttpSettings(), fake);
-            var pipeline = HttpRetry.Create(5, baseDelay, log);
-            using var response = await pipeline.ExecuteAsync(async ct => await client.GetAsync("http://fake/x", ct));
-            Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
-            Assert.Equal(6, fake.Calls.Count);
-            Assert.Equal(5, log.Lines.Count);
-            AssertBackoff(log.Lines.Select(l => l.Delay), baseDelay);
-            Assert.StartsWith("retry 1/5 in ", log.Lines.First().Text);
-        }
-    }
-
     [Fact]
     public async Task A_transfer_budget_allows_max_retries_in_a_row_and_progress_starts_a_new_run()
     {
@@ -84,8 +31,8 @@ public class RetryPolicyTests
         var lines = log.Lines.ToList();
         Assert.Equal(6, lines.Count);
         // the same backoff as the pipeline, counted from the start of each run
-        AssertBackoff(lines.Take(3).Select(l => l.Delay), policy.BaseDelay);
-        AssertBackoff(lines.Skip(3).Select(l => l.Delay), policy.BaseDelay);
+        RetryLog.AssertBackoff(lines.Take(3).Select(l => l.Delay), policy.BaseDelay);
+        RetryLog.AssertBackoff(lines.Skip(3).Select(l => l.Delay), policy.BaseDelay);
         Assert.StartsWith("model.bin: retry 1/3 in ", lines[0].Text);
         Assert.EndsWith(" s after connection reset; continuing with Range", lines[0].Text);
         Assert.StartsWith("model.bin: retry 3/3 in ", lines[2].Text);

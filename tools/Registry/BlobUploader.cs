@@ -263,11 +263,12 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
         await using var writer = await RegistryBlobWriter.OpenAsync(repository, new SourceBlob(blob.Size, openAt), options, logger, ct, session, progress,
             "blob " + blob.Digest.Encoded[..12], resumeAt: offset, record: (s, stored) => Record(blob, s, stored)).ConfigureAwait(false);
         var buffer = ArrayPool<byte>.Shared.Rent(FeedBuffer);
+        Stream? source = null;
         try
         {
-            await using var source = openAt(offset);
             for (long left = blob.Size - offset; left > 0;)
             {
+                source ??= openAt(offset); // not opened when the session already holds every byte (only the PUT is missing)
                 int n = await source.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, left)), ct).ConfigureAwait(false);
                 if (n == 0)
                 {
@@ -280,13 +281,17 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
+            if (source is not null)
+            {
+                await source.DisposeAsync().ConfigureAwait(false);
+            }
         }
         await writer.CommitAsync(blob.Digest, ct).ConfigureAwait(false);
         Completed(blob);
     }
 
     /// <summary>The source as the writer's re-readable blob (raw bytes from an offset).</summary>
-    private sealed class SourceBlob(long size, OpenAt openAt) : IRereadableBlob
+    private sealed class SourceBlob(long size, BlobUploader.OpenAt openAt) : IRereadableBlob
     {
         public long Size => size;
 

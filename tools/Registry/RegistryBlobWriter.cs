@@ -54,7 +54,6 @@ public sealed class RegistryBlobWriter : IBlobWriter
 
     private readonly RegistryRepository _repository;
     private readonly IRereadableBlob _blob;
-    private readonly UploadOptions _options;
     private readonly ILogger _logger;
     private readonly Action<long>? _progress;
     private readonly string _what;
@@ -86,7 +85,6 @@ public sealed class RegistryBlobWriter : IBlobWriter
         _repository = repository;
         _blob = blob;
         _session = session;
-        _options = options;
         _logger = logger;
         _progress = progress;
         _what = what ?? $"blob upload to {repository.Client.Registry}/{repository.Name}";

@@ -21,6 +21,7 @@ namespace ModelCar.Common.Http;
 public sealed class RetryPolicy
 {
     private readonly ILogger _logger;
+    private ResiliencePipeline<HttpResponseMessage>? _pipeline;
 
     public RetryPolicy(int maxRetries, TimeSpan baseDelay, TimeSpan maxRetryWait, ILogger logger)
     {
@@ -28,7 +29,6 @@ public sealed class RetryPolicy
         BaseDelay = baseDelay;
         MaxRetryWait = maxRetryWait;
         _logger = logger;
-        Pipeline = CreatePipeline();
     }
 
     /// <summary>The policy of <paramref name="settings"/> (<c>--retries</c>, <c>--max-retry-wait</c>, the base delay).</summary>
@@ -44,8 +44,8 @@ public sealed class RetryPolicy
     /// <summary>The longest wait a server may ask for; more throws <see cref="RetryWaitTooLongException"/>.</summary>
     public TimeSpan MaxRetryWait { get; }
 
-    /// <summary>The Polly pipeline for requests that are simply sent again (the callback builds a fresh request).</summary>
-    public ResiliencePipeline<HttpResponseMessage> Pipeline { get; }
+    /// <summary>The Polly pipeline for requests that are simply sent again (the callback builds a fresh request); built on first use.</summary>
+    public ResiliencePipeline<HttpResponseMessage> Pipeline => _pipeline ??= CreatePipeline(); // a race builds two equal pipelines: harmless
 
     /// <summary>A fresh failure counter for one transfer.</summary>
     public RetryBudget Begin(string what) => new(this, what);
