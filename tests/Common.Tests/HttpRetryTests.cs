@@ -115,5 +115,24 @@ public class HttpRetryTests
         Assert.InRange(HttpRetry.Backoff(3, b).TotalMilliseconds, 640, 960);
         Assert.InRange(HttpRetry.Backoff(50, b).TotalSeconds, 24, 36);
     }
-}
 
+    [Fact]
+    public async Task The_polly_pipeline_waits_the_shared_exponential_backoff_not_pollys_own()
+    {
+        // Polly's own exponential jitter (decorrelated) spreads far beyond ±20 %: 3 runs × 5 retries would not all fit
+        var baseDelay = TimeSpan.FromMilliseconds(5);
+        for (int run = 0; run < 3; run++)
+        {
+            var log = new RetryLog();
+            var fake = new FakeHttpHandler((_, _) => Task.FromResult(new HttpResponseMessage(HttpStatusCode.ServiceUnavailable)));
+            using var client = HttpClientFactory.Create(new HttpSettings(), fake);
+            var pipeline = HttpRetry.Create(5, baseDelay, log);
+            using var response = await pipeline.ExecuteAsync(async ct => await client.GetAsync("http://fake/x", ct));
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+            Assert.Equal(6, fake.Calls.Count);
+            Assert.Equal(5, log.Lines.Count);
+            RetryLog.AssertBackoff(log.Lines.Select(l => l.Delay), baseDelay);
+            Assert.StartsWith("retry 1/5 in ", log.Lines.First().Text);
+        }
+    }
+}

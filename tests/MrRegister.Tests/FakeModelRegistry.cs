@@ -21,7 +21,11 @@ public sealed record LoggedRequest(string Method, string Path, string Query, str
 }
 
 /// <summary>A canned answer a test injects (fault injection).</summary>
-public sealed record FakeReply(int Status, string Body, string ContentType = "application/json");
+public sealed record FakeReply(int Status, string Body, string ContentType = "application/json")
+{
+    /// <summary>Seconds for a Retry-After header (429/503 answers), or none.</summary>
+    public int? RetryAfter { get; init; }
+}
 
 /// <summary>
 /// An in-process Kubeflow Model Registry (REST v1alpha3) on 127.0.0.1, as strict as the real
@@ -201,6 +205,10 @@ public sealed class FakeModelRegistry : IAsyncDisposable
         }
         ctx.Response.StatusCode = reply.Status;
         ctx.Response.ContentType = reply.ContentType;
+        if (reply.RetryAfter is { } seconds)
+        {
+            ctx.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
         await ctx.Response.WriteAsync(reply.Body);
     }
 

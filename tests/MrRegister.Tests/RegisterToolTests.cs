@@ -326,6 +326,32 @@ public sealed class RegisterToolTests
     }
 
     [Fact]
+    public async Task A_retry_after_beyond_max_retry_wait_fails_at_once_naming_the_option_and_a_higher_cap_is_honoured()
+    {
+        await using var fake = await FakeModelRegistry.StartAsync();
+        fake.Fault = req => new FakeReply(429, """{"code":"busy","message":"slow down"}""") { RetryAfter = 100_000 };
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var r = await Tool.RegisterAsync(fake, Tool.Granite);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"took {clock.Elapsed}");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Single(fake.Log); // not retried
+        Assert.EndsWith("the server asks to wait 100000 s before retrying, more than the 60 s limit (raise --max-retry-wait to wait that long)",
+            r.StdErr.Trim().Split('\n')[^1]);
+
+        // the option exists for both subcommands and sets the cap; a wait within it is waited for
+        fake.ClearLog();
+        var higher = await Tool.RunAsync(fake, "lookup", "--model-name", "m", "--version-name", "v", "--max-retry-wait", "5");
+        Assert.Equal(1, higher.ExitCode);
+        Assert.Contains("more than the 5 s limit", higher.StdErr);
+        int calls = 0;
+        fake.Fault = req => Interlocked.Increment(ref calls) == 1 ? new FakeReply(429, """{"code":"busy","message":"slow down"}""") { RetryAfter = 1 } : null;
+        var ok = await Tool.RegisterAsync(fake, [.. Tool.Granite, "--max-retry-wait", "2"]);
+        Assert.True(ok.ExitCode == 0, ok.ToString());
+        Assert.Contains("retry 1/5 in 1.0 s after 429", ok.StdErr);
+        Assert.Single(fake.Artifacts);
+    }
+
+    [Fact]
     public async Task Version_pattern_mismatch_is_exit_2_before_any_request()
     {
         await using var fake = await FakeModelRegistry.StartAsync();

@@ -277,6 +277,53 @@ public sealed class ProtocolUnitTests
         Assert.Equal(10_000, progress.Sum());
     }
 
+    /// <summary>Counts the bytes read through it.</summary>
+    private sealed class CountingStream(Stream inner, Action<int> counted) : ModelCar.Common.IO.ReadOnlyWrapperStream(inner)
+    {
+        public override int Read(Span<byte> buffer)
+        {
+            int n = Inner.Read(buffer);
+            counted(n);
+            return n;
+        }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            int n = await Inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+            counted(n);
+            return n;
+        }
+    }
+
+    [Fact]
+    public async Task A_chunked_upload_reads_the_source_once_in_order_and_after_a_cut_only_the_lost_bytes_again()
+    {
+        // an oci-archive source cannot seek: every open at an offset reads (and drops) the bytes before it,
+        // so a chunked upload must not reopen the source per chunk
+        var fake = new FakeUploads { PatchFault = n => n == 2 ? "cut" : null };
+        var (repo, _) = Create(fake.Respond);
+        repo.Client.UseBaseUri(new Uri("https://reg.example/"));
+        var data = TempDir.RandomBytes(10_000, 81);
+        var blob = new Descriptor { MediaType = MediaTypes.Layer, Digest = Digest.Sha256(data), Size = data.Length };
+        var uploader = new BlobUploader(repo, new UploadOptions { ChunkSize = 3000, RetryBaseDelay = TimeSpan.FromMilliseconds(1) }, NullLogger.Instance);
+        var opens = new List<long>();
+        long read = 0;
+        await uploader.UploadAsync(blob, () => throw new InvalidOperationException("a chunked upload sends raw bytes; the registry checks the digest"),
+            offset =>
+            {
+                lock (opens)
+                {
+                    opens.Add(offset);
+                }
+                return new CountingStream(new MemoryStream(data, (int)offset, data.Length - (int)offset), n => Interlocked.Add(ref read, n));
+            }, null, _ => { }, CancellationToken.None);
+        Assert.Equal(data, fake.Final);
+        Assert.Equal(["0-2999", "3000-5999", "3000-5999", "6000-8999", "9000-9999"], fake.ContentRanges);
+        // one sequential read of the whole source, then one re-read of the chunk the cut lost
+        Assert.Equal([0L, 3000L], opens);
+        Assert.Equal(10_000 + 3000, Interlocked.Read(ref read));
+    }
+
     [Fact]
     public async Task A_cut_chunk_resumes_from_the_registry_range_and_resends_only_that_chunk()
     {
@@ -377,7 +424,10 @@ public sealed class ProtocolUnitTests
     {
         var data = TempDir.RandomBytes(9000, 80);
         var fake = new FakeUploads { PatchFault = n => n == 1 ? "503" : null, RetryAfter = "100000" };
-        var e = await Assert.ThrowsAsync<ModelCar.Common.Http.RetryWaitTooLongException>(() => Upload(fake, data, 3000, null));
+        // the chunked path is the blob writer: its typed failure (transient) carries the server's request (the CLI's hint finds it)
+        var e = await Assert.ThrowsAsync<BlobUploadException>(() => Upload(fake, data, 3000, null));
+        Assert.True(e.IsTransient);
+        Assert.IsType<ModelCar.Common.Http.RetryWaitTooLongException>(e.InnerException);
         Assert.Contains("503 Service Unavailable: the server asks to wait 100000 s before retrying, more than the 60 s limit", e.Message);
         Assert.Single(fake.ContentRanges);
         Assert.Equal(["s1"], fake.Deletes); // and the session is not left behind

@@ -16,8 +16,8 @@ internal sealed partial class FileDownload
     /// <summary>Streams one chunk to its offsets; a cut connection continues with Range from the last byte written.</summary>
     private async Task RunChunkAsync(SafeFileHandle handle, ChunkState state, InOrderHasher cursor, int index, HubResponse? initial, ChannelWriter<bool> signal, CancellationToken ct)
     {
-        int failures = 0;
         var settings = client.Settings;
+        var retries = RetryPolicy.From(settings, logger).Begin(plan.RepoPath);
         byte[] buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
         try
         {
@@ -32,13 +32,11 @@ internal sealed partial class FileDownload
                     await using var body = new StallTimeoutStream(raw, settings.StallTimeout, HubClient.NoData(response.FinalUrl, settings.StallTimeout));
                     await CopyChunkAsync(body, handle, state, cursor, index, buffer, signal, ct).ConfigureAwait(false);
                 }
-                catch (Exception e) when (HttpRetry.IsTransient(e, ct) && !ct.IsCancellationRequested && failures < settings.MaxRetries)
+                catch (Exception e) when (HttpRetry.IsTransient(e, ct) && !ct.IsCancellationRequested && Counted(retries, state.Done(index) > before))
                 {
-                    failures = state.Done(index) > before ? 0 : failures + 1;
-                    var delay = HttpRetry.Backoff(failures, settings.RetryBaseDelay); // the shared backoff (no response here: a body broke)
-                    logger.LogWarning("{Path}: transfer broke at byte {At} ({Why}); continuing with Range in {Delay:0.0} s",
-                        plan.RepoPath, state.Start(index) + state.Done(index), ErrorText.Describe(e), delay.TotalSeconds);
-                    await Task.Delay(delay, ct).ConfigureAwait(false);
+                    // the one policy's count, delay and log line (no response here: a body broke, so no Retry-After)
+                    await retries.WaitAsync($"transfer broke at byte {state.Start(index) + state.Done(index)} ({ErrorText.Describe(e)})", "continuing with Range",
+                        null, ct).ConfigureAwait(false);
                 }
                 finally
                 {
@@ -50,6 +48,16 @@ internal sealed partial class FileDownload
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    /// <summary>Counts a failure in the budget (a chunk that got further first starts a new run); false when none is left.</summary>
+    private static bool Counted(RetryBudget retries, bool progressed)
+    {
+        if (progressed)
+        {
+            retries.Progressed();
+        }
+        return retries.TryFail();
     }
 
     private async Task CopyChunkAsync(Stream body, SafeFileHandle handle, ChunkState state, InOrderHasher cursor, int index, byte[] buffer, ChannelWriter<bool> signal, CancellationToken ct)

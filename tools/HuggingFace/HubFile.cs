@@ -188,7 +188,7 @@ public sealed class HubFile
         private HubResponse? _response;
         private Stream? _body;
         private long _position = offset;
-        private int _failures;
+        private readonly RetryBudget _retries = RetryPolicy.From(file._client.Settings, file._logger).Begin(file.RepoPath);
         private bool _verified;
 
         public override bool CanRead => true;
@@ -230,7 +230,6 @@ public sealed class HubFile
                 Finish();
                 return 0;
             }
-            var settings = file._client.Settings;
             int want = (int)Math.Min(buffer.Length, file.Size - _position);
             while (true)
             {
@@ -245,7 +244,7 @@ public sealed class HubFile
                     }
                     _hash?.AppendData(buffer.Span[..n]);
                     _position += n;
-                    _failures = 0;
+                    _retries.Progressed();
                     received?.Invoke(n);
                     if (_position == file.Size)
                     {
@@ -253,14 +252,10 @@ public sealed class HubFile
                     }
                     return n;
                 }
-                catch (Exception e) when (HttpRetry.IsTransient(e, token) && !token.IsCancellationRequested && _failures < settings.MaxRetries)
+                catch (Exception e) when (HttpRetry.IsTransient(e, token) && !token.IsCancellationRequested && _retries.TryFail())
                 {
-                    _failures++;
                     Disconnect();
-                    var delay = HttpRetry.Backoff(_failures, settings.RetryBaseDelay);
-                    file._logger.LogWarning("{Path}: transfer broke at byte {At} ({Why}); continuing with Range in {Delay:0.0} s",
-                        file.RepoPath, _position, ErrorText.Describe(e), delay.TotalSeconds);
-                    await Task.Delay(delay, token).ConfigureAwait(false);
+                    await _retries.WaitAsync($"transfer broke at byte {_position} ({ErrorText.Describe(e)})", "continuing with Range", null, token).ConfigureAwait(false);
                 }
             }
         }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net;
 using System.Net.Http.Headers;
 using Microsoft.Extensions.Logging;
@@ -27,6 +28,9 @@ public sealed record UploadOptions
 
     public TimeSpan RetryBaseDelay { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>The one retry policy for a blob's recoveries (these counts and delays, the client's Retry-After cap).</summary>
+    public RetryPolicy PolicyFor(HttpSettings settings, ILogger logger) => new(MaxRecoveries, RetryBaseDelay, settings.MaxRetryWait, logger);
+
     /// <summary>Chunk size for a blob, or null for a monolithic upload.</summary>
     public long? ChunkSizeFor(long blobSize) => ChunkSize is { } c
         ? (blobSize > c ? c : null)
@@ -35,11 +39,13 @@ public sealed record UploadOptions
 
 /// <summary>
 /// Uploads one blob. Monolithic: POST, then PUT ?digest= with the streamed body (the source is
-/// verified while it is read). Chunked: PATCH with Content-Range per chunk (at least
-/// OCI-Chunk-Min-Length), then PUT ?digest=. After a cut the upload URL is asked for its Range and
-/// the upload continues from there (at most one chunk is sent again); when the registry reports
-/// the session dead (404 BLOB_UPLOAD_INVALID / BLOB_UPLOAD_UNKNOWN, as distribution 2.8 does after
-/// a PATCH was cut inside its body) the blob starts again with a new POST.
+/// verified while it is read); a failed PUT starts the blob again with a new session. Chunked: a
+/// <see cref="RegistryBlobWriter"/> fed from the source stream (PATCH with Content-Range per chunk,
+/// at least OCI-Chunk-Min-Length, then PUT ?digest=). After a cut the upload URL is asked for its
+/// Range and the upload continues from there (only the lost bytes are read again); when the registry
+/// reports the session dead (404 BLOB_UPLOAD_INVALID / BLOB_UPLOAD_UNKNOWN, as distribution 2.8 does
+/// after a PATCH was cut inside its body) the blob starts again with a new POST. Both paths count,
+/// wait and log under the one <see cref="RetryPolicy"/> (<see cref="UploadOptions.PolicyFor"/>).
 /// Across runs: with an <see cref="UploadStateStore"/>, every chunked session is recorded (URL and
 /// acknowledged offset); the next run asks the recorded URL for its Range and continues from the
 /// registry's offset, or starts the blob afresh when the session is gone (404) or unusable.
@@ -51,8 +57,10 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
     /// <summary>How long a best-effort DELETE of a session may take (the process ends 2 s after a signal).</summary>
     public static readonly TimeSpan CancelTimeout = TimeSpan.FromMilliseconds(1500);
 
-    private UploadSession? _open;   // the session bytes went to, until the blob is complete
-    private bool _recorded;         // _open is in the state file (the next run may resume it): keep it
+    /// <summary>Bytes read from the source at a time for the chunked path.</summary>
+    private const int FeedBuffer = 1 << 20;
+
+    private UploadSession? _open;   // the monolithic session bytes went to, until the blob is complete (the writer owns chunked sessions)
 
     /// <summary>Opens the source at an offset (the raw, unverified bytes from there on).</summary>
     public delegate Stream OpenAt(long offset);
@@ -61,16 +69,16 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
     {
         try
         {
-            if (options.ChunkSizeFor(blob.Size) is { } chunk)
+            if (options.ChunkSizeFor(blob.Size) is not null)
             {
-                await ChunkedAsync(blob, openAt, session, chunk, progress, ct).ConfigureAwait(false);
+                await ChunkedAsync(blob, openAt, session, progress, ct).ConfigureAwait(false);
             }
             else
             {
                 await MonolithicAsync(blob, openVerified, session, progress, ct).ConfigureAwait(false);
             }
         }
-        catch (Exception) when (_open is { } open && !_recorded)
+        catch (Exception) when (_open is { } open)
         {
             _open = null;
             await CancelSessionAsync(repository, open, blob.Digest, logger).ConfigureAwait(false);
@@ -81,15 +89,12 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
     private UploadSession Opened(UploadSession session)
     {
         _open = session;
-        _recorded = false;
         return session;
     }
 
-    /// <summary>Records the chunked session and its acknowledged offset (no-op without a state store).</summary>
-    private void Record(Descriptor blob, UploadSession session, long offset)
-    {
-        _open = session;
-        _recorded = state is not null && state.Save(new UploadRecord
+    /// <summary>Records the chunked session and its acknowledged offset; false without a state store or when it cannot be saved.</summary>
+    private bool Record(Descriptor blob, UploadSession session, long offset) =>
+        state is not null && state.Save(new UploadRecord
         {
             Registry = repository.Client.Registry,
             Repository = repository.Name,
@@ -100,12 +105,9 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
             MinChunkLength = session.MinChunkLength,
             Updated = DateTimeOffset.UtcNow,
         });
-    }
 
     private void Completed(Descriptor blob)
     {
-        _open = null;
-        _recorded = false;
         state?.Remove(repository.Client.Registry, repository.Name, blob.Digest);
     }
 
@@ -183,7 +185,8 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
 
     private async Task MonolithicAsync(Descriptor blob, Func<Stream> openVerified, UploadSession? session, Action<long> progress, CancellationToken ct)
     {
-        for (int failures = 0; ; failures++)
+        var retries = options.PolicyFor(repository.Client.Settings, logger).Begin("blob " + blob.Digest.Encoded[..12]);
+        while (true)
         {
             session = Opened(session ?? await repository.StartUploadAsync(ct).ConfigureAwait(false));
             var url = RegistryClient.WithQuery(session.Location, "digest", blob.Digest.ToString());
@@ -232,172 +235,67 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
                 response.Dispose();
             }
             progress(-sent);
-            if (failures >= options.MaxRecoveries)
+            if (!retries.TryFail())
             {
-                throw new RegistryException($"upload of blob {blob.Digest} failed {failures + 1} times; last error: {ErrorText.Describe(error!)}", error);
+                throw new RegistryException($"upload of blob {blob.Digest} failed {retries.Failures} times; last error: {ErrorText.Describe(error!)}", error);
             }
-            logger.LogWarning("blob {Digest}: upload failed ({Error}); starting it again (attempt {Attempt}/{Max})", blob.Digest.Encoded[..12], ErrorText.Describe(error!), failures + 2, options.MaxRecoveries + 1);
-            await Task.Delay(serverDelay ?? HttpRetry.Backoff(failures, options.RetryBaseDelay), ct).ConfigureAwait(false);
+            await retries.WaitAsync($"upload failed ({ErrorText.Describe(error!)})", "starting it again with a new session", serverDelay, ct).ConfigureAwait(false);
             _open = null;
             await CancelSessionAsync(repository, session, blob.Digest, logger).ConfigureAwait(false); // partial bytes of the failed PUT
             session = null;
         }
     }
 
-    private async Task ChunkedAsync(Descriptor blob, OpenAt openAt, UploadSession? session, long chunkSize, Action<long> progress, CancellationToken ct)
+    /// <summary>
+    /// The chunked path is <see cref="RegistryBlobWriter"/> fed from the source stream (one chunked-upload
+    /// implementation for registry-push and oci-pack): the source is read once from the first byte the
+    /// registry lacks; the writer re-reads from <paramref name="openAt"/> only the bytes a failure lost.
+    /// A recorded session of an earlier run is resumed at the registry's offset, and every acknowledged
+    /// offset is recorded, so a killed run continues next time.
+    /// </summary>
+    private async Task ChunkedAsync(Descriptor blob, OpenAt openAt, UploadSession? session, Action<long> progress, CancellationToken ct)
     {
         long offset = 0;
         if (session is null && await ResumeRecordedAsync(blob, ct).ConfigureAwait(false) is { } resumed)
         {
             (session, offset) = resumed;
         }
-        session ??= await repository.StartUploadAsync(ct).ConfigureAwait(false);
-        Record(blob, session, offset);
-        int failures = 0;
-        long acknowledged = offset; // bytes reported to progress
-        progress(offset);
-        while (true)
+        await using var writer = await RegistryBlobWriter.OpenAsync(repository, new SourceBlob(blob.Size, openAt), options, logger, ct, session, progress,
+            "blob " + blob.Digest.Encoded[..12], resumeAt: offset, record: (s, stored) => Record(blob, s, stored)).ConfigureAwait(false);
+        var buffer = ArrayPool<byte>.Shared.Rent(FeedBuffer);
+        Stream? source = null;
+        try
         {
-            // at least 2 bytes: "Range: 0-0" then always means an empty session (see StoredBytes)
-            long chunk = Math.Max(Math.Max(chunkSize, session.MinChunkLength), 2);
-            Exception? error = null;
-            TimeSpan? serverDelay = null;
-            bool restart = false;
-            if (offset < blob.Size)
+            for (long left = blob.Size - offset; left > 0;)
             {
-                long length = Math.Min(chunk, blob.Size - offset);
-                long start = offset;
-                HttpResponseMessage? response = null;
-                try
+                source ??= openAt(offset); // not opened when the session already holds every byte (only the PUT is missing)
+                int n = await source.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, left)), ct).ConfigureAwait(false);
+                if (n == 0)
                 {
-                    var location = session.Location;
-                    response = await repository.Client.SendAsync(() =>
-                    {
-                        var content = new StreamingContent(() => openAt(start), length, null, repository.Client.Settings.StallTimeout);
-                        content.Headers.ContentType = RegistryClient.OctetStream;
-                        var request = new HttpRequestMessage(HttpMethod.Patch, location) { Content = content };
-                        request.Content.Headers.TryAddWithoutValidation("Content-Range", $"{start}-{start + length - 1}");
-                        return request;
-                    }, repository.PushScope, ct, retry: false).ConfigureAwait(false);
+                    throw new BlobUploadException($"blob {blob.Digest}: the source ended {left} bytes before the blob's size ({blob.Size})", transient: false);
                 }
-                catch (Exception e) when (IsRecoverable(e, ct))
-                {
-                    error = e;
-                }
-                catch (HttpRequestException e) when (PermanentCause(e) is { } cause)
-                {
-                    throw cause;
-                }
-                if (response is not null)
-                {
-                    using (response)
-                    {
-                        var (outcome, failure, delay) = await UploadAnswers.ClassifyAsync(response, patch: true, repository.Client.Settings.MaxRetryWait, ct).ConfigureAwait(false);
-                        if (outcome == UploadOutcome.Stored)
-                        {
-                            session = session with { Location = RegistryClient.ResolveLocation(session.Location, response) };
-                            offset = StoredBytes(response) ?? start + length;
-                            Record(blob, session, offset);
-                            progress(offset - acknowledged);
-                            acknowledged = offset;
-                            failures = 0;
-                            continue;
-                        }
-                        if (outcome == UploadOutcome.Refused)
-                        {
-                            throw await RegistryErrors.ToExceptionAsync(response, ct, HintFor(response)).ConfigureAwait(false);
-                        }
-                        restart = outcome == UploadOutcome.SessionDead;
-                        error = failure;
-                        serverDelay = delay;
-                    }
-                }
-            }
-            else
-            {
-                // all bytes are there: close the session
-                var url = RegistryClient.WithQuery(session.Location, "digest", blob.Digest.ToString());
-                HttpResponseMessage? response = null;
-                try
-                {
-                    response = await repository.Client.SendAsync(() => new HttpRequestMessage(HttpMethod.Put, url) { Content = new ByteArrayContent([]) },
-                        repository.PushScope, ct, retry: false).ConfigureAwait(false);
-                }
-                catch (Exception e) when (IsRecoverable(e, ct))
-                {
-                    error = e;
-                }
-                if (response is not null)
-                {
-                    using (response)
-                    {
-                        var (outcome, failure, delay) = await UploadAnswers.ClassifyAsync(response, patch: false, repository.Client.Settings.MaxRetryWait, ct).ConfigureAwait(false);
-                        if (outcome == UploadOutcome.Stored)
-                        {
-                            Completed(blob);
-                            RegistryRepository.CheckReportedDigest(response, blob.Digest, $"PUT blob {blob.Digest}");
-                            return;
-                        }
-                        if (outcome == UploadOutcome.Refused)
-                        {
-                            var hint = ServerCode(response) == "DIGEST_INVALID" ? $"the source's content does not match {blob.Digest}" : HintFor(response);
-                            throw await RegistryErrors.ToExceptionAsync(response, ct, hint).ConfigureAwait(false);
-                        }
-                        // a PUT that was cut may still have completed: the blob may be there now
-                        if (outcome == UploadOutcome.SessionDead && await repository.BlobExistsAsync(blob.Digest, ct).ConfigureAwait(false))
-                        {
-                            Completed(blob);
-                            return;
-                        }
-                        restart = outcome == UploadOutcome.SessionDead;
-                        error = failure;
-                        serverDelay = delay;
-                    }
-                }
-            }
-
-            failures++;
-            if (failures > options.MaxRecoveries)
-            {
-                throw new RegistryException($"upload of blob {blob.Digest} failed {failures} times in a row at offset {offset}; last error: {ErrorText.Describe(error!)}", error);
-            }
-            await Task.Delay(serverDelay ?? HttpRetry.Backoff(failures - 1, options.RetryBaseDelay), ct).ConfigureAwait(false);
-            if (!restart)
-            {
-                // ask the session how much it has
-                var status = await StatusAsync(session, ct).ConfigureAwait(false);
-                if (status is null)
-                {
-                    restart = true;
-                }
-                else
-                {
-                    session = status.Value.Session;
-                    Record(blob, session, status.Value.Offset);
-                    logger.LogWarning("blob {Digest}: {Error} at offset {Offset}; the registry has {Have} bytes, resuming from there",
-                        blob.Digest.Encoded[..12], ErrorText.Describe(error!), offset, status.Value.Offset);
-                    offset = status.Value.Offset;
-                }
-            }
-            if (restart)
-            {
-                logger.LogWarning("blob {Digest}: upload session lost ({Error}); starting the blob again with a new session", blob.Digest.Encoded[..12], ErrorText.Describe(error!));
-                if (await repository.BlobExistsAsync(blob.Digest, ct).ConfigureAwait(false))
-                {
-                    Completed(blob);
-                    progress(blob.Size - acknowledged);
-                    return;
-                }
-                session = await repository.StartUploadAsync(ct).ConfigureAwait(false);
-                offset = 0;
-                Record(blob, session, offset);
-            }
-            if (offset != acknowledged)
-            {
-                progress(offset - acknowledged);
-                acknowledged = offset;
+                await writer.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+                left -= n;
             }
         }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            if (source is not null)
+            {
+                await source.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+        await writer.CommitAsync(blob.Digest, ct).ConfigureAwait(false);
+        Completed(blob);
+    }
+
+    /// <summary>The source as the writer's re-readable blob (raw bytes from an offset).</summary>
+    private sealed class SourceBlob(long size, BlobUploader.OpenAt openAt) : IRereadableBlob
+    {
+        public long Size => size;
+
+        public Stream OpenAt(long offset) => openAt(offset);
     }
 
     /// <summary>GET the upload URL: the offset to resume from (end of Range + 1), or null if the session is gone.</summary>

@@ -19,7 +19,7 @@ namespace ModelCar.Registry;
 /// registry is slower than the producer, <see cref="WriteAsync"/> waits (the slowest writer sets the pace).
 /// </para>
 /// <para>
-/// Recovery (at most <see cref="UploadOptions.MaxRecoveries"/> failures in a row): after a cut, a
+/// Recovery (at most <see cref="UploadOptions.MaxRecoveries"/> failures in a row, <see cref="RetryBudget"/>): after a cut, a
 /// stall (<see cref="HttpSettings.StallTimeout"/>), a 5xx, 408 or 429 (Retry-After honoured within
 /// <see cref="HttpSettings.MaxRetryWait"/>, the shared rule of <see cref="HttpRetry"/>) or a 416, the
 /// session is asked for its <c>Range</c>; the next <c>PATCH</c> starts at the registry's offset, first
@@ -31,9 +31,16 @@ namespace ModelCar.Registry;
 /// </para>
 /// <para>
 /// Disposing without <see cref="CommitAsync"/> cancels the session with <c>DELETE</c> (best effort,
-/// <see cref="BlobUploader.CancelTimeout"/>), so nothing stays in the registry. Sessions are not
-/// recorded for a later run (<see cref="UploadStateStore"/> keys records by digest, unknown here until
-/// the end): a later run regenerates the blob.
+/// <see cref="BlobUploader.CancelTimeout"/>), so nothing stays in the registry, unless the owner recorded
+/// the session for a later run (<see cref="OpenAsync"/>'s <c>record</c>: registry-push, whose digests are
+/// known up front, keeps chunked sessions in its <see cref="UploadStateStore"/> and opens the writer with
+/// <c>resumeAt</c> next time). oci-pack's one pass records nothing (the state file is keyed by digest,
+/// unknown here until the end): a later run regenerates the blob.
+/// </para>
+/// <para>
+/// The writer is also registry-push's chunked upload (<see cref="BlobUploader"/> feeds it from the source
+/// stream), so there is one chunked-upload implementation. Delays, attempt counts and retry log lines come
+/// from the one <see cref="RetryPolicy"/>.
 /// </para>
 /// Not thread-safe: one producer calls <see cref="WriteAsync"/> in order, then <see cref="CommitAsync"/>
 /// or <see cref="DisposeAsync"/>.
@@ -47,7 +54,6 @@ public sealed class RegistryBlobWriter : IBlobWriter
 
     private readonly RegistryRepository _repository;
     private readonly IRereadableBlob _blob;
-    private readonly UploadOptions _options;
     private readonly ILogger _logger;
     private readonly Action<long>? _progress;
     private readonly string _what;
@@ -62,8 +68,10 @@ public sealed class RegistryBlobWriter : IBlobWriter
     private long _consumed;     // bytes taken out of the pipe (written into some request body); guarded by _reader
     private long _stored;       // bytes the registry acknowledged
     private long _reported;     // bytes reported to progress
+    private readonly RetryBudget _retries;
+    private readonly Func<UploadSession, long, bool>? _record;
+    private bool _recorded;     // the owner recorded the session for a later run: an abandoned writer keeps it
     private long _lastFailureOffset = -1;
-    private int _failures;
     private bool _writerCompleted;
     private bool _committed;
     private bool _broken;
@@ -72,30 +80,47 @@ public sealed class RegistryBlobWriter : IBlobWriter
     private long _rereadBytes;
 
     private RegistryBlobWriter(RegistryRepository repository, IRereadableBlob blob, UploadSession session, UploadOptions options, ILogger logger,
-        Action<long>? progress, string? what, CancellationToken ct)
+        Action<long>? progress, string? what, long resumeAt, Func<UploadSession, long, bool>? record, CancellationToken ct)
     {
         _repository = repository;
         _blob = blob;
         _session = session;
-        _options = options;
         _logger = logger;
         _progress = progress;
         _what = what ?? $"blob upload to {repository.Client.Registry}/{repository.Name}";
         _chunkSize = options.ChunkSizeFor(blob.Size);
         _life = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        _retries = options.PolicyFor(repository.Client.Settings, logger).Begin(_what);
+        _record = record;
         Sessions = 1;
+        _position = _consumed = _stored = resumeAt;
+        Record();
+        Report(resumeAt);
     }
 
     /// <summary>
     /// Opens a writer: POSTs a session (or uses <paramref name="session"/>, e.g. the one a refused mount
     /// started). <paramref name="ct"/> bounds the writer's whole life (its requests run between calls).
     /// <paramref name="progress"/> gets the bytes the registry acknowledged (negative after a restart).
+    /// <para>
+    /// Resuming (registry-push, across runs): <paramref name="resumeAt"/> is the number of bytes
+    /// <paramref name="session"/> already holds; the producer then writes from that offset on. <paramref name="record"/>
+    /// is told the session and its acknowledged offset whenever they change (it returns true when it kept them
+    /// for a later run: then an abandoned writer leaves the session in the registry instead of DELETEing it).
+    /// </para>
     /// </summary>
     public static async Task<RegistryBlobWriter> OpenAsync(RegistryRepository repository, IRereadableBlob blob, UploadOptions options, ILogger logger,
-        CancellationToken ct, UploadSession? session = null, Action<long>? progress = null, string? what = null)
+        CancellationToken ct, UploadSession? session = null, Action<long>? progress = null, string? what = null,
+        long resumeAt = 0, Func<UploadSession, long, bool>? record = null)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(resumeAt);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(resumeAt, blob.Size);
+        if (resumeAt > 0 && session is null)
+        {
+            throw new ArgumentException("resuming needs the session that holds the bytes", nameof(session));
+        }
         session ??= await StartAsync(repository, ct).ConfigureAwait(false);
-        return new RegistryBlobWriter(repository, blob, session, options, logger, progress, what, ct);
+        return new RegistryBlobWriter(repository, blob, session, options, logger, progress, what, resumeAt, record, ct);
     }
 
     /// <summary>The blob's size (what the producer must write before <see cref="CommitAsync"/>).</summary>
@@ -219,7 +244,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
                 _logger.LogDebug("{What}: request in flight ended: {Error}", _what, ErrorText.Describe(e));
             }
         }
-        if (!_committed)
+        if (!_committed && !_recorded)
         {
             await BlobUploader.CancelSessionAsync(_repository, _session, _what, _logger).ConfigureAwait(false);
         }
@@ -366,7 +391,8 @@ public sealed class RegistryBlobWriter : IBlobWriter
                     if (stored == end)
                     {
                         _stored = stored;
-                        _failures = 0;
+                        _retries.Progressed();
+                        Record();
                         Report(stored);
                         return;
                     }
@@ -445,19 +471,21 @@ public sealed class RegistryBlobWriter : IBlobWriter
     }
 
     /// <summary>
-    /// After a failed request: waits (Retry-After or backoff), asks the session for its Range (or
-    /// starts a new session when it is dead) and sets where the next PATCH starts.
+    /// After a failed request, under the one retry policy (<see cref="RetryBudget"/>: count, delay, log line):
+    /// waits (Retry-After or backoff), asks the session for its Range (or starts a new session when it is
+    /// dead) and sets where the next PATCH starts.
     /// </summary>
     private async Task RecoverAsync(Exception error, TimeSpan? delay, bool dead, CancellationToken ct)
     {
-        long at = Volatile.Read(ref _consumed);
-        _failures++;
+        long at = Math.Max(Volatile.Read(ref _consumed), _stored);
         Recoveries++;
-        if (dead)
+        if (!_retries.TryFail() && dead)
         {
             CheckBudget(error);
         }
-        await Task.Delay(delay ?? HttpRetry.Backoff(_failures - 1, _options.RetryBaseDelay), ct).ConfigureAwait(false);
+        // over budget and not dead: the status below may still show the registry got further (a new run of failures)
+        await _retries.WaitAsync($"{ErrorText.Describe(error)} at byte {at}",
+            dead ? "starting the blob again with a new session" : "asking the session for its offset", delay, ct).ConfigureAwait(false);
         if (!dead)
         {
             (UploadSession Session, long Offset)? status;
@@ -473,13 +501,15 @@ public sealed class RegistryBlobWriter : IBlobWriter
             {
                 if (s.Offset > _lastFailureOffset)
                 {
-                    _failures = 1; // the registry got further since the last failure: a long streamed body is not a run of failures
+                    // the registry got further since the last failure: a long streamed body is not a run of failures
+                    _retries.Progressed();
+                    _retries.TryFail();
                 }
                 CheckBudget(error);
                 _session = s.Session;
-                _logger.LogWarning("{What}: {Error} at byte {Offset}; the registry has {Have} bytes, resuming from there (attempt {Attempt}/{Max})",
-                    _what, ErrorText.Describe(error), Math.Max(at, _stored), s.Offset, _failures + 1, _options.MaxRecoveries + 1);
+                _logger.LogWarning("{What}: the registry has {Have} bytes, resuming from there", _what, s.Offset);
                 _stored = s.Offset;
+                Record();
             }
             else
             {
@@ -489,11 +519,11 @@ public sealed class RegistryBlobWriter : IBlobWriter
         }
         if (dead)
         {
-            _logger.LogWarning("{What}: upload session lost ({Error}); starting the blob again with a new session (attempt {Attempt}/{Max})",
-                _what, ErrorText.Describe(error), _failures + 1, _options.MaxRecoveries + 1);
+            _logger.LogWarning("{What}: upload session lost ({Error}); starting the blob again with a new session", _what, ErrorText.Describe(error));
             _session = await StartAsync(_repository, ct).ConfigureAwait(false);
             Sessions++;
             _stored = 0;
+            Record();
         }
         _lastFailureOffset = _stored;
         Report(_stored);
@@ -502,11 +532,14 @@ public sealed class RegistryBlobWriter : IBlobWriter
     /// <summary>At most <see cref="UploadOptions.MaxRecoveries"/> failures in a row (without the registry getting further).</summary>
     private void CheckBudget(Exception error)
     {
-        if (_failures > _options.MaxRecoveries)
+        if (_retries.Exhausted)
         {
-            throw Failure($"{_what} failed {_failures} times in a row at byte {_stored} of {_blob.Size}; last error: {ErrorText.Describe(error)}", error, transient: true);
+            throw Failure($"{_what} failed {_retries.Failures} times in a row at byte {_stored} of {_blob.Size}; last error: {ErrorText.Describe(error)}", error, transient: true);
         }
     }
+
+    /// <summary>Tells the owner where the session stands (<see cref="OpenAsync"/>'s <c>record</c>); what it answers decides whether an abandoned session is kept.</summary>
+    private void Record() => _recorded = _record?.Invoke(_session, _stored) ?? false;
 
     /// <summary>The shared answer rule (<see cref="UploadAnswers"/>); a Retry-After beyond the cap fails the blob as transient.</summary>
     private async Task<(UploadOutcome Outcome, Exception? Error, TimeSpan? Delay)> ClassifyAsync(HttpResponseMessage response, bool patch, CancellationToken ct)

@@ -60,6 +60,7 @@ public static class MrRegisterCommand
 
         public Option<string[]> CaFile { get; } = CommonOptions.CaFile();
         public Option<bool> TlsVerify { get; } = CommonOptions.TlsVerify();
+        public Option<int> MaxRetryWait { get; } = CommonOptions.MaxRetryWait();
 
         public void AddTo(Command c)
         {
@@ -67,6 +68,7 @@ public static class MrRegisterCommand
             c.Options.Add(TokenFile);
             c.Options.Add(CaFile);
             c.Options.Add(TlsVerify);
+            c.Options.Add(MaxRetryWait);
         }
     }
 
@@ -324,7 +326,7 @@ public static class MrRegisterCommand
 
     private static ModelRegistryClient CreateClient(ToolContext ctx, Connection conn, bool dryRun = false)
     {
-        var settings = CommonOptions.HttpSettingsFrom(ctx.ParseResult, conn.TlsVerify, conn.CaFile);
+        var settings = CommonOptions.HttpSettingsFrom(ctx.ParseResult, conn.TlsVerify, conn.CaFile, maxRetryWait: conn.MaxRetryWait);
         if (dryRun)
         {
             settings = settings with { MaxRetries = 1 }; // a preview: do not wait half a minute for a server that is not there

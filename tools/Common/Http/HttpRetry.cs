@@ -4,20 +4,21 @@ using System.Text.RegularExpressions;
 using Microsoft.Extensions.Logging;
 using ModelCar.Common.Logging;
 using Polly;
-using Polly.Retry;
 
 namespace ModelCar.Common.Http;
 
 /// <summary>
-/// The one retry policy (Polly.Core): 408, 429, 500, 502, 503, 504 and network errors, exponential
-/// backoff with jitter, honouring Retry-After (seconds or date) and the Hub's RateLimit "t=N".
+/// The rules of the one retry policy (<see cref="RetryPolicy"/>, Polly.Core): 408, 429, 500, 502, 503, 504
+/// and network errors, exponential backoff with jitter, honouring Retry-After (seconds or date) and the
+/// Hub's RateLimit "t=N".
 /// 4xx answers that will not change (401 with a bad password, 404, 413) are not retried.
 /// Callers create the request inside the callback, so every attempt sends a fresh request.
 /// A server-requested wait longer than the cap (<see cref="HttpSettings.MaxRetryWait"/>) is not
 /// waited for: the request fails at once with <see cref="RetryWaitTooLongException"/>.
 /// Loops that recover a body transfer themselves (a cut upload or download continues from an
-/// offset, which a resent request cannot do) take their delays from <see cref="CheckServerDelay"/>
-/// and <see cref="Backoff"/>, so there is one backoff and one Retry-After rule.
+/// offset, which a resent request cannot do) take their decisions and delays from a
+/// <see cref="RetryBudget"/> of the same policy, so there is one backoff, one Retry-After rule, one
+/// attempt count and one log line.
 /// </summary>
 public static partial class HttpRetry
 {
@@ -27,43 +28,9 @@ public static partial class HttpRetry
     public static ResiliencePipeline<HttpResponseMessage> Create(HttpSettings settings, ILogger logger) =>
         Create(settings.MaxRetries, settings.RetryBaseDelay, logger, settings.MaxRetryWait);
 
-    public static ResiliencePipeline<HttpResponseMessage> Create(int maxRetries, TimeSpan baseDelay, ILogger logger, TimeSpan? maxRetryWait = null)
-    {
-        var cap = maxRetryWait ?? HttpSettings.DefaultMaxRetryWait;
-        if (maxRetries <= 0)
-        {
-            return ResiliencePipeline<HttpResponseMessage>.Empty;
-        }
-        return new ResiliencePipelineBuilder<HttpResponseMessage>()
-            .AddRetry(new RetryStrategyOptions<HttpResponseMessage>
-            {
-                MaxRetryAttempts = maxRetries,
-                BackoffType = DelayBackoffType.Exponential,
-                UseJitter = true,
-                Delay = baseDelay,
-                MaxDelay = MaxBackoff,
-                ShouldHandle = args =>
-                {
-                    bool retry = ShouldRetry(args.Outcome, args.Context.CancellationToken);
-                    if (retry && args.Outcome.Result is { } r)
-                    {
-                        CheckServerDelay(r, cap); // throws (and disposes r) when the server asks for more than the cap
-                    }
-                    return ValueTask.FromResult(retry);
-                },
-                DelayGenerator = args => ValueTask.FromResult(args.Outcome.Result is { } r ? ServerDelay(r) : null),
-                OnRetry = args =>
-                {
-                    string why = args.Outcome.Result is { } r
-                        ? $"{(int)r.StatusCode} {r.ReasonPhrase} from {Redactor.Url(r.RequestMessage?.RequestUri)}"
-                        : ErrorText.Describe(args.Outcome.Exception!);
-                    logger.LogWarning("retry {Attempt}/{Max} in {Delay:0.0} s after {Why}", args.AttemptNumber + 1, maxRetries, args.RetryDelay.TotalSeconds, why);
-                    args.Outcome.Result?.Dispose();
-                    return default;
-                },
-            })
-            .Build();
-    }
+    /// <summary>The Polly pipeline of <see cref="RetryPolicy"/> (the one policy; this is a shorthand).</summary>
+    public static ResiliencePipeline<HttpResponseMessage> Create(int maxRetries, TimeSpan baseDelay, ILogger logger, TimeSpan? maxRetryWait = null) =>
+        new RetryPolicy(maxRetries, baseDelay, maxRetryWait ?? HttpSettings.DefaultMaxRetryWait, logger).Pipeline;
 
     public static bool IsTransient(HttpStatusCode status) => status is HttpStatusCode.RequestTimeout
         or HttpStatusCode.TooManyRequests or HttpStatusCode.InternalServerError or HttpStatusCode.BadGateway
@@ -92,7 +59,7 @@ public static partial class HttpRetry
         return false;
     }
 
-    private static bool ShouldRetry(Outcome<HttpResponseMessage> outcome, CancellationToken ct) =>
+    internal static bool ShouldRetry(Outcome<HttpResponseMessage> outcome, CancellationToken ct) =>
         outcome.Exception is { } e ? IsTransient(e, ct) : outcome.Result is { } r && IsTransient(r.StatusCode);
 
     /// <summary>
