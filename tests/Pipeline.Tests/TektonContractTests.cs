@@ -364,6 +364,75 @@ public class TektonContractTests
         Assert.All(Directory.GetFiles(TektonYaml.Dir("runs"), "*.yaml").Select(TektonYaml.Load), r => Assert.Equal("modelcar-build", r.Str("spec", "pipelineRef", "name")));
     }
 
+    /// <summary>The tools' timing options a cluster admin may need to change, and the Task param that carries each.</summary>
+    private static readonly (string Flag, string Param, bool Array, string? Default)[] TimingOptions =
+    [
+        ("--stall-timeout", "stall-timeout", false, ModelCar.Common.Http.HttpSettings.DefaultStallTimeout.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+        ("--max-retry-wait", "max-retry-wait", false, ModelCar.Common.Http.HttpSettings.DefaultMaxRetryWait.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+        // no default in the tool (wait as long as the other run takes): an optional flag, as include/exclude are
+        ("--lock-timeout", "lock-timeout", true, null),
+    ];
+
+    /// <summary>
+    /// Every Task exposes --stall-timeout, --max-retry-wait and --lock-timeout as params exactly where its
+    /// tool has the option (and only there), with the tool's default, passed right after the flag; a value
+    /// other than the default reaches the tool's parser as that value.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(TaskFiles))]
+    public void Tasks_expose_the_tools_timing_options_as_params_in_sync_with_the_flags(string file)
+    {
+        var task = TektonEngine.LoadTask(TektonYaml.Load(Path.Combine(TektonYaml.Dir("tasks"), file)));
+        var step = Assert.Single(task.Steps);
+        var tool = Tools[Path.GetFileName(step.Command[0])].Create();
+        var args = step.Args.ToList();
+        var given = new List<(string, YamlNode)>();
+        foreach (var (flag, param, array, defaultValue) in TimingOptions)
+        {
+            bool toolHas = tool.Options.Any(o => o.Name == flag);
+            var decl = task.Params.SingleOrDefault(p => p.Name == param);
+            Assert.True(toolHas == (decl is not null), $"{file}: {(toolHas ? $"the tool has {flag} but the Task has no param '{param}'" : $"param '{param}' but the tool has no {flag}")}");
+            if (decl is null)
+            {
+                continue;
+            }
+            if (array)
+            {
+                Assert.True(decl.Default is { IsArray: true, Array.Count: 0 }, $"{file}: '{param}' should be an array defaulting to []");
+                Assert.Contains($"$(params.{param}[*])", args);
+                given.Add((param, new YamlSequenceNode(new YamlScalarNode(flag), new YamlScalarNode("3"))));
+            }
+            else
+            {
+                Assert.Equal(defaultValue, decl.Default?.String);
+                Assert.Equal($"$(params.{param})", args[args.IndexOf(flag) + 1]);
+                given.Add((param, new YamlScalarNode("3")));
+            }
+        }
+        if (given.Count == 0)
+        {
+            return;
+        }
+        // the same Task with each of these params set to 3 (seconds): the tool parses 3 for each
+        given.AddRange(task.Params.Where(p => p.Default is null).Select(p => (p.Name, Samples[p.Name] is { IsArray: true } s
+            ? (YamlNode)new YamlSequenceNode(s.Array!.Select(a => new YamlScalarNode(a))) : new YamlScalarNode(Samples[p.Name].String))));
+        var pt = new PipelineTaskDef("t", task.Name, given, [], task.Workspaces.ToDictionary(w => w.Name, w => w.Name), 0);
+        var run = new PipelineRunDef("p", new Dictionary<string, ParamValue>(), task.Workspaces.Select(w => new WorkspaceBinding(w.Name, "emptyDir", null, null)).ToList(), null);
+        var resolved = Assert.Single(TektonEngine.ResolveTaskRun(pt, new Dictionary<string, ParamValue>(), run, new Dictionary<string, TaskDef> { [task.Name] = task }, new Dictionary<string, IReadOnlyDictionary<string, string>>()));
+        var parse = tool.Parse(resolved.Args.ToArray());
+        Assert.Empty(parse.Errors);
+        foreach (var option in tool.Options.Where(o => TimingOptions.Any(t => t.Flag == o.Name)))
+        {
+            object? value = option switch
+            {
+                Option<int> i => parse.GetValue(i),
+                Option<int?> n => parse.GetValue(n),
+                _ => throw new Xunit.Sdk.XunitException($"{file}: {option.Name} is a {option.GetType().Name}"),
+            };
+            Assert.True(Equals(value, 3), $"{file}: {option.Name} parsed as {value}");
+        }
+    }
+
     /// <summary>Every Task declares IMAGE_URL next to IMAGE_DIGEST (Tekton Chains reads the pair).</summary>
     [Theory]
     [MemberData(nameof(TaskFiles))]
