@@ -113,7 +113,7 @@ public sealed class DirectPackTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_body_corrupted_once_is_fetched_again_and_one_corrupted_always_fails_naming_both_hashes_with_nothing_committed()
+    public async Task A_body_corrupted_once_is_fetched_again_over_a_new_connection_and_one_corrupted_always_fails_naming_both_hashes_with_nothing_committed()
     {
         var repo = Repo();
         var big = repo.Files[2];
@@ -121,6 +121,8 @@ public sealed class DirectPackTests : IAsyncLifetime
         var once = await Direct($"hf://{repo.Id}@{repo.Commit}", "once/pack:1");
         Assert.True(once.ExitCode == 0, once.ToString());
         Assert.Contains("reading it once more", once.StdErr);
+        // the refetch resolved again over a new connection and read the new signed URL over another new one
+        Assert.Empty(_hub.OnOldConnectionsFrom(big, 2));
         var clean = await Direct($"hf://{repo.Id}@{repo.Commit}", "clean/pack:1");
         Assert.True(clean.ExitCode == 0, clean.ToString());
         Assert.Equal(DigestOf(clean), DigestOf(once));
