@@ -163,7 +163,7 @@ public sealed class DirectPackTests : IAsyncLifetime
         var env = Env(hfHome: Path.Combine(blocker, "hf"));
         var r = await Direct($"hf://{repo.Id}@{repo.Commit}", "nohome/pack:1", env);
         Assert.True(r.ExitCode == 0, r.ToString());
-        var warning = Assert.Single(r.StdErr.Split('\n'), l => l.Contains("layer record", StringComparison.Ordinal));
+        var warning = Assert.Single(r.StdErr.Split('\n'), l => l.Contains("no layer record", StringComparison.Ordinal));
         Assert.Contains("--state-dir", warning);
         Assert.Contains("HF_HOME", warning);
         // the next run has no record: it reads the model again
