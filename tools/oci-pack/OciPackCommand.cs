@@ -387,7 +387,9 @@ public static class OciPackCommand
         if (modelDir is null && stateDir is null)
         {
             // hf:// without --state-dir: under the Hugging Face home (HF_HOME, …) when it can be written there
-            var path = LayerDigestRecord.DefaultHubPath(HubPaths.TypeName(hub!.RepoType), hub.Reference.RepoId, Environment.GetEnvironmentVariable);
+            // (a HOME that EnsureHome made up is no home: nothing may be created there)
+            var path = LayerDigestRecord.DefaultHubPath(HubPaths.TypeName(hub!.RepoType), hub.Reference.RepoId,
+                name => Environment.GetEnvironmentVariable(name) is var v && !(name == "HOME" && v == ProcessEnvironment.NoHome) ? v : null);
             var error = path is null ? "HF_HOME, XDG_CACHE_HOME and HOME are unset" : CannotWrite(Path.GetDirectoryName(path)!);
             if (error is not null)
             {
