@@ -1,15 +1,42 @@
 #!/usr/bin/env python3
 """Minimal local Hugging Face Hub for scripts/bench-hf-fetch.sh: just enough API for hf-fetch
 (revision, recursive tree, resolve → 302 to a /cdn/ path) and byte serving with Range via sendfile.
-Usage: bench-hf-fetch-server.py DATA_DIR PORT  (DATA_DIR holds meta.json and the files; binds 127.0.0.1:PORT)."""
+Usage: bench-hf-fetch-server.py DATA_DIR PORT [BYTES_PER_SECOND]  (DATA_DIR holds meta.json and the files;
+binds 127.0.0.1:PORT). With BYTES_PER_SECOND the file bodies of ALL connections together are sent at that rate
+(one shared token bucket, like a link to the Hub: parallel requests do not add up), still with sendfile, in
+256 KiB slices; without it, at full speed."""
 import http.server
 import json
 import os
 import re
 import sys
+import threading
+import time
 import urllib.parse
 
 root, port = sys.argv[1], int(sys.argv[2])
+rate = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
+SLICE = 256 << 10
+
+
+class Link:
+    """The shared rate limit: each slice gets the next free time slot of the link (no burst after idling)."""
+
+    def __init__(self, bytes_per_second):
+        self.rate = bytes_per_second
+        self.lock = threading.Lock()
+        self.free_at = time.monotonic()
+
+    def take(self, n):
+        with self.lock:
+            now = time.monotonic()
+            start = max(self.free_at, now)
+            self.free_at = start + n / self.rate
+        if start > now:
+            time.sleep(start - now)
+
+
+link = Link(rate) if rate > 0 else None
 with open(os.path.join(root, "meta.json")) as f:
     meta = json.load(f)
 commit = meta["commit"]
@@ -88,7 +115,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         self.wfile.flush()
         with open(os.path.join(root, x["path"]), "rb") as f:
-            self.connection.sendfile(f, start, count)
+            if link is None:
+                self.connection.sendfile(f, start, count)
+                return
+            at, end_at = start, start + count
+            while at < end_at:
+                n = min(SLICE, end_at - at)
+                link.take(n)
+                self.connection.sendfile(f, at, n)
+                at += n
 
 
 class Server(http.server.ThreadingHTTPServer):

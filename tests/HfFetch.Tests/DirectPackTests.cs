@@ -22,13 +22,21 @@ public sealed class DirectPackTests : IAsyncLifetime
         _dir.Dispose();
     }
 
-    private Dictionary<string, string?> Env(string? token = null) => new()
+    private int _homes;
+
+    /// <summary>
+    /// The tools' environment; a fresh HF_HOME per call unless <paramref name="hfHome"/> names one: without
+    /// --state-dir the layer record of an hf:// model lives under HF_HOME, and a run that found the record of an
+    /// earlier one would read nothing (the re-run tests share one on purpose).
+    /// </summary>
+    private Dictionary<string, string?> Env(string? token = null, string? hfHome = null) => new()
     {
         ["HF_TOKEN"] = token,
         ["HUGGING_FACE_HUB_TOKEN"] = null,
         ["HF_ENDPOINT"] = null,
         ["HF_HUB_OFFLINE"] = null,
-        ["HF_HOME"] = _dir.Combine("hf-home"),
+        ["HF_HOME"] = hfHome ?? _dir.Combine($"hf-home-{Interlocked.Increment(ref _homes)}"),
+        ["XDG_CACHE_HOME"] = null,
         ["SOURCE_DATE_EPOCH"] = null,
         ["REGISTRY_AUTH_FILE"] = null,
     };
@@ -112,8 +120,62 @@ public sealed class DirectPackTests : IAsyncLifetime
         Assert.Equal(served, Served);
     }
 
+    /// <summary>
+    /// Without --state-dir the record goes under the Hugging Face home (HF_HOME, else XDG_CACHE_HOME/huggingface, else
+    /// ~/.cache/huggingface): an unchanged re-run there sends no file request to the Hub.
+    /// </summary>
+    [Theory]
+    [InlineData("HF_HOME")]
+    [InlineData("XDG_CACHE_HOME")]
+    public async Task Rerun_without_a_state_dir_keeps_the_record_under_the_hugging_face_home_and_downloads_nothing(string variable)
+    {
+        var repo = Repo();
+        var home = _dir.Combine("home-" + variable);
+        var env = Env(hfHome: variable == "HF_HOME" ? home : null);
+        if (variable != "HF_HOME")
+        {
+            env["HF_HOME"] = null;
+            env[variable] = home;
+        }
+        var first = await Direct($"hf://{repo.Id}@{repo.Commit}", "home/pack:1", env);
+        Assert.True(first.ExitCode == 0, first.ToString());
+        var record = Path.Combine(home, variable == "HF_HOME" ? "" : "huggingface", "oci-pack", "models--org--model", "layers.json");
+        Assert.True(File.Exists(record), $"no {record}:\n{first.StdErr}");
+        Assert.Contains(record, first.StdErr);
+        int gets = FileGets;
+        long served = Served;
+        Assert.Equal(repo.Files.Sum(f => (long)f.Content.Length), served);
+
+        var second = await Direct($"hf://{repo.Id}@{repo.Commit}", "home/pack:2", env);
+        Assert.True(second.ExitCode == 0, second.ToString());
+        Assert.Equal(DigestOf(first), DigestOf(second));
+        Assert.Equal(gets, FileGets); // not one file GET at the Hub
+        Assert.Equal(served, Served);
+    }
+
+    /// <summary>A Hugging Face home that cannot be written is one warning (naming the way out), not a failure; the run packs.</summary>
     [Fact]
-    public async Task A_body_corrupted_once_is_fetched_again_and_one_corrupted_always_fails_naming_both_hashes_with_nothing_committed()
+    public async Task An_unwritable_hugging_face_home_is_one_warning_and_the_run_goes_on()
+    {
+        var repo = Repo();
+        // under a regular file: no directory can be made there, whatever the UID (root ignores modes)
+        var blocker = _dir.WriteFile("not-a-dir", "x");
+        var env = Env(hfHome: Path.Combine(blocker, "hf"));
+        var r = await Direct($"hf://{repo.Id}@{repo.Commit}", "nohome/pack:1", env);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        var warning = Assert.Single(r.StdErr.Split('\n'), l => l.Contains("no layer record", StringComparison.Ordinal));
+        Assert.Contains("--state-dir", warning);
+        Assert.Contains("HF_HOME", warning);
+        // the next run has no record: it reads the model again
+        long served = Served;
+        var again = await Direct($"hf://{repo.Id}@{repo.Commit}", "nohome/pack:2", env);
+        Assert.True(again.ExitCode == 0, again.ToString());
+        Assert.Equal(DigestOf(r), DigestOf(again));
+        Assert.Equal(2 * served, Served);
+    }
+
+    [Fact]
+    public async Task A_body_corrupted_once_is_fetched_again_over_a_new_connection_and_one_corrupted_always_fails_naming_both_hashes_with_nothing_committed()
     {
         var repo = Repo();
         var big = repo.Files[2];
@@ -121,6 +183,8 @@ public sealed class DirectPackTests : IAsyncLifetime
         var once = await Direct($"hf://{repo.Id}@{repo.Commit}", "once/pack:1");
         Assert.True(once.ExitCode == 0, once.ToString());
         Assert.Contains("reading it once more", once.StdErr);
+        // the refetch resolved again over a new connection and read the new signed URL over another new one
+        Assert.Empty(_hub.OnOldConnectionsFrom(big, 2));
         var clean = await Direct($"hf://{repo.Id}@{repo.Commit}", "clean/pack:1");
         Assert.True(clean.ExitCode == 0, clean.ToString());
         Assert.Equal(DigestOf(clean), DigestOf(once));

@@ -51,7 +51,8 @@ public sealed class FakeRepo(string id, string commit)
     }
 }
 
-public sealed record SeenRequest(int Port, string Method, string RawTarget, string? Authorization, string? Range);
+/// <param name="Connection">Kestrel's id of the TCP connection the request came on (one per connection).</param>
+public sealed record SeenRequest(int Port, string Method, string RawTarget, string? Authorization, string? Range, string Connection);
 
 /// <summary>
 /// A fake Hugging Face Hub on 127.0.0.1 behaving like the real one: /api/{type}s/{repo}/revision/{rev},
@@ -131,13 +132,38 @@ public sealed class FakeHub : IAsyncDisposable
         return Convert.ToHexStringLower(SHA1.HashData([.. header, .. content]));
     }
 
+    /// <summary>
+    /// The requests for <paramref name="file"/> from its <paramref name="nth"/> /resolve/ on the Hub origin on (that
+    /// one, then the CDN's for an LFS file) that came over a connection some earlier request had used: empty when
+    /// the refetch opened new connections instead of taking pooled ones.
+    /// </summary>
+    public List<SeenRequest> OnOldConnectionsFrom(FakeFile file, int nth)
+    {
+        var all = Requests.ToArray();
+        int at = -1;
+        for (int i = 0, seen = 0; i < all.Length && at < 0; i++)
+        {
+            if (all[i].Port == HubPort && all[i].RawTarget.Contains("/resolve/", StringComparison.Ordinal) && all[i].RawTarget.EndsWith("/" + file.Path, StringComparison.Ordinal) && ++seen == nth)
+            {
+                at = i;
+            }
+        }
+        if (at < 0)
+        {
+            throw new InvalidOperationException($"{file.Path} was not resolved {nth} times");
+        }
+        var before = all[..at].Select(r => r.Connection).ToHashSet();
+        return all[at..].Where((r, i) => i == 0 || (file.Lfs && r.Port == CdnPort && r.RawTarget.Contains(file.Sha256, StringComparison.Ordinal)))
+            .Where(r => before.Contains(r.Connection)).ToList();
+    }
+
     public IEnumerable<SeenRequest> Resolves => Requests.Where(r => r.RawTarget.Contains("/resolve/", StringComparison.Ordinal) || r.RawTarget.Contains("/resolve-cache/", StringComparison.Ordinal) || r.Port == CdnPort);
 
     private async Task HandleAsync(HttpContext ctx)
     {
         var raw = ctx.Features.Get<IHttpRequestFeature>()!.RawTarget;
         string? auth = ctx.Request.Headers.Authorization.Count > 0 ? ctx.Request.Headers.Authorization.ToString() : null;
-        Requests.Enqueue(new SeenRequest(ctx.Connection.LocalPort, ctx.Request.Method, raw, auth, ctx.Request.Headers.Range.Count > 0 ? ctx.Request.Headers.Range.ToString() : null));
+        Requests.Enqueue(new SeenRequest(ctx.Connection.LocalPort, ctx.Request.Method, raw, auth, ctx.Request.Headers.Range.Count > 0 ? ctx.Request.Headers.Range.ToString() : null, ctx.Connection.Id));
         int q = raw.IndexOf('?', StringComparison.Ordinal);
         string path = q < 0 ? raw : raw[..q];
         string query = q < 0 ? "" : raw[(q + 1)..];

@@ -111,7 +111,7 @@ public sealed partial class ToolTests
     }
 
     [Fact]
-    public async Task One_corrupt_body_is_fetched_again_from_a_new_signed_url()
+    public async Task One_corrupt_body_is_fetched_again_from_a_new_signed_url_over_a_new_connection()
     {
         var repo = StandardRepo(big: 3 << 20);
         var big = repo.Files[4];
@@ -128,6 +128,9 @@ public sealed partial class ToolTests
         var signed = _hub.Requests.Where(q => q.Port == _hub.CdnPort && q.RawTarget.Contains(big.Sha256, StringComparison.Ordinal))
             .Select(q => q.RawTarget[q.RawTarget.IndexOf('?')..]).Distinct().Count();
         Assert.True(signed >= 2, $"{signed} signed URL(s) used");
+        // ... over new connections, not the pooled ones that delivered the bad bytes
+        Assert.Empty(_hub.OnOldConnectionsFrom(big, 2));
+        Assert.Empty(_hub.OnOldConnectionsFrom(git, 2));
     }
 
     [Fact]

@@ -169,8 +169,8 @@ public class ShippedPipelineTests
         return (repo, kept, excluded.Keys.ToArray());
     }
 
-    private static (PipelineDef Pipeline, Dictionary<string, TaskDef> Tasks) LoadShipped() =>
-        (TektonEngine.LoadPipeline(TektonYaml.Load(Path.Combine(TektonYaml.Dir("pipelines"), "modelcar-build.yaml"))),
+    private static (PipelineDef Pipeline, Dictionary<string, TaskDef> Tasks) LoadShipped(string pipeline = "modelcar-build") =>
+        (TektonEngine.LoadPipeline(TektonYaml.Load(Path.Combine(TektonYaml.Dir("pipelines"), pipeline + ".yaml"))),
          Directory.GetFiles(TektonYaml.Dir("tasks"), "*.yaml").Select(f => TektonEngine.LoadTask(TektonYaml.Load(f))).ToDictionary(t => t.Name));
 
     /// <summary>The shipped run with only the addresses (and image, base) of this test's cluster.</summary>
@@ -200,11 +200,11 @@ public class ShippedPipelineTests
 
     /// <summary>A pipeline param's value in this run (the run's, else the Pipeline's default).</summary>
     private static string Param(PipelineRunDef run, string name) =>
-        run.Params.TryGetValue(name, out var v) ? v.String! : LoadShipped().Pipeline.Params.Single(p => p.Name == name).Default!.String!;
+        run.Params.TryGetValue(name, out var v) ? v.String! : LoadShipped(run.PipelineRef).Pipeline.Params.Single(p => p.Name == name).Default!.String!;
 
     private static async Task<PipelineRunResult> RunAsync(PipelineRunDef run, PodmanStepExecutor executor)
     {
-        var (pipeline, tasks) = LoadShipped();
+        var (pipeline, tasks) = LoadShipped(run.PipelineRef);
         using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(10));
         try
         {
@@ -386,5 +386,91 @@ public class ShippedPipelineTests
         var artifact = Assert.Single(c.ModelRegistry.Artifacts);
         Assert.Equal(digest, Property(artifact, "image_digest"));
         AssertNoSecretIn(second, c);
+    }
+
+    /// <summary>
+    /// modelcar-build-direct as shipped (tekton/runs/modelcar-build-direct-quantized.yaml): one pod streams the Hub
+    /// into both registries (no model volume at all), then register. Run twice on its layer-record claim: the
+    /// second run downloads nothing and uploads nothing. Without the layer-record workspace the run still works
+    /// and streams the files again. The image is the very one the default pipeline (download to
+    /// a PVC, then pack-and-push) gives for the same repo.
+    /// </summary>
+    [Fact]
+    public async Task Direct_run_as_shipped_streams_the_hub_into_both_registries_and_with_its_layer_record_a_rerun_downloads_nothing()
+    {
+        await using var c = await StartClusterAsync();
+        var run = ShippedRun("modelcar-build-direct-quantized.yaml", c);
+        Assert.Equal("modelcar-build-direct", run.PipelineRef);
+        Assert.DoesNotContain(run.Workspaces, w => w.Name == "model");
+        var recordClaim = run.Workspaces.Single(w => w.Name == "layer-record");
+        Assert.Equal("persistentVolumeClaim", recordClaim.Kind);
+        var (repo, kept, excluded) = AddMistralRepo(c.Hub, Param(run, "repo-id"), 30);
+        var executor = new PodmanStepExecutor(c.Tmp.Combine("cluster"), c.Secrets, c.SaDir) { RunId = "direct-1" };
+
+        var first = await RunAsync(run, executor);
+
+        Assert.Equal(new[] { "hf-pack-and-push", "register" }.Order(), first.TaskRuns.Keys.Order());
+        Assert.All(first.TaskRuns.Values, t => Assert.Equal(1, t.Attempts));
+        var digest = first.Results["IMAGE_DIGEST"];
+        Assert.Matches("^sha256:[0-9a-f]{64}$", digest);
+        Assert.Equal(repo.Commit, first.Results["commit"]);
+        Assert.Equal($"{c.Quay.HostPort}/{Param(run, "quay-repo")}@{digest}", first.Results["IMAGE_URL"]);
+        await AssertBothRegistriesHold(c, run, digest);
+        var quayRef = $"docker://{c.Quay.HostPort}/{Param(run, "quay-repo")}:{Param(run, "version-name")}";
+        var index = await PeerTools.RunAsync("skopeo", ["inspect", "--raw", "--cert-dir", c.CertDir, "--authfile", c.QuayAuthFile, quayRef]);
+        Assert.True(index.ExitCode == 0, index.ToString());
+        Assert.Equal(["linux/amd64", "linux/arm64"], JsonNode.Parse(index.StdOut)!["manifests"]!.AsArray()
+            .Select(m => m!["platform"]!["os"]!.GetValue<string>() + "/" + m["platform"]!["architecture"]!.GetValue<string>()).Order());
+
+        // each kept file read once from the Hub, the excluded ones never
+        foreach (var (path, bytes) in kept)
+        {
+            Assert.Equal(bytes.Length, c.Hub.Served(path));
+        }
+        foreach (var path in excluded)
+        {
+            Assert.Equal(0, c.Hub.Served(path));
+        }
+        // the Model Registry: the artifact with the commit (the task's HF_COMMIT), digest and platforms
+        var artifact = Assert.Single(c.ModelRegistry.Artifacts);
+        var uri = $"oci://{c.Quay.HostPort}/{Param(run, "quay-repo")}@{digest}";
+        Assert.Equal(uri, artifact["uri"]!.GetValue<string>());
+        Assert.Equal(uri, first.Results["model-uri"]);
+        Assert.Equal(repo.Commit, Property(artifact, "hf_commit"));
+        Assert.Equal(digest, Property(artifact, "image_digest"));
+        Assert.Equal("linux/amd64,linux/arm64", Property(artifact, "platforms"));
+        // the one volume holds the layer record alone: a few KB, no model bytes
+        var claim = executor.PvcDir(recordClaim);
+        var onClaim = Directory.GetFiles(claim, "*", SearchOption.AllDirectories);
+        var record = Assert.Single(onClaim);
+        Assert.Equal("layers.json", Path.GetFileName(record));
+        Assert.True(new FileInfo(record).Length < 64 << 10, $"{record}: {new FileInfo(record).Length} bytes");
+        AssertNoSecretIn(first, c);
+
+        // the re-run on the same claim: HEAD requests only, not one file request to the Hub
+        int fileRequests = c.Hub.Resolves.Count();
+        executor.RunId = "direct-2";
+        var second = await RunAsync(run, executor);
+        Assert.Equal(digest, second.Results["IMAGE_DIGEST"]);
+        Assert.Equal(fileRequests, c.Hub.Resolves.Count());
+        var pushLog = string.Join("\n", second.TaskRuns["hf-pack-and-push"].Outcomes.Select(o => o.Log));
+        Assert.Equal(2, System.Text.RegularExpressions.Regex.Matches(pushLog, @" 0 uploaded \(0 B\)").Count);
+        Assert.Equal(digest, Property(Assert.Single(c.ModelRegistry.Artifacts), "image_digest"));
+        AssertNoSecretIn(second, c);
+
+        // without the workspace nothing is kept: HF_HOME is "" (unset), the record goes to the pod's HOME if that is
+        // writable (podman gives /tmp, a tmpfs gone with the pod; CRI-O gives /, read-only: one warning), so the
+        // files are streamed again; the same image
+        long served = kept.Keys.Sum(c.Hub.Served);
+        executor.RunId = "direct-3";
+        var unbound = await RunAsync(run with { Workspaces = run.Workspaces.Where(w => w.Name != "layer-record").ToList() }, executor);
+        Assert.Equal(digest, unbound.Results["IMAGE_DIGEST"]);
+        Assert.Equal(2 * served, kept.Keys.Sum(c.Hub.Served));
+        Assert.Single(Directory.GetFiles(claim, "*", SearchOption.AllDirectories));
+
+        // the default pipeline (download to a PVC, then pack-and-push) gives the very same image
+        executor.RunId = "default";
+        var viaPvc = await RunAsync(ShippedRun("modelcar-build-quantized.yaml", c), executor);
+        Assert.Equal(digest, viaPvc.Results["IMAGE_DIGEST"]);
     }
 }

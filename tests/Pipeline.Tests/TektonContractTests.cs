@@ -106,8 +106,12 @@ public class TektonContractTests
     public void Every_step_of_a_shipped_run_parses_after_tekton_substitution(string file)
     {
         var shipped = TektonEngine.LoadRun(TektonYaml.Load(Path.Combine(TektonYaml.Dir("runs"), file)));
-        Assert.Equal("modelcar-build", shipped.PipelineRef);
+        Assert.Equal(PipelineOfRun(file), shipped.PipelineRef);
         AssertRunParses(file, shipped);
+        if (shipped.PipelineRef == "modelcar-build-direct")
+        {
+            return; // no model PVC to run the two-step pipeline on
+        }
         AssertRunParses(file + " (two-step)", shipped with { PipelineRef = "modelcar-build-two-step" });
     }
 
@@ -127,7 +131,7 @@ public class TektonContractTests
         var steps = new List<(string Task, ResolvedStep Step)>();
         var sampleResults = tasks.Values.SelectMany(t => t.Results).Distinct().ToDictionary(r => r, r => r switch
         {
-            "commit" => new string('c', 40),
+            "commit" or "HF_COMMIT" => new string('c', 40),
             "IMAGE_DIGEST" => "sha256:" + new string('d', 64),
             _ => "sample-" + r,
         });
@@ -231,6 +235,25 @@ public class TektonContractTests
                 Assert.True(int.Parse(direct.Str("retries") ?? "0") >= 1, "hf-pack-and-push has no retries");
                 Assert.Equal(2, direct.Seq("params").Single(p => p.Str("name") == "output").Seq("value").Count(v => ((YamlScalarNode)v).Value == "--output"));
                 Assert.Contains(pipelineTasks.Values, t => t.Str("taskRef", "name") == "mr-register");
+                // the layer record: an optional workspace (a small PVC keeps it across runs), HF_HOME in the task
+                Assert.Equal("true", spec.Seq("workspaces").Single(w => w.Str("name") == "layer-record").Str("optional"));
+                Assert.Contains(direct.Seq("workspaces"), w => w.Str("name") == "layer-record" && w.Str("workspace") == "layer-record");
+                var hfPack = tasks["hf-pack-and-push"];
+                Assert.Equal("true", hfPack.Seq("workspaces").Single(w => w.Str("name") == "layer-record").Str("optional"));
+                Assert.Equal("$(workspaces.layer-record.path)", hfPack.Seq("steps").Single().Seq("env").Single(e => e.Str("name") == "HF_HOME").Str("value"));
+                foreach (var runFile in Directory.GetFiles(TektonYaml.Dir("runs"), "modelcar-build-direct-*.yaml"))
+                {
+                    var run = TektonYaml.Load(runFile).Get("spec")!;
+                    var given = run.Seq("params").Select(p => p.Str("name")!).ToHashSet();
+                    foreach (var p in TektonYaml.Params(spec).Where(p => p.Default is null))
+                    {
+                        Assert.True(given.Contains(p.Name), $"{Path.GetFileName(runFile)}: pipeline param '{p.Name}' not set");
+                    }
+                    Assert.DoesNotContain(run.Seq("workspaces"), w => w.Str("name") == "model");
+                    Assert.NotNull(run.Seq("workspaces").Single(w => w.Str("name") == "layer-record").Str("persistentVolumeClaim", "claimName"));
+                    var exclude = run.Seq("params").Single(p => p.Str("name") == "exclude").Seq("value").Select(v => ((YamlScalarNode)v).Value).ToList();
+                    Assert.Equal(["--exclude", "consolidated*.safetensors", "--exclude", "original/**"], exclude);
+                }
                 continue;
             }
             // a retry resumes on the same PVC: download and the upload retry
@@ -275,9 +298,13 @@ public class TektonContractTests
         }
         Assert.Contains(Directory.GetFiles(TektonYaml.Dir("runs"), "*.yaml").Select(TektonYaml.Load),
             r => r.Get("spec", "workspaces") is YamlSequenceNode ws && ws.Any(w => w.Str("persistentVolumeClaim", "claimName") is not null));
-        // every shipped run runs the default pipeline
-        Assert.All(Directory.GetFiles(TektonYaml.Dir("runs"), "*.yaml").Select(TektonYaml.Load), r => Assert.Equal("modelcar-build", r.Str("spec", "pipelineRef", "name")));
+        // every shipped run runs the default pipeline, except the direct one its name announces
+        Assert.All(Directory.GetFiles(TektonYaml.Dir("runs"), "*.yaml"), f => Assert.Equal(PipelineOfRun(Path.GetFileName(f)), TektonYaml.Load(f).Str("spec", "pipelineRef", "name")));
     }
+
+    /// <summary>The pipeline a shipped run file runs: modelcar-build-direct-*.yaml the direct one, every other the default.</summary>
+    private static string PipelineOfRun(string file) =>
+        file.StartsWith("modelcar-build-direct-", StringComparison.Ordinal) ? "modelcar-build-direct" : "modelcar-build";
 
     /// <summary>
     /// The default pipeline is download → pack-and-push → register: one oci-pack with a docker://
@@ -345,6 +372,7 @@ public class TektonContractTests
     [Theory]
     [InlineData("oci-pack.yaml")]
     [InlineData("pack-and-push.yaml")]
+    [InlineData("hf-pack-and-push.yaml")]
     public void Pack_tasks_take_platforms_defaulting_to_amd64_and_arm64(string file)
     {
         var task = TektonEngine.LoadTask(TektonYaml.Load(Path.Combine(TektonYaml.Dir("tasks"), file)));
@@ -360,8 +388,77 @@ public class TektonContractTests
                 Assert.Contains(pt.Params, p => p.Name == "platforms" && p.Value is YamlScalarNode { Value: "$(params.platforms)" });
             }
         }
-        // every shipped run runs the default pipeline
-        Assert.All(Directory.GetFiles(TektonYaml.Dir("runs"), "*.yaml").Select(TektonYaml.Load), r => Assert.Equal("modelcar-build", r.Str("spec", "pipelineRef", "name")));
+        // every shipped run runs the default pipeline, except the direct one its name announces
+        Assert.All(Directory.GetFiles(TektonYaml.Dir("runs"), "*.yaml"), f => Assert.Equal(PipelineOfRun(Path.GetFileName(f)), TektonYaml.Load(f).Str("spec", "pipelineRef", "name")));
+    }
+
+    /// <summary>The tools' timing options a cluster admin may need to change, and the Task param that carries each.</summary>
+    private static readonly (string Flag, string Param, bool Array, string? Default)[] TimingOptions =
+    [
+        ("--stall-timeout", "stall-timeout", false, ModelCar.Common.Http.HttpSettings.DefaultStallTimeout.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+        ("--max-retry-wait", "max-retry-wait", false, ModelCar.Common.Http.HttpSettings.DefaultMaxRetryWait.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+        // no default in the tool (wait as long as the other run takes): an optional flag, as include/exclude are
+        ("--lock-timeout", "lock-timeout", true, null),
+    ];
+
+    /// <summary>
+    /// Every Task exposes --stall-timeout, --max-retry-wait and --lock-timeout as params exactly where its
+    /// tool has the option (and only there), with the tool's default, passed right after the flag; a value
+    /// other than the default reaches the tool's parser as that value.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(TaskFiles))]
+    public void Tasks_expose_the_tools_timing_options_as_params_in_sync_with_the_flags(string file)
+    {
+        var task = TektonEngine.LoadTask(TektonYaml.Load(Path.Combine(TektonYaml.Dir("tasks"), file)));
+        var step = Assert.Single(task.Steps);
+        var tool = Tools[Path.GetFileName(step.Command[0])].Create();
+        var args = step.Args.ToList();
+        var given = new List<(string, YamlNode)>();
+        foreach (var (flag, param, array, defaultValue) in TimingOptions)
+        {
+            bool toolHas = tool.Options.Any(o => o.Name == flag);
+            var decl = task.Params.SingleOrDefault(p => p.Name == param);
+            Assert.True(toolHas == (decl is not null), $"{file}: {(toolHas ? $"the tool has {flag} but the Task has no param '{param}'" : $"param '{param}' but the tool has no {flag}")}");
+            if (decl is null)
+            {
+                continue;
+            }
+            if (array)
+            {
+                Assert.True(decl.Default is { IsArray: true, Array.Count: 0 }, $"{file}: '{param}' should be an array defaulting to []");
+                Assert.Contains($"$(params.{param}[*])", args);
+                given.Add((param, new YamlSequenceNode(new YamlScalarNode(flag), new YamlScalarNode("3"))));
+            }
+            else
+            {
+                Assert.Equal(defaultValue, decl.Default?.String);
+                Assert.Equal($"$(params.{param})", args[args.IndexOf(flag) + 1]);
+                given.Add((param, new YamlScalarNode("3")));
+            }
+        }
+        if (given.Count == 0)
+        {
+            return;
+        }
+        // the same Task with each of these params set to 3 (seconds): the tool parses 3 for each
+        given.AddRange(task.Params.Where(p => p.Default is null).Select(p => (p.Name, Samples[p.Name] is { IsArray: true } s
+            ? (YamlNode)new YamlSequenceNode(s.Array!.Select(a => new YamlScalarNode(a))) : new YamlScalarNode(Samples[p.Name].String))));
+        var pt = new PipelineTaskDef("t", task.Name, given, [], task.Workspaces.ToDictionary(w => w.Name, w => w.Name), 0);
+        var run = new PipelineRunDef("p", new Dictionary<string, ParamValue>(), task.Workspaces.Select(w => new WorkspaceBinding(w.Name, "emptyDir", null, null)).ToList(), null);
+        var resolved = Assert.Single(TektonEngine.ResolveTaskRun(pt, new Dictionary<string, ParamValue>(), run, new Dictionary<string, TaskDef> { [task.Name] = task }, new Dictionary<string, IReadOnlyDictionary<string, string>>()));
+        var parse = tool.Parse(resolved.Args.ToArray());
+        Assert.Empty(parse.Errors);
+        foreach (var option in tool.Options.Where(o => TimingOptions.Any(t => t.Flag == o.Name)))
+        {
+            object? value = option switch
+            {
+                Option<int> i => parse.GetValue(i),
+                Option<int?> n => parse.GetValue(n),
+                _ => throw new Xunit.Sdk.XunitException($"{file}: {option.Name} is a {option.GetType().Name}"),
+            };
+            Assert.True(Equals(value, 3), $"{file}: {option.Name} parsed as {value}");
+        }
     }
 
     /// <summary>Every Task declares IMAGE_URL next to IMAGE_DIGEST (Tekton Chains reads the pair).</summary>

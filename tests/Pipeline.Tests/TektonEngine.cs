@@ -70,7 +70,8 @@ internal sealed record TaskRunRecord(string Name, int Attempts, IReadOnlyList<Re
 /// unbound optional workspace) and `$(tasks.t.results.r)`; tasks start when their runAfter and
 /// result producers are done (in parallel when several are ready); `retries` re-runs a failed
 /// TaskRun on the same workspaces; results are capped at the 4 KB termination message. Any
-/// reference left over is an error, as Tekton's validation would reject it.
+/// reference left over is an error, as Tekton's validation would reject it; Task volumes and step
+/// volumeMounts, which it does not model, are refused.
 /// </summary>
 internal static partial class TektonEngine
 {
@@ -84,6 +85,9 @@ internal static partial class TektonEngine
     {
         Require(doc.Str("kind") == "Task", "not a Task");
         var spec = doc.Get("spec")!;
+        // not modelled (the executor would run the step without them and a test pass or fail for the wrong reason)
+        Require(spec.Get("volumes") is null && spec.Seq("steps").All(s => s.Get("volumeMounts") is null),
+            $"Task {doc.Str("metadata", "name")}: volumes/volumeMounts are not modelled by this engine; use a workspace");
         return new TaskDef(doc.Str("metadata", "name")!,
             LoadParams(spec),
             spec.Seq("workspaces").Select(w => new WorkspaceDecl(w.Str("name")!, w.Str("mountPath") ?? DefaultMountPath(w.Str("name")!),

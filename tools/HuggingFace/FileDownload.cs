@@ -51,11 +51,11 @@ internal sealed partial class FileDownload(HubClient client, LocalState store, F
             }
             catch (HashMismatchException e) when (!resumedFromDisk && firstMismatch is null)
             {
-                // a body corrupted on the way (a bad CDN node, a proxy): once more from a new signed URL
-                logger.LogWarning("{Path}: {HashName} mismatch (expected {Expected}, got {Got}); fetching the file once more from a new URL",
+                // a body corrupted on the way (a bad CDN node, a proxy): once more from a new signed URL, over a new connection
+                logger.LogWarning("{Path}: {HashName} mismatch (expected {Expected}, got {Got}); fetching the file once more from a new URL over a new connection",
                     plan.RepoPath, plan.HashName, plan.Hash, e.Actual);
                 firstMismatch = e.Actual;
-                _file.ForgetRedirect();
+                _file.UseNewConnection();
                 state = _partial.Reset(ChunkSizeFor(single: false));
             }
             catch (HashMismatchException e) when (firstMismatch is not null)
@@ -63,7 +63,7 @@ internal sealed partial class FileDownload(HubClient client, LocalState store, F
                 saver.Dispose();
                 _partial.Delete();
                 throw new HashMismatchException(
-                    $"{plan.RepoPath}: {plan.HashName} mismatch twice (fetched again from a new URL): expected {plan.Hash}, got {e.Actual}"
+                    $"{plan.RepoPath}: {plan.HashName} mismatch twice (fetched again from a new URL over a new connection): expected {plan.Hash}, got {e.Actual}"
                     + (e.Actual == firstMismatch ? "" : $" (first try: {firstMismatch})") + " (file not kept)", e.Actual);
             }
             catch (VerificationException e) when (resumedFromDisk && attempt < 3)

@@ -42,6 +42,14 @@ public sealed partial class HubClient(HttpClient http, string endpoint, string? 
     public HttpSettings Settings { get; } = settings;
     public bool HasToken => accessToken is not null;
 
+    /// <summary>
+    /// The same client (endpoint, token, settings) on a new <see cref="HttpClient"/> with its own connection
+    /// pool, so its first request opens a new TCP (and TLS) connection: for fetching a corrupted body again
+    /// not over the connection that delivered it (behind a load balancer or proxy, likely another node). The
+    /// new pool lives as long as the process (one per refetched file at most).
+    /// </summary>
+    public HubClient WithNewConnections() => new(HttpClientFactory.Create(Settings), Endpoint, accessToken, Settings, logger);
+
     /// <summary>True when <paramref name="url"/> is on the endpoint's own origin (the only place the token goes).</summary>
     public bool IsSameOrigin(Uri url) =>
         url.Scheme == _endpoint.Scheme && string.Equals(url.IdnHost, _endpoint.IdnHost, StringComparison.OrdinalIgnoreCase) && url.Port == _endpoint.Port;

@@ -35,8 +35,8 @@ internal sealed class RestartException(string message, bool rangeIgnored) : Exce
 /// </summary>
 public sealed class HubFile
 {
-    private readonly HubClient _client;
     private readonly Uri _resolveUrl;
+    private HubClient _client;
     private readonly ILogger _logger;
     private Uri _url;
 
@@ -61,10 +61,21 @@ public sealed class HubFile
 
     public long Size => Plan.Size;
 
-    public HubClient Client => _client;
+    public HubClient Client => Volatile.Read(ref _client);
 
     /// <summary>Drops the remembered redirect target: the next request resolves again (a new signed URL).</summary>
     public void ForgetRedirect() => Volatile.Write(ref _url, _resolveUrl);
+
+    /// <summary>
+    /// For the one refetch after a body failed its hash: later requests resolve again (a new signed URL) over a
+    /// new connection (<see cref="HubClient.WithNewConnections"/>), not the pooled one that delivered the bad bytes.
+    /// Call it while no reader of this file is open.
+    /// </summary>
+    public void UseNewConnection()
+    {
+        Volatile.Write(ref _client, Volatile.Read(ref _client).WithNewConnections());
+        ForgetRedirect();
+    }
 
     /// <summary>
     /// Opens bytes [<paramref name="from"/>, <paramref name="to"/>] (a plain GET when not <paramref name="ranged"/>),
@@ -75,13 +86,13 @@ public sealed class HubFile
     {
         var url = Volatile.Read(ref _url);
         var range = ranged ? new RangeHeaderValue(from, to) : null;
-        var response = await _client.SendAsync(HttpMethod.Get, url, range, ct).ConfigureAwait(false);
+        var response = await Client.SendAsync(HttpMethod.Get, url, range, ct).ConfigureAwait(false);
         if ((int)response.Message.StatusCode is 401 or 403 or 404 or 410 && url != _resolveUrl)
         {
             _logger.LogDebug("{Path}: {Status} from the redirect target; resolving again", RepoPath, (int)response.Message.StatusCode);
             response.Dispose();
             ForgetRedirect();
-            response = await _client.SendAsync(HttpMethod.Get, _resolveUrl, range, ct).ConfigureAwait(false);
+            response = await Client.SendAsync(HttpMethod.Get, _resolveUrl, range, ct).ConfigureAwait(false);
         }
         try
         {
@@ -97,8 +108,8 @@ public sealed class HubFile
     /// <summary>A zero-byte file: one plain GET whose body must be empty.</summary>
     public async Task CheckEmptyAsync(CancellationToken ct)
     {
-        using var response = await _client.SendAsync(HttpMethod.Get, Volatile.Read(ref _url), null, ct).ConfigureAwait(false);
-        await _client.EnsureSuccessAsync(response.Message, HttpMethod.Get, response.FinalUrl, ct, RepoPath).ConfigureAwait(false);
+        using var response = await Client.SendAsync(HttpMethod.Get, Volatile.Read(ref _url), null, ct).ConfigureAwait(false);
+        await Client.EnsureSuccessAsync(response.Message, HttpMethod.Get, response.FinalUrl, ct, RepoPath).ConfigureAwait(false);
         CheckHubHeaders(response.First);
         await using var body = await response.Message.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
         var one = new byte[1];
@@ -115,7 +126,7 @@ public sealed class HubFile
             string? contentRange = response.Message.Content.Headers.ContentRange?.ToString();
             throw new RestartException($"416 Range Not Satisfiable for bytes {from}-{to}{(contentRange is null ? "" : $" (server: {contentRange})")}", rangeIgnored: false);
         }
-        await _client.EnsureSuccessAsync(response.Message, HttpMethod.Get, response.FinalUrl, ct, RepoPath).ConfigureAwait(false);
+        await Client.EnsureSuccessAsync(response.Message, HttpMethod.Get, response.FinalUrl, ct, RepoPath).ConfigureAwait(false);
         Volatile.Write(ref _url, response.FinalUrl);
         CheckHubHeaders(response.First);
         var message = response.Message;
@@ -265,7 +276,7 @@ public sealed class HubFile
         {
             var response = await file.OpenAsync(_position, file.Size - 1, ranged: _position > 0, acceptIgnoredRange: true, token).ConfigureAwait(false);
             _response = response;
-            var settings = file._client.Settings;
+            var settings = file.Client.Settings;
             var raw = await response.Message.Content.ReadAsStreamAsync(token).ConfigureAwait(false);
             var body = new StallTimeoutStream(raw, settings.StallTimeout, HubClient.NoData(response.FinalUrl, settings.StallTimeout));
             if (_position > 0 && response.Message.StatusCode == HttpStatusCode.OK)

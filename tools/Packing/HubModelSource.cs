@@ -41,13 +41,17 @@ public sealed record HubModelReference(string RepoId, string? Revision)
 /// a commit once, the tree listing at that commit gives every file's size and sha256 (LFS) or git blob sha1, so
 /// the layer plan is made before any byte is read (the same plan as a local directory of the same files), and
 /// each layer's file segments are read from the Hub (<see cref="HubFile"/>: resumed with Range, verified as they
-/// flow; a mismatch is a <see cref="SourceCorruptedException"/>, so the layer is abandoned and read once more).
+/// flow; a mismatch is a <see cref="SourceCorruptedException"/>, so the layer is abandoned and read once more, that
+/// file from a new signed URL over a new connection).
 /// Each file's <see cref="ModelEntry.FullPath"/> is its identity — repo, commit, path and hash — which is what
 /// the layer record keys on: an unchanged re-run reads nothing.
 /// </summary>
 public sealed class HubModelSource : ILayerFileSource
 {
     private readonly Dictionary<string, HubFile> _files;
+
+    /// <summary>Files whose body failed its hash: their next read from the start goes over a new connection.</summary>
+    private readonly ConcurrentDictionary<HubFile, bool> _corrupted = new();
     private long _received;
 
     private HubModelSource(HubModelReference reference, RepoType type, string commit, string endpoint, ModelTree tree, Dictionary<string, HubFile> files)
@@ -117,19 +121,23 @@ public sealed class HubModelSource : ILayerFileSource
     {
         var file = _files.GetValueOrDefault(entry.SourcePath ?? string.Empty)
             ?? throw new ArgumentException($"{entry.TarPath}: not a file of {Tree.Root}");
-        if (offset == 0)
+        if (offset == 0 && _corrupted.TryRemove(file, out _))
         {
-            file.ForgetRedirect(); // a read from the start (first read or a refetch): a new signed URL, a new request
+            file.UseNewConnection(); // the refetch after a bad body: a new signed URL over a new connection
+        }
+        else if (offset == 0)
+        {
+            file.ForgetRedirect(); // a read from the start: a new signed URL, a new request
         }
         return new Verified(file.OpenAt(offset, n =>
         {
             Interlocked.Add(ref _received, n);
             ReceivedPerFile.AddOrUpdate(file.RepoPath, n, (_, v) => v + n);
-        }, ct), file);
+        }, ct), file, f => _corrupted[f] = true);
     }
 
     /// <summary>Maps the Hub file's hash mismatch to the layer-level <see cref="SourceCorruptedException"/>.</summary>
-    private sealed class Verified(Stream inner, HubFile file) : Stream
+    private sealed class Verified(Stream inner, HubFile file, Action<HubFile> corrupted) : Stream
     {
         public override bool CanRead => true;
         public override bool CanSeek => false;
@@ -170,8 +178,11 @@ public sealed class HubModelSource : ILayerFileSource
             }
         }
 
-        private SourceCorruptedException Corrupted(HashMismatchException e) =>
-            new($"{file.RepoPath}: {file.Plan.HashName} mismatch: expected {file.Plan.Hash} (the tree listing), got {e.Actual}", file.RepoPath, file.Plan.Hash, e.Actual);
+        private SourceCorruptedException Corrupted(HashMismatchException e)
+        {
+            corrupted(file);
+            return new($"{file.RepoPath}: {file.Plan.HashName} mismatch: expected {file.Plan.Hash} (the tree listing), got {e.Actual}", file.RepoPath, file.Plan.Hash, e.Actual);
+        }
 
         public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
         public override void SetLength(long value) => throw new NotSupportedException();

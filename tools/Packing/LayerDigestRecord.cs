@@ -15,7 +15,8 @@ namespace ModelCar.Packing;
 /// re-run annotates the layers as the first run did, still without reading.
 /// <para>
 /// Where: <c>MODEL/.oci-pack/layers.json</c> (that folder is never packed), or
-/// <c>STATE_DIR/layers.json</c> when the model directory is read-only. The record is a cache: a
+/// <c>STATE_DIR/layers.json</c> when the model directory is read-only; for an <c>hf://</c> model (no
+/// directory) under the Hugging Face home (<see cref="DefaultHubPath"/>). The record is a cache: a
 /// missing, unreadable or unwritable one only costs a read; a record that is wrong (a file rewritten
 /// with the same size and mtime on the same inode) is caught where the bytes are sent again
 /// (registry uploads verify the digest), not where a registry already holds the old blob.
@@ -46,6 +47,27 @@ public sealed class LayerDigestRecord
     /// <summary>Where the record of <paramref name="modelDir"/> lives: its .oci-pack folder, or <paramref name="stateDir"/>.</summary>
     public static string PathFor(string modelDir, string? stateDir) =>
         stateDir is null ? System.IO.Path.Combine(modelDir, DirectoryName, FileName) : System.IO.Path.Combine(System.IO.Path.GetFullPath(stateDir), FileName);
+
+    /// <summary>The folder under the Hugging Face home that holds the records of <c>hf://</c> models.</summary>
+    public const string HubHomeFolder = "oci-pack";
+
+    /// <summary>
+    /// Where the record of an <c>hf://</c> model lives when no state directory is given: under the Hugging Face
+    /// home as huggingface_hub finds it — <c>HF_HOME</c>, else <c>$XDG_CACHE_HOME/huggingface</c>, else
+    /// <c>$HOME/.cache/huggingface</c> (an empty variable counts as unset) — in
+    /// <c>oci-pack/{models|datasets}--ORG--NAME/layers.json</c> (huggingface_hub's folder naming; its own cache
+    /// is <c>hub/</c> beside it). Null when none of the three is set. Whether that place is writable is the
+    /// caller's to find out (a cache: without it a re-run only reads the model again).
+    /// </summary>
+    public static string? DefaultHubPath(string repoTypeName, string repoId, Func<string, string?> env)
+    {
+        string? home = env("HF_HOME") is { Length: > 0 } hf ? hf
+            : env("XDG_CACHE_HOME") is { Length: > 0 } xdg ? System.IO.Path.Combine(xdg, "huggingface")
+            : env("HOME") is { Length: > 0 } user ? System.IO.Path.Combine(user, ".cache", "huggingface")
+            : null;
+        return home is null ? null
+            : System.IO.Path.Combine(System.IO.Path.GetFullPath(home), HubHomeFolder, $"{repoTypeName}s--{repoId.Replace("/", "--", StringComparison.Ordinal)}", FileName);
+    }
 
     /// <summary>Reads the record (an absent or unreadable one is empty: only a warning for the latter).</summary>
     public static LayerDigestRecord Open(string path, ILogger logger)

@@ -188,11 +188,7 @@ public static class OciPackCommand
                     + "leave duplicate weights out (--exclude) or push to a registry without that limit",
                     big.Title, SizeParser.Format(big.TarSize), big.TarSize, Packer.QuayDefaultMaxLayerBytes);
             }
-            var record = OpenRecord(modelDir, ctx.Get(stateDir), log);
-            if (record is null)
-            {
-                log.LogInformation("no layer record for --model hf:// without --state-dir: a re-run reads every layer again");
-            }
+            var record = OpenRecord(modelDir, ctx.Get(stateDir), hubSource, log);
 
             // one writer per layout at a time; what temp files earlier, killed runs left are removed
             var locks = new List<IDisposable>();
@@ -393,27 +389,46 @@ public static class OciPackCommand
     }
 
     /// <summary>The record of layer digests: --state-dir must be writable (else exit 1); the model dir's .oci-pack/ is best effort (a warning at save).</summary>
-    private static LayerDigestRecord? OpenRecord(string? modelDir, string? stateDir, ILogger log)
+    private static LayerDigestRecord? OpenRecord(string? modelDir, string? stateDir, HubModelSource? hub, ILogger log)
     {
         if (modelDir is null && stateDir is null)
         {
-            return null;
+            // hf:// without --state-dir: under the Hugging Face home (HF_HOME, …) when it can be written there
+            // (a HOME that EnsureHome made up is no home: nothing may be created there)
+            var path = LayerDigestRecord.DefaultHubPath(HubPaths.TypeName(hub!.RepoType), hub.Reference.RepoId,
+                name => Environment.GetEnvironmentVariable(name) is var v && !(name == "HOME" && v == ProcessEnvironment.NoHome) ? v : null);
+            var error = path is null ? "HF_HOME, XDG_CACHE_HOME and HOME are unset" : CannotWrite(Path.GetDirectoryName(path)!);
+            if (error is not null)
+            {
+                log.LogWarning("no layer record for --model hf:// ({Path}: {Error}): a re-run reads every layer from the Hub again; give --state-dir DIR or a writable HF_HOME to keep it",
+                    path is null ? "no Hugging Face home" : Path.GetDirectoryName(path), error);
+                return null;
+            }
+            log.LogInformation("layer record {Path} (under the Hugging Face home; --state-dir puts it elsewhere)", path);
+            return LayerDigestRecord.Open(path!, log);
         }
-        if (stateDir is not null)
+        if (stateDir is not null && CannotWrite(stateDir) is { } why)
         {
-            try
-            {
-                Files.EnsureDirectory(stateDir);
-                var probe = Path.Combine(stateDir, $".probe-{Guid.NewGuid():N}");
-                File.WriteAllBytes(probe, []);
-                File.Delete(probe);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                throw new ToolException($"--state-dir '{stateDir}': cannot write the layer record there: {e.Message}");
-            }
+            throw new ToolException($"--state-dir '{stateDir}': cannot write the layer record there: {why}");
         }
         return LayerDigestRecord.Open(LayerDigestRecord.PathFor(modelDir ?? stateDir!, stateDir), log);
+    }
+
+    /// <summary>Null when a file can be created in <paramref name="dir"/> (made if missing), else why not.</summary>
+    private static string? CannotWrite(string dir)
+    {
+        try
+        {
+            Files.EnsureDirectory(dir);
+            var probe = Path.Combine(dir, $".probe-{Guid.NewGuid():N}");
+            File.WriteAllBytes(probe, []);
+            File.Delete(probe);
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return e.Message;
+        }
     }
 
     /// <summary>--max-blob-size, before anything is read or sent: the base layers and the planned model layers (sizes known up front).</summary>
