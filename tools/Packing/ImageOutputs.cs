@@ -82,7 +82,7 @@ public sealed class ImageOutputs(IReadOnlyList<IImageTarget> targets, LayerDiges
     public async Task<Descriptor[]> WriteLayersAsync(IReadOnlyList<LayerPlan> plans, LayerEntryAttributes attributes, int jobs, Action<long> progress, CancellationToken ct,
         ILayerFileSource? files = null, IReadOnlyDictionary<string, string>? verifiedSha256 = null, IReadOnlyDictionary<string, string>? trustedSha256 = null)
     {
-        Func<LayerEntry, string?>? known = trustedSha256 is { Count: > 0 }
+        Func<LayerEntry, string?>? trustedOf = trustedSha256 is { Count: > 0 }
             ? e => e.SourcePath is { } p && trustedSha256.TryGetValue(p, out var sha) ? sha : null
             : null;
         var layers = plans.Select(p => new TarLayer(p.Entries, attributes, files)).ToList();
@@ -138,14 +138,14 @@ public sealed class ImageOutputs(IReadOnlyList<IImageTarget> targets, LayerDiges
                 {
                     // each file's sha256 from the same buffers as the layer digest (no second read), unless known already
                     // (then not hashed at all: a layer of trusted files costs one sha256, its digest)
-                    using var fileHasher = new LayerFileHasher(layers[i], (entry, sha) => CheckVerified(entry, sha, verifiedSha256), known);
-                    bool hashFiles = LayerFileHasher.NeedsBytes(layers[i], known);
+                    using var fileHasher = new LayerFileHasher(layers[i], (entry, sha) => CheckVerified(entry, sha, verifiedSha256), trustedOf);
+                    bool hashFiles = LayerFileHasher.NeedsBytes(layers[i], trustedOf);
                     digest = await BlobFanOut.CopyAsync(() => layers[i].OpenAt(0, n =>
                     {
                         Interlocked.Add(ref _modelBytesRead, n);
                         progress(n);
                     }, token), layers[i].Size, writers, $"layer {plan.Title}", token, hashFiles ? (Action<ReadOnlyMemory<byte>>)(data => fileHasher.Append(data.Span)) : null).ConfigureAwait(false);
-                    fileSha256 = hashFiles ? fileHasher.Result : LayerFileHasher.KnownOnly(layers[i], known!);
+                    fileSha256 = hashFiles ? fileHasher.Result : LayerFileHasher.KnownOnly(layers[i], trustedOf!);
                     if (!hashFiles)
                     {
                         logger.LogDebug("layer {Title}: file sha256 from hf-fetch's verified record (identity unchanged since), not hashed", plan.Title);
