@@ -60,6 +60,15 @@ public sealed record SnapshotFile
     public string? Sha256 { get; init; }
 
     public string? GitOid { get; init; }
+
+    /// <summary>
+    /// The file's last-write time (UTC ticks) and inode when hf-fetch verified it (null for older records): a file
+    /// that still has this size, mtime and inode is the verified one, so oci-pack takes <see cref="Sha256"/> without hashing.
+    /// </summary>
+    public long? MtimeTicks { get; init; }
+
+    /// <inheritdoc cref="MtimeTicks"/>
+    public ulong? Inode { get; init; }
 }
 
 /// <summary>DIR/.hf-fetch/snapshot.json: which repo and commit DIR holds (contract read by oci-pack).</summary>
@@ -84,6 +93,9 @@ public sealed record VerifiedRecord
 
     /// <summary>Last-write time (UTC ticks) after the move into place: a later change invalidates the record.</summary>
     public long MtimeTicks { get; init; }
+
+    /// <summary>Inode when recorded (0: unknown, records of earlier versions); copied into snapshot.json for oci-pack.</summary>
+    public ulong Inode { get; init; }
 }
 
 /// <summary>Sidecar of a partial download (DIR/.hf-fetch/incomplete/SHA256-OF-PATH.incomplete.json).</summary>

@@ -183,15 +183,32 @@ public sealed class LocalState
         return fi.Exists && fi.Length == plan.Size && fi.LastWriteTimeUtc.Ticks == r.MtimeTicks;
     }
 
-    /// <summary>Records a verified file (appends one JSON line; the last line for a path wins).</summary>
+    /// <summary>
+    /// The identity (mtime ticks, inode) <paramref name="plan"/>'s file had when it was recorded verified with the plan's
+    /// size and hash; null if it has no such record or the record has no inode (earlier versions).
+    /// </summary>
+    public (long MtimeTicks, ulong Inode)? VerifiedIdentity(FilePlan plan)
+    {
+        lock (_gate)
+        {
+            return Verified().TryGetValue(plan.RepoPath, out var r) && r.Size == plan.Size && r.Inode != 0
+                && string.Equals(r.Hash, plan.Hash, StringComparison.OrdinalIgnoreCase)
+                ? (r.MtimeTicks, r.Inode)
+                : null;
+        }
+    }
+
+    /// <summary>Records a verified file (appends one JSON line; the last line for a path wins) with its identity now.</summary>
     public void RecordVerified(FilePlan plan)
     {
+        var identity = FileIdentity.Of(plan.LocalPath);
         var record = new VerifiedRecord
         {
             Path = plan.RepoPath,
             Size = plan.Size,
             Hash = plan.Hash,
-            MtimeTicks = File.GetLastWriteTimeUtc(plan.LocalPath).Ticks,
+            MtimeTicks = identity?.MtimeTicks ?? File.GetLastWriteTimeUtc(plan.LocalPath).Ticks,
+            Inode = identity is { Size: var size } id && size == plan.Size ? id.Inode : 0,
         };
         var line = JsonSerializer.Serialize(record, HubJson.Verified) + "\n";
         lock (_gate)

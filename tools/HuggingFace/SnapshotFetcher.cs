@@ -130,6 +130,9 @@ public sealed class SnapshotFetcher(ILogger logger)
                 Size = p.Size,
                 Sha256 = p.Kind == HashKind.Sha256 ? p.Hash : null,
                 GitOid = p.Entry.Oid?.ToLowerInvariant(),
+                // the identity the file had when verified (not now): oci-pack trusts Sha256 only while the file still has it
+                MtimeTicks = store.VerifiedIdentity(p)?.MtimeTicks,
+                Inode = store.VerifiedIdentity(p)?.Inode,
             }).ToList(),
         };
         store.WriteSnapshot(snapshot);

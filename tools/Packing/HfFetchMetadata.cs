@@ -107,7 +107,16 @@ public sealed record HfSnapshot
     /// The sha256 hf-fetch verified for the files of <paramref name="tree"/> (LFS files listed with the size
     /// they still have), by full source path: oci-pack checks each against the hash it takes while packing.
     /// </summary>
-    public IReadOnlyDictionary<string, string> VerifiedSha256(ModelTree tree)
+    public IReadOnlyDictionary<string, string> VerifiedSha256(ModelTree tree) => Verified(tree, identityToo: false);
+
+    /// <summary>
+    /// The part of <see cref="VerifiedSha256"/> oci-pack takes without hashing: files whose identity in the scan
+    /// (size, mtime, inode) is the one hf-fetch recorded when it verified them, i.e. not written since (as far as a
+    /// stat can tell: the layer record's rule). A touched, replaced or copied file is hashed and checked instead.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> TrustedSha256(ModelTree tree) => Verified(tree, identityToo: true);
+
+    private Dictionary<string, string> Verified(ModelTree tree, bool identityToo)
     {
         var listed = (Files ?? [])
             .Where(f => f.Path is not null && f.Sha256 is { Length: 64 } s && s.All(char.IsAsciiHexDigit))
@@ -116,7 +125,8 @@ public sealed record HfSnapshot
         var result = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var e in tree.Entries.Where(e => e.Kind == ModelEntryKind.File))
         {
-            if (listed.TryGetValue(e.RelativePath, out var f) && f.Size == e.Size)
+            if (listed.TryGetValue(e.RelativePath, out var f) && f.Size == e.Size
+                && (!identityToo || (f.MtimeTicks is { } ticks && e.ModifiedUtc?.Ticks == ticks && f.Inode is { } inode && inode != 0 && inode == e.Inode)))
             {
                 result[e.FullPath] = f.Sha256!.ToLowerInvariant();
             }
@@ -133,6 +143,12 @@ public sealed record HfSnapshotFile
 
     /// <summary>The sha256 hf-fetch verified the content against (LFS files; null for git-stored ones).</summary>
     [JsonPropertyName("sha256")] public string? Sha256 { get; init; }
+
+    /// <summary>The file's last-write time (UTC ticks) when hf-fetch verified it (absent in snapshots of earlier versions).</summary>
+    [JsonPropertyName("mtimeTicks")] public long? MtimeTicks { get; init; }
+
+    /// <summary>The file's inode when hf-fetch verified it (absent in snapshots of earlier versions).</summary>
+    [JsonPropertyName("inode")] public ulong? Inode { get; init; }
 }
 
 [JsonSourceGenerationOptions(PropertyNameCaseInsensitive = false)]

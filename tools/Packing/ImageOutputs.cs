@@ -77,9 +77,14 @@ public sealed class ImageOutputs(IReadOnlyList<IImageTarget> targets, LayerDiges
     /// committed) and is read once more; a second mismatch fails with both hashes.</param>
     /// <param name="verifiedSha256">sha256 (hex) a downloader verified, by source path (hf-fetch's record): each file's
     /// inline hash must equal it, else the run fails before the layer is committed.</param>
+    /// <param name="trustedSha256">sha256 (hex) by source path taken without hashing (files that still have the identity
+    /// they had when a downloader verified them): a layer whose files are all here is read once and hashed once (its digest).</param>
     public async Task<Descriptor[]> WriteLayersAsync(IReadOnlyList<LayerPlan> plans, LayerEntryAttributes attributes, int jobs, Action<long> progress, CancellationToken ct,
-        ILayerFileSource? files = null, IReadOnlyDictionary<string, string>? verifiedSha256 = null)
+        ILayerFileSource? files = null, IReadOnlyDictionary<string, string>? verifiedSha256 = null, IReadOnlyDictionary<string, string>? trustedSha256 = null)
     {
+        Func<LayerEntry, string?>? trustedOf = trustedSha256 is { Count: > 0 }
+            ? e => e.SourcePath is { } p && trustedSha256.TryGetValue(p, out var sha) ? sha : null
+            : null;
         var layers = plans.Select(p => new TarLayer(p.Entries, attributes, files)).ToList();
         for (int i = 0; i < plans.Count; i++)
         {
@@ -131,14 +136,20 @@ public sealed class ImageOutputs(IReadOnlyList<IImageTarget> targets, LayerDiges
                 }
                 try
                 {
-                    // each file's sha256 from the same buffers as the layer digest: no second read
-                    using var fileHasher = new LayerFileHasher(layers[i], (entry, sha) => CheckVerified(entry, sha, verifiedSha256));
+                    // each file's sha256 from the same buffers as the layer digest (no second read), unless known already
+                    // (then not hashed at all: a layer of trusted files costs one sha256, its digest)
+                    using var fileHasher = new LayerFileHasher(layers[i], (entry, sha) => CheckVerified(entry, sha, verifiedSha256), trustedOf);
+                    bool hashFiles = LayerFileHasher.NeedsBytes(layers[i], trustedOf);
                     digest = await BlobFanOut.CopyAsync(() => layers[i].OpenAt(0, n =>
                     {
                         Interlocked.Add(ref _modelBytesRead, n);
                         progress(n);
-                    }, token), layers[i].Size, writers, $"layer {plan.Title}", token, data => fileHasher.Append(data.Span)).ConfigureAwait(false);
-                    fileSha256 = fileHasher.Result;
+                    }, token), layers[i].Size, writers, $"layer {plan.Title}", token, hashFiles ? (Action<ReadOnlyMemory<byte>>)(data => fileHasher.Append(data.Span)) : null).ConfigureAwait(false);
+                    fileSha256 = hashFiles ? fileHasher.Result : LayerFileHasher.KnownOnly(layers[i], trustedOf!);
+                    if (!hashFiles)
+                    {
+                        logger.LogDebug("layer {Title}: file sha256 from hf-fetch's verified record (identity unchanged since), not hashed", plan.Title);
+                    }
                 }
                 catch (SourceCorruptedException e) when (first is null)
                 {

@@ -19,8 +19,9 @@ public sealed record ModelEntry(string RelativePath, ModelEntryKind Kind, string
 /// <summary>
 /// The model directory as it will go into the image: regular files and symlinks (after include/
 /// exclude), sorted by ordinal path. Refuses what would make a broken or unsafe image: an empty
-/// result, special files (FIFOs, sockets, devices), unreadable files, and symlinks that are absolute
-/// or resolve outside the directory. All checks run before anything is written.
+/// result, special files (FIFOs, sockets, devices), and symlinks that are absolute or resolve outside
+/// the directory. The scan stats, it opens no file: read permission is checked for the files that
+/// will be read (<see cref="CheckReadable"/>), before anything is written.
 /// </summary>
 public sealed class ModelTree
 {
@@ -106,9 +107,10 @@ public sealed class ModelTree
                     DateTime modified;
                     try
                     {
-                        using var handle = File.OpenHandle(full, FileMode.Open, FileAccess.Read, FileShare.Read);
-                        size = RandomAccess.GetLength(handle);
-                        modified = File.GetLastWriteTimeUtc(full);
+                        // stat only (one call): a re-run that takes the file's layer from the record never opens it
+                        var info = new FileInfo(full);
+                        size = info.Length;
+                        modified = info.LastWriteTimeUtc;
                     }
                     catch (Exception e) when (e is UnauthorizedAccessException or IOException)
                     {
@@ -126,6 +128,26 @@ public sealed class ModelTree
                     break;
                 default:
                     throw new PackingException($"'{full}' is a {type.ToString().ToLowerInvariant()}, not a regular file, directory or symlink: it cannot go into the image");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Opens (and closes) each file of <paramref name="entries"/>: the files that are going to be read are
+    /// checked for read permission before anything is written (the scan only stats, so that files whose
+    /// layers come from the layer record need no permission at all).
+    /// </summary>
+    public static void CheckReadable(IEnumerable<ModelEntry> entries)
+    {
+        foreach (var e in entries.Where(e => e.Kind == ModelEntryKind.File))
+        {
+            try
+            {
+                using var handle = File.OpenHandle(e.FullPath, FileMode.Open, FileAccess.Read, FileShare.Read);
+            }
+            catch (Exception x) when (x is UnauthorizedAccessException or IOException)
+            {
+                throw new PackingException($"cannot read model file '{e.FullPath}': {x.Message}", x);
             }
         }
     }

@@ -27,6 +27,12 @@ public sealed record PackSettings
 
     /// <summary>sha256 (hex) a downloader verified (hf-fetch's record), by source path: each must equal the inline hash, else the pack fails.</summary>
     public IReadOnlyDictionary<string, string> VerifiedFileSha256 { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>
+    /// The part of <see cref="VerifiedFileSha256"/> whose files still have the identity they had when verified
+    /// (<see cref="HfSnapshot.TrustedSha256"/>): taken as they are, these files are not hashed (the layer digest is).
+    /// </summary>
+    public IReadOnlyDictionary<string, string> TrustedFileSha256 { get; init; } = new Dictionary<string, string>();
 }
 
 /// <summary><see cref="Manifest"/> is the root: the manifest for one platform, the image index for several.</summary>
@@ -66,6 +72,18 @@ public static class Packer
             plans.Add(MakePlan($"/{root}/{big.RelativePath}", root, [big], attributes));
         }
         return plans;
+    }
+
+    /// <summary>
+    /// Before anything is written: every local file of a layer the record does not know (so it will be read) must be
+    /// readable. Files of recorded layers are not opened (an unchanged re-run needs no read permission).
+    /// </summary>
+    public static void CheckReadable(ModelTree tree, PackSettings settings, LayerDigestRecord? record)
+    {
+        var toRead = Plan(tree, settings).Where(p => record?.Get(p.Key) is null)
+            .SelectMany(p => p.Entries).Where(e => e.Kind == LayerEntryKind.File && e.SourcePath is not null)
+            .Select(e => e.SourcePath!).ToHashSet(StringComparer.Ordinal);
+        ModelTree.CheckReadable(tree.Entries.Where(e => toRead.Contains(e.FullPath)));
     }
 
     /// <summary>The planned layers quay's default limit would refuse.</summary>
@@ -119,7 +137,7 @@ public static class Packer
         {
             await sink.CopyBaseBlobAsync(source!, layer, progress.Add, ct).ConfigureAwait(false);
         }
-        var modelLayers = await sink.WriteLayersAsync(plans, Attributes(settings), jobs, progress.Add, ct, files, settings.VerifiedFileSha256).ConfigureAwait(false);
+        var modelLayers = await sink.WriteLayersAsync(plans, Attributes(settings), jobs, progress.Add, ct, files, settings.VerifiedFileSha256, settings.TrustedFileSha256).ConfigureAwait(false);
         settings = settings with { FileSha256 = sink.FileSha256 };
 
         var image = ImageAssembly.Assemble(bases, plans, modelLayers, settings);

@@ -171,8 +171,14 @@ public static class OciPackCommand
             {
                 annotations[k] = v;
             }
-            // each file's sha256 for the layer annotations is taken inline during the one read; hf-fetch's verified ones are checked against it
-            settings = settings with { Annotations = annotations, VerifiedFileSha256 = snapshot?.VerifiedSha256(tree) ?? new Dictionary<string, string>() };
+            // each file's sha256 for the layer annotations: hf-fetch's verified one where the file still has the identity it had
+            // then (not hashed again), else taken inline during the one read (and checked against hf-fetch's, if any)
+            settings = settings with
+            {
+                Annotations = annotations,
+                VerifiedFileSha256 = snapshot?.VerifiedSha256(tree) ?? new Dictionary<string, string>(),
+                TrustedFileSha256 = snapshot?.TrustedSha256(tree) ?? new Dictionary<string, string>(),
+            };
 
             using var source = OpenSource(baseLocation, ctx, credentials, httpSettings);
             var bases = source is null
@@ -189,6 +195,10 @@ public static class OciPackCommand
                     big.Title, SizeParser.Format(big.TarSize), big.TarSize, Packer.QuayDefaultMaxLayerBytes);
             }
             var record = OpenRecord(modelDir, ctx.Get(stateDir), hubSource, log);
+            if (hubSource is null)
+            {
+                Packer.CheckReadable(tree, settings, record);
+            }
 
             // one writer per layout at a time; what temp files earlier, killed runs left are removed
             var locks = new List<IDisposable>();
