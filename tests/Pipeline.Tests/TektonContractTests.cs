@@ -412,12 +412,14 @@ public class TektonContractTests
     {
         var task = TektonEngine.LoadTask(TektonYaml.Load(Path.Combine(TektonYaml.Dir("tasks"), file)));
         var step = Assert.Single(task.Steps);
-        var tool = Tools[Path.GetFileName(step.Command[0])].Create();
+        var root = Tools[Path.GetFileName(step.Command[0])].Create();
         var args = step.Args.ToList();
+        // a tool with subcommands (mr-register register|lookup): the options are the subcommand's
+        Command options = root.Subcommands.FirstOrDefault(c => args.Count > 0 && c.Name == args[0]) ?? root;
         var given = new List<(string, YamlNode)>();
         foreach (var (flag, param, array, defaultValue) in TimingOptions)
         {
-            bool toolHas = tool.Options.Any(o => o.Name == flag);
+            bool toolHas = options.Options.Any(o => o.Name == flag);
             var decl = task.Params.SingleOrDefault(p => p.Name == param);
             Assert.True(toolHas == (decl is not null), $"{file}: {(toolHas ? $"the tool has {flag} but the Task has no param '{param}'" : $"param '{param}' but the tool has no {flag}")}");
             if (decl is null)
@@ -447,9 +449,9 @@ public class TektonContractTests
         var pt = new PipelineTaskDef("t", task.Name, given, [], task.Workspaces.ToDictionary(w => w.Name, w => w.Name), 0);
         var run = new PipelineRunDef("p", new Dictionary<string, ParamValue>(), task.Workspaces.Select(w => new WorkspaceBinding(w.Name, "emptyDir", null, null)).ToList(), null);
         var resolved = Assert.Single(TektonEngine.ResolveTaskRun(pt, new Dictionary<string, ParamValue>(), run, new Dictionary<string, TaskDef> { [task.Name] = task }, new Dictionary<string, IReadOnlyDictionary<string, string>>()));
-        var parse = tool.Parse(resolved.Args.ToArray());
+        var parse = root.Parse(resolved.Args.ToArray());
         Assert.Empty(parse.Errors);
-        foreach (var option in tool.Options.Where(o => TimingOptions.Any(t => t.Flag == o.Name)))
+        foreach (var option in options.Options.Where(o => TimingOptions.Any(t => t.Flag == o.Name)))
         {
             object? value = option switch
             {
