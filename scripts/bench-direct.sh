@@ -108,7 +108,7 @@ curl_get_script "$slow_endpoint" > "$work/curl-get-slow.sh"
   loc=\$(curl -sSf -X POST -D - -o /dev/null "http://$reg/v2/curl/model/blobs/uploads/" | tr -d '\r' | awk 'tolower(\$1)=="location:" {print \$2}')
   case "\$loc" in http*) ;; *) loc="http://$reg\$loc" ;; esac
   case "\$loc" in *\?*) sep='&' ;; *) sep='?' ;; esac
-  curl -sSf -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$work/data/$n" "\$loc\${sep}digest=$d" -o /dev/null
+  curl -sSf -X PUT -H 'Content-Type: application/octet-stream' -T "$work/data/$n" "\$loc\${sep}digest=$d" -o /dev/null
 ) &
 SH
   done
