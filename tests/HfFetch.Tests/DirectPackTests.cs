@@ -92,6 +92,9 @@ public sealed class DirectPackTests : IAsyncLifetime
         Assert.StartsWith("sha256:", DigestOf(direct));
         Assert.Equal(repo.Files.Sum(f => (long)f.Content.Length), Served - servedBefore); // each file read once, straight from the Hub
         Assert.Empty(_hub.Violations);
+        // the log says, per layer and overall, how long the Hub side (reading the source) and the registry side took
+        Assert.Matches(@"layer [^\n]+?: [0-9.]+ [KMG]?i?B to 1 output\(s\) in [0-9.]+ s, [0-9.]+ MB/s; reading the source [0-9.]+ s, waiting for the outputs [0-9.]+ s", direct.StdErr);
+        Assert.Matches(@"model layers: [0-9.]+ [KMG]?i?B in [0-9.]+ s, [0-9.]+ MB/s; summed over the layers: reading the source [0-9.]+ s, waiting for the outputs [0-9.]+ s: the (source|outputs) set the pace", direct.StdErr);
 
         // a branch name resolves to the same commit: the same image
         var byBranch = await Direct($"hf://{repo.Id}", "direct/branch:1");

@@ -67,6 +67,37 @@ public sealed class BlobFanOutTests
         Assert.All(ahead, a => Assert.InRange(a, 0, 2 * BlobFanOut.BufferSize));
     }
 
+    /// <summary>A source that takes <paramref name="delayMs"/> per read (a slow Hub).</summary>
+    private sealed class SlowStream(byte[] data, int delayMs) : MemoryStream(data)
+    {
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default)
+        {
+            await Task.Delay(delayMs, ct);
+            return await base.ReadAsync(buffer[..Math.Min(buffer.Length, 256 << 10)], ct);
+        }
+    }
+
+    [Fact]
+    public async Task The_times_say_which_side_set_the_pace()
+    {
+        var data = TestSupport.TempDir.RandomBytes(8 << 20, 5);
+        var slowOutputs = new FanOutTimes();
+        await BlobFanOut.CopyAsync(() => new MemoryStream(data), data.Length, [new RecordingWriter(delayMs: 40)], "test blob", CancellationToken.None, times: slowOutputs);
+        Assert.Equal("the outputs", slowOutputs.Bottleneck);
+        Assert.True(slowOutputs.WaitingForOutputs >= TimeSpan.FromMilliseconds(6 * 40), $"waited {slowOutputs.WaitingForOutputs} for 8 writes of 40 ms");
+
+        var slowSource = new FanOutTimes();
+        await BlobFanOut.CopyAsync(() => new SlowStream(data, 10), data.Length, [new RecordingWriter()], "test blob", CancellationToken.None, times: slowSource);
+        Assert.Equal("the source", slowSource.Bottleneck);
+        Assert.True(slowSource.Reading >= TimeSpan.FromMilliseconds(32 * 10), $"read for {slowSource.Reading} in 32 reads of 10 ms");
+
+        var sum = new FanOutTimes();
+        sum.Add(slowOutputs);
+        sum.Add(slowSource);
+        Assert.InRange((slowOutputs.Reading + slowSource.Reading - sum.Reading).Duration(), TimeSpan.Zero, TimeSpan.FromMilliseconds(1)); // tick rounding only
+        Assert.InRange((slowOutputs.WaitingForOutputs + slowSource.WaitingForOutputs - sum.WaitingForOutputs).Duration(), TimeSpan.Zero, TimeSpan.FromMilliseconds(1));
+    }
+
     [Fact]
     public async Task A_failing_writer_fails_the_copy_and_every_writer_is_abandoned_without_commit()
     {

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Security.Cryptography;
 using ModelCar.Oci;
 
@@ -18,8 +19,9 @@ public static class BlobFanOut
     /// <summary>Copies <paramref name="open"/>'s bytes (exactly <paramref name="size"/>) to the writers; returns their digest.</summary>
     /// <param name="observe">Also given every buffer, in order, while the writers write it (e.g. to hash each file of a layer);
     /// it runs before the commit, so throwing from it abandons every blob.</param>
+    /// <param name="times">Where the time goes: reading the source vs waiting for the writers (which side is the bottleneck).</param>
     public static async Task<Digest> CopyAsync(Func<Stream> open, long size, IReadOnlyList<IBlobWriter> writers, string what, CancellationToken ct,
-        Action<ReadOnlyMemory<byte>>? observe = null)
+        Action<ReadOnlyMemory<byte>>? observe = null, FanOutTimes? times = null)
     {
         var buffers = new[] { ArrayPool<byte>.Shared.Rent(BufferSize), ArrayPool<byte>.Shared.Rent(BufferSize) };
         bool committed = false;
@@ -33,8 +35,11 @@ public static class BlobFanOut
                 for (int turn = 0; ; turn ^= 1)
                 {
                     var buffer = buffers[turn];
+                    long t0 = Stopwatch.GetTimestamp();
                     int n = await FillAsync(input, buffer, ct).ConfigureAwait(false);
-                    await pending.ConfigureAwait(false);
+                    long t1 = Stopwatch.GetTimestamp();
+                    await pending.ConfigureAwait(false); // the writers still busy with the previous buffer: they are slower than the source
+                    times?.Add(t1 - t0, Stopwatch.GetTimestamp() - t1);
                     if (n == 0)
                     {
                         break;
@@ -108,4 +113,30 @@ public static class BlobFanOut
         }
         return filled;
     }
+}
+
+/// <summary>
+/// Where a fan-out's time goes, summed over its blobs: reading the source (model files, or the Hub for
+/// hf://) and waiting for the writers after a read was done. The next buffer is read while the writers
+/// write the last one, so a wait for the writers means the outputs are slower than the source.
+/// </summary>
+public sealed class FanOutTimes
+{
+    private long _read;
+    private long _wait;
+
+    public TimeSpan Reading => Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _read));
+
+    public TimeSpan WaitingForOutputs => Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _wait));
+
+    public void Add(long readTicks, long waitTicks)
+    {
+        Interlocked.Add(ref _read, readTicks);
+        Interlocked.Add(ref _wait, waitTicks);
+    }
+
+    public void Add(FanOutTimes other) => Add(Interlocked.Read(ref other._read), Interlocked.Read(ref other._wait));
+
+    /// <summary>"the source" or "the outputs": the side the other one waited for most.</summary>
+    public string Bottleneck => WaitingForOutputs > Reading ? "the outputs" : "the source";
 }

@@ -52,6 +52,9 @@ public sealed class ImageOutputs(IReadOnlyList<IImageTarget> targets, LayerDiges
 
     public int LayersFromRecord => _layersFromRecord;
 
+    /// <summary>Where the streamed layers' time went, summed over the layers (and so over the parallel jobs).</summary>
+    public FanOutTimes Times { get; } = new();
+
     /// <summary>
     /// After <see cref="WriteLayersAsync"/>: the sha256 (hex) of every model file by its source path, hashed
     /// inline during the layer's one read (or taken from the layer record with its digest), for the layers'
@@ -140,11 +143,18 @@ public sealed class ImageOutputs(IReadOnlyList<IImageTarget> targets, LayerDiges
                     // (then not hashed at all: a layer of trusted files costs one sha256, its digest)
                     using var fileHasher = new LayerFileHasher(layers[i], (entry, sha) => CheckVerified(entry, sha, verifiedSha256), trustedOf);
                     bool hashFiles = LayerFileHasher.NeedsBytes(layers[i], trustedOf);
+                    var times = new FanOutTimes();
+                    long started = System.Diagnostics.Stopwatch.GetTimestamp();
                     digest = await BlobFanOut.CopyAsync(() => layers[i].OpenAt(0, n =>
                     {
                         Interlocked.Add(ref _modelBytesRead, n);
                         progress(n);
-                    }, token), layers[i].Size, writers, $"layer {plan.Title}", token, hashFiles ? (Action<ReadOnlyMemory<byte>>)(data => fileHasher.Append(data.Span)) : null).ConfigureAwait(false);
+                    }, token), layers[i].Size, writers, $"layer {plan.Title}", token, hashFiles ? (Action<ReadOnlyMemory<byte>>)(data => fileHasher.Append(data.Span)) : null, times).ConfigureAwait(false);
+                    var took = System.Diagnostics.Stopwatch.GetElapsedTime(started);
+                    Times.Add(times);
+                    logger.LogInformation("layer {Title}: {Size} to {Outputs} output(s) in {Seconds:0.0} s, {Rate:0.0} MB/s; reading the source {Read:0.0} s, waiting for the outputs {Wait:0.0} s",
+                        plan.Title, SizeParser.Format(layers[i].Size), writers.Count, took.TotalSeconds, layers[i].Size / Math.Max(took.TotalSeconds, 0.001) / 1e6,
+                        times.Reading.TotalSeconds, times.WaitingForOutputs.TotalSeconds);
                     fileSha256 = hashFiles ? fileHasher.Result : LayerFileHasher.KnownOnly(layers[i], trustedOf!);
                     if (!hashFiles)
                     {

@@ -137,7 +137,15 @@ public static class Packer
         {
             await sink.CopyBaseBlobAsync(source!, layer, progress.Add, ct).ConfigureAwait(false);
         }
+        long layersStarted = System.Diagnostics.Stopwatch.GetTimestamp();
         var modelLayers = await sink.WriteLayersAsync(plans, Attributes(settings), jobs, progress.Add, ct, files, settings.VerifiedFileSha256, settings.TrustedFileSha256).ConfigureAwait(false);
+        if (sink.LayerBytesRead > 0)
+        {
+            var took = System.Diagnostics.Stopwatch.GetElapsedTime(layersStarted);
+            logger.LogInformation("model layers: {Size} in {Seconds:0.0} s, {Rate:0.0} MB/s; summed over the layers: reading the source {Read:0.0} s, waiting for the outputs {Wait:0.0} s: {Bottleneck} set the pace",
+                SizeParser.Format(sink.LayerBytesRead), took.TotalSeconds, sink.LayerBytesRead / Math.Max(took.TotalSeconds, 0.001) / 1e6,
+                sink.Times.Reading.TotalSeconds, sink.Times.WaitingForOutputs.TotalSeconds, sink.Times.Bottleneck);
+        }
         settings = settings with { FileSha256 = sink.FileSha256 };
 
         var image = ImageAssembly.Assemble(bases, plans, modelLayers, settings);
