@@ -80,10 +80,11 @@ if [[ ! -f "$model.complete" ]]; then
     name=$(printf 'model-%05d-of-%05d.safetensors' "$i" "$files")
     { openssl enc -aes-128-ctr -nosalt -pass pass:"onepass$i" -in /dev/zero 2>/dev/null || true; } | head -c "$per_file" > "$model.tmp/$name"
   done
+  sync "$model.tmp"/*.safetensors   # on disk before the stamp says the model is complete
   mv "$model.tmp" "$model"; : > "$model.complete"   # the stamp lives beside the model: nothing else in it
 fi
-allocated=$(du -s -B1 "$model" | cut -f1)
-(( allocated >= total )) || { echo "bench: $model is sparse ($allocated of $total bytes allocated): delete it" >&2; exit 1; }
+# real bytes, no holes: asked with SEEK_HOLE/SEEK_DATA (du's allocated blocks lag behind the data just written)
+holes="$(holes_in "$model"/*.safetensors)" || { echo "bench: $model is sparse ($holes): delete it" >&2; exit 1; }
 rm -rf "$model/.oci-pack"   # a record left by a hand-run oci-pack would spare the first runs their hashing
 model_files=("$model"/*.safetensors)
 model_bytes=$(cat "${model_files[@]}" | wc -c)   # also warms the page cache: every contender reads from memory

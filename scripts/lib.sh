@@ -46,3 +46,37 @@ YML
   REGISTRY_PID=$!
   wait_http "http://127.0.0.1:$REGISTRY_PORT/v2/" "$REGISTRY_PID" || { cat "$dir/log" >&2; return 1; }
 }
+
+# holes_in FILE…: prints "FILE: N bytes in holes" for every file with a hole, and fails if any has one.
+# Asks the file system with lseek(SEEK_DATA/SEEK_HOLE), which counts blocks not yet written back
+# (delayed allocation) as data: st_blocks (du) does not, right after a file was written on some file
+# systems, so a du check refuses a freshly generated, fully written model as sparse.
+holes_in() {
+  python3 - "$@" <<'PY'
+import os, sys
+bad = 0
+for path in sys.argv[1:]:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size, pos, holes = os.fstat(fd).st_size, 0, 0
+        while pos < size:
+            try:
+                hole = os.lseek(fd, pos, os.SEEK_HOLE)
+            except OSError:
+                break
+            if hole >= size:
+                break
+            try:
+                data = os.lseek(fd, hole, os.SEEK_DATA)
+            except OSError:  # ENXIO: a hole up to the end
+                data = size
+            holes += data - hole
+            pos = data
+    finally:
+        os.close(fd)
+    if holes:
+        print(f"{path}: {holes} bytes in holes")
+        bad = 1
+sys.exit(bad)
+PY
+}
