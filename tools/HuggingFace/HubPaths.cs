@@ -98,31 +98,70 @@ public static partial class HubPaths
         {
             return $"path inside hf-fetch's state folder '{StateFolder}/'";
         }
+        if (first == OciPackStateFolder)
+        {
+            return $"path inside oci-pack's state folder '{OciPackStateFolder}/' (its layer record)";
+        }
         return null;
     }
 
     /// <summary>The folder under DIR holding hf-fetch's state (oci-pack excludes it).</summary>
     public const string StateFolder = ".hf-fetch";
 
+    /// <summary>
+    /// The folder under a model directory where oci-pack keeps its layer record (ModelCar.Packing's
+    /// LayerDigestRecord.DirectoryName): a file the Hub names is never written there.
+    /// </summary>
+    public const string OciPackStateFolder = ".oci-pack";
+
+    /// <summary>
+    /// A server-sent path as it may be printed in one line: control characters (NUL, newline, ESC…) and
+    /// backslashes as <c>\xNN</c> / <c>\\</c> escapes, so the line stays one line and shows what was sent.
+    /// </summary>
+    public static string Printable(string path)
+    {
+        if (!path.Any(c => char.IsControl(c) || c == '\\'))
+        {
+            return path;
+        }
+        var sb = new System.Text.StringBuilder(path.Length + 8);
+        foreach (var c in path)
+        {
+            if (c == '\\')
+            {
+                sb.Append("\\\\");
+            }
+            else if (char.IsControl(c))
+            {
+                sb.Append(c <= 0xFF ? $"\\x{(int)c:x2}" : $"\\u{(int)c:x4}");
+            }
+            else
+            {
+                sb.Append(c);
+            }
+        }
+        return sb.ToString();
+    }
+
     /// <summary>Full local path of a repo file under <paramref name="root"/>; throws if unsafe or outside it.</summary>
     public static string LocalPath(string root, string repoPath)
     {
         if (UnsafeReason(repoPath) is { } why)
         {
-            throw new HubException($"refusing server path '{repoPath}': {why}");
+            throw new HubException($"refusing server path '{Printable(repoPath)}': {why}");
         }
         var fullRoot = Path.GetFullPath(root);
         var full = Path.GetFullPath(Path.Combine(fullRoot, repoPath));
         if (!full.StartsWith(fullRoot.TrimEnd('/') + "/", StringComparison.Ordinal))
         {
-            throw new HubException($"refusing server path '{repoPath}': it resolves outside {fullRoot}");
+            throw new HubException($"refusing server path '{Printable(repoPath)}': it resolves outside {fullRoot}");
         }
         // the text is safe; symbolic links already on disk must not lead elsewhere either (DIR itself may be one)
         var realRoot = RealPath(fullRoot);
         if (!IsInside(RealPath(full), realRoot))
         {
             var link = FirstLinkBelow(fullRoot, full);
-            throw new HubException($"refusing server path '{repoPath}': it resolves outside {fullRoot} through the symbolic link {link ?? full}");
+            throw new HubException($"refusing server path '{Printable(repoPath)}': it resolves outside {fullRoot} through the symbolic link {link ?? full}");
         }
         return full;
     }

@@ -24,13 +24,13 @@ public sealed record FilePlan(string RepoPath, string LocalPath, long Size, Hash
         {
             if (lfs.Oid is not { } sha || !HubClient.IsHex(sha, 64))
             {
-                throw new HubException($"tree entry '{entry.Path}' has no valid lfs.oid (sha256)");
+                throw new HubException($"tree entry '{HubPaths.Printable(entry.Path)}' has no valid lfs.oid (sha256)");
             }
             return new FilePlan(entry.Path, local, lfs.Size, HashKind.Sha256, sha.ToLowerInvariant(), entry);
         }
         if (entry.Oid is not { } oid || !HubClient.IsHex(oid, 40))
         {
-            throw new HubException($"tree entry '{entry.Path}' has no valid oid (git sha1)");
+            throw new HubException($"tree entry '{HubPaths.Printable(entry.Path)}' has no valid oid (git sha1)");
         }
         return new FilePlan(entry.Path, local, entry.Size, HashKind.GitSha1, oid.ToLowerInvariant(), entry);
     }
