@@ -97,6 +97,14 @@ public sealed class FakeHub : IAsyncDisposable
     public ConcurrentQueue<string> Violations { get; } = new();
     public int TreePageSize { get; set; } = 1000;
 
+    /// <summary>Hostile: every tree page links to a next one (a new cursor each time), for ever.</summary>
+    public bool EndlessTree { get; set; }
+
+    /// <summary>Tree pages served (any repo).</summary>
+    public int TreePagesServed => _treePages;
+
+    private int _treePages;
+
     /// <summary>Body bytes sent per repo path (both origins).</summary>
     public ConcurrentDictionary<string, long> BytesServed { get; } = new();
 
@@ -393,7 +401,8 @@ public sealed class FakeHub : IAsyncDisposable
             }
         }
         var page = entries.Skip(cursor).Take(TreePageSize).ToList();
-        if (cursor + TreePageSize < entries.Count)
+        Interlocked.Increment(ref _treePages);
+        if (EndlessTree || cursor + TreePageSize < entries.Count)
         {
             ctx.Response.Headers.Link = $"<{Endpoint}/api/{repo.Type}/{repo.Id}/tree/{commit}?recursive=true&expand=false&cursor={cursor + TreePageSize}>; rel=\"next\"";
         }

@@ -6,6 +6,7 @@ using System.Text.RegularExpressions;
 using Microsoft.Extensions.Logging;
 using ModelCar.Common;
 using ModelCar.Common.Http;
+using ModelCar.Common.IO;
 using ModelCar.Common.Logging;
 using Polly;
 
@@ -68,26 +69,49 @@ public sealed partial class HubClient(HttpClient http, string endpoint, string? 
         return sha.ToLowerInvariant();
     }
 
-    /// <summary>Every entry of the tree at <paramref name="commit"/>, following Link rel="next" pages.</summary>
+    /// <summary>Most pages one tree listing may take (the Hub sends up to 1,000 entries a page).</summary>
+    public const int DefaultMaxTreePages = 2_000;
+
+    /// <summary>Most bytes of JSON one tree listing may take (about 500,000 entries): memory stays bounded.</summary>
+    public const long DefaultMaxTreeBytes = 128L << 20;
+
+    /// <summary>Bound on the pages of one tree listing (<see cref="DefaultMaxTreePages"/>).</summary>
+    public int MaxTreePages { get; init; } = DefaultMaxTreePages;
+
+    /// <summary>Bound on the JSON bytes of one tree listing, all pages together (<see cref="DefaultMaxTreeBytes"/>).</summary>
+    public long MaxTreeBytes { get; init; } = DefaultMaxTreeBytes;
+
+    /// <summary>
+    /// Every entry of the tree at <paramref name="commit"/>, following Link rel="next" pages, bounded by
+    /// <see cref="MaxTreePages"/> and <see cref="MaxTreeBytes"/>, and checked as a whole (<see cref="TreeListing.Validate"/>).
+    /// </summary>
     public async Task<List<TreeEntry>> ListTreeAsync(RepoType type, string repoId, string commit, CancellationToken ct)
     {
         var all = new List<TreeEntry>();
         Uri? url = HubPaths.Tree(Endpoint, type, repoId, commit);
         int pages = 0;
+        var budget = new ReadBudget(MaxTreeBytes, b => new HubException(
+            $"tree listing of {repoId} is too large: over {SizeParser.Format(b.Limit)} of JSON in {pages} page(s) (at most {SizeParser.Format(b.Limit)})"));
+        var seen = new HashSet<string>(StringComparer.Ordinal);
         while (url is not null)
         {
+            if (pages >= MaxTreePages)
+            {
+                throw new HubException($"tree listing of {repoId} does not end: {pages} pages read, the next page link still given (at most {MaxTreePages} pages)");
+            }
+            if (!seen.Add(url.AbsoluteUri))
+            {
+                throw new HubException($"tree listing of {repoId} does not end: page {pages + 1} links back to a page already read");
+            }
+            pages++;
             using var response = await SendAsync(HttpMethod.Get, url, null, ct).ConfigureAwait(false);
             await EnsureSuccessAsync(response.Message, HttpMethod.Get, url, ct).ConfigureAwait(false);
-            all.AddRange(await ReadJsonAsync(response.Message, HubJson.Tree, url, ct).ConfigureAwait(false));
+            all.AddRange(await ReadJsonAsync(response.Message, HubJson.Tree, url, ct, budget).ConfigureAwait(false));
             var next = NextLink(response.Message);
             url = next is null ? null : new Uri(url, next);
-            if (++pages > 100_000)
-            {
-                throw new HubException($"tree listing of {repoId} does not end (over {pages} pages)");
-            }
         }
-        logger.LogDebug("tree of {Repo}@{Commit}: {Count} entries in {Pages} page(s)", repoId, commit, all.Count, pages);
-        return all;
+        logger.LogDebug("tree of {Repo}@{Commit}: {Count} entries in {Pages} page(s), {Bytes}", repoId, commit, all.Count, pages, SizeParser.Format(budget.Used));
+        return TreeListing.Validate(repoId, all);
     }
 
     /// <summary>
@@ -269,11 +293,12 @@ public sealed partial class HubClient(HttpClient http, string endpoint, string? 
         return Encoding.UTF8.GetString(buffer, 0, total).Trim();
     }
 
-    private async Task<T> ReadJsonAsync<T>(HttpResponseMessage response, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> info, Uri url, CancellationToken ct)
+    private async Task<T> ReadJsonAsync<T>(HttpResponseMessage response, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> info, Uri url, CancellationToken ct, ReadBudget? budget = null)
     {
         try
         {
-            await using var raw = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+            var body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+            await using var raw = budget is null ? body : budget.Wrap(body);
             await using var stream = new ModelCar.Common.IO.StallTimeoutStream(raw, Settings.StallTimeout, NoData(url, Settings.StallTimeout));
             return await JsonSerializer.DeserializeAsync(stream, info, ct).ConfigureAwait(false)
                 ?? throw new HubException($"GET {Redactor.Url(url)}: answer is JSON null");
