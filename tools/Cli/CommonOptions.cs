@@ -92,6 +92,33 @@ public static class CommonOptions
         CustomParser = ParseSize,
     };
 
+    public const string ChunkSizeName = "--chunk-size";
+
+    /// <summary>
+    /// The smallest --chunk-size any tool takes: 1 MiB. Every chunk is one request (a Range GET, a PATCH), so a
+    /// tiny one turns a model into millions of requests (<c>--chunk-size 1</c> never ended); 1 MiB keeps the
+    /// defaults (32M Range chunks, 1G PATCH chunks) and every test size working.
+    /// </summary>
+    public const long MinChunkSize = 1L << 20;
+
+    /// <summary>A --chunk-size option: a size of at least <see cref="MinChunkSize"/> (less is exit 2, one line).</summary>
+    public static Option<long?> ChunkSize(string description) => new(ChunkSizeName)
+    {
+        Description = description,
+        HelpName = "SIZE",
+        CustomParser = ParseSize,
+        Validators =
+        {
+            r =>
+            {
+                if (r.GetValueOrDefault<long?>() is { } bytes && bytes < MinChunkSize)
+                {
+                    r.AddError($"{ChunkSizeName} must be at least 1M ({MinChunkSize} bytes), not {bytes}: every chunk is one request");
+                }
+            },
+        },
+    };
+
     public static long? ParseSize(ArgumentResult result)
     {
         var token = result.Tokens.Count > 0 ? result.Tokens[0].Value : null;

@@ -60,8 +60,8 @@ public sealed class RegistryOptions(int defaultJobs = 4, int defaultRetries = 5)
 
     public Option<int> Retries { get; } = CommonOptions.Retries(defaultRetries);
 
-    public Option<long?> ChunkSize { get; } = CommonOptions.Size("--chunk-size",
-        "Upload blobs larger than SIZE in PATCH chunks of SIZE (default: monolithic, except blobs over 10 GiB which go in 1 GiB chunks).");
+    public Option<long?> ChunkSize { get; } = CommonOptions.ChunkSize(
+        "Upload blobs larger than SIZE in PATCH chunks of SIZE, at least 1M (default: monolithic, except blobs over 10 GiB which go in 1 GiB chunks).");
 
     public Option<int> StallTimeout { get; } = CommonOptions.StallTimeout();
 

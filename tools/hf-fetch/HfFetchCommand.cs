@@ -56,7 +56,7 @@ public static class HfFetchCommand
         {
             Description = "No network: succeed only if DIR already holds a complete verified snapshot (also HF_HUB_OFFLINE=1).",
         };
-        var chunkSize = CommonOptions.Size("--chunk-size", "Range chunk size; files of at least twice this size download in concurrent chunks (default 32M).");
+        var chunkSize = CommonOptions.ChunkSize("Range chunk size, at least 1M; files of at least twice this size download in concurrent chunks (default 32M).");
         var retries = CommonOptions.Retries();
         var stallTimeout = CommonOptions.StallTimeout();
         var maxRetryWait = CommonOptions.MaxRetryWait();
