@@ -7,6 +7,7 @@ using Flurl.Http;
 using Microsoft.Extensions.Logging;
 using ModelCar.Common;
 using ModelCar.Common.Http;
+using ModelCar.Common.IO;
 using ModelCar.Common.Logging;
 using Polly;
 
@@ -50,6 +51,21 @@ public sealed class ModelRegistryClient : IDisposable
 {
     public const string ApiPath = "/api/model_registry/v1alpha3";
     public const int PageSize = 100;
+
+    /// <summary>Most pages one listing may take (× <see cref="PageSize"/> = 100,000 items): a page token that never ends fails.</summary>
+    public const int DefaultMaxListPages = 1_000;
+
+    /// <summary>Most bytes one listing may take, all pages together (memory stays bounded).</summary>
+    public const long DefaultMaxListBytes = 64L << 20;
+
+    /// <summary>Most bytes of one answer that is not a listing page (the documents here are small).</summary>
+    public const long MaxBodyBytes = 4L << 20;
+
+    /// <summary>Bound on the pages of one listing (<see cref="DefaultMaxListPages"/>).</summary>
+    public int MaxListPages { get; init; } = DefaultMaxListPages;
+
+    /// <summary>Bound on the bytes of one listing (<see cref="DefaultMaxListBytes"/>).</summary>
+    public long MaxListBytes { get; init; } = DefaultMaxListBytes;
 
     private readonly IFlurlClient _flurl;
     private readonly ResiliencePipeline<HttpResponseMessage> _retry;
@@ -99,20 +115,20 @@ public sealed class ModelRegistryClient : IDisposable
     /// <summary>Pages through GET /registered_models and keeps only the exact name (the 404 "several" fallback).</summary>
     public async Task<RegisteredModel?> FindModelByListingAsync(string name, CancellationToken ct)
     {
-        string? token = null;
-        do
+        RegisteredModel? found = null;
+        await ListAsync(["registered_models"], [], ModelRegistryJson.Default.ListPageRegisteredModel, "registered models", items =>
         {
-            var query = PageQuery(token);
-            var r = await GetAsync(["registered_models"], query, ct);
-            var page = Read(r, ModelRegistryJson.Default.ListPageRegisteredModel);
-            if (page.Items?.FirstOrDefault(m => m.Name == name) is { } found)
-            {
-                return found;
-            }
-            token = NextToken(page.NextPageToken, token, page.Items?.Count ?? 0);
-        }
-        while (token is not null);
-        return null;
+            found = items.FirstOrDefault(m => m.Name == name);
+            return found is not null;
+        }, ct);
+        return found;
+    }
+
+    /// <summary>GET /registered_models/{id}: the model stored under that id (what a lookup by name is checked against).</summary>
+    public async Task<RegisteredModel?> GetModelAsync(string id, CancellationToken ct)
+    {
+        var r = await GetAsync(["registered_models", id], [], ct);
+        return r.Status == HttpStatusCode.NotFound ? null : Read(r, ModelRegistryJson.Default.RegisteredModel);
     }
 
     /// <summary>POST /registered_models. Null when the name already exists (409, or 500 with code "" from old servers).</summary>
@@ -121,7 +137,10 @@ public sealed class ModelRegistryClient : IDisposable
 
     // ---- model versions ----
 
-    /// <summary>GET /model_version?name=&amp;parentResourceId=: exactly this name under this model, or null.</summary>
+    /// <summary>
+    /// GET /model_version?name=&amp;parentResourceId=: the version with exactly this name, or null (404, or a LIKE
+    /// look-alike). Its parent is as the server says: the caller checks it is the model asked for.
+    /// </summary>
     public async Task<ModelVersion?> FindVersionAsync(string registeredModelId, string name, CancellationToken ct)
     {
         var r = await GetAsync(["model_version"], [("name", name), ("parentResourceId", registeredModelId)], ct);
@@ -130,7 +149,7 @@ public sealed class ModelRegistryClient : IDisposable
             return null;
         }
         var version = Read(r, ModelRegistryJson.Default.ModelVersion);
-        if (version.Name != name || (version.RegisteredModelId is { } p && p != registeredModelId))
+        if (version.Name != name)
         {
             _logger.LogDebug("model version lookup for '{Name}' matched '{Other}' (id {Id}): SQL LIKE look-alike, ignored", name, version.Name, version.Id);
             return null;
@@ -138,24 +157,17 @@ public sealed class ModelRegistryClient : IDisposable
         return version;
     }
 
-    /// <summary>Pages through GET /registered_models/{id}/versions?name= and keeps only the exact name.</summary>
+    /// <summary>Pages through GET /registered_models/{id}/versions?name= and keeps only the exact name (parent checked by the caller).</summary>
     public async Task<ModelVersion?> FindVersionByListingAsync(string registeredModelId, string name, CancellationToken ct)
     {
-        string? token = null;
-        do
-        {
-            var query = new List<(string, string)> { ("name", name) };
-            query.AddRange(PageQuery(token));
-            var r = await GetAsync(["registered_models", registeredModelId, "versions"], query, ct);
-            var page = Read(r, ModelRegistryJson.Default.ListPageModelVersion);
-            if (page.Items?.FirstOrDefault(v => v.Name == name) is { } found)
+        ModelVersion? found = null;
+        await ListAsync(["registered_models", registeredModelId, "versions"], [("name", name)], ModelRegistryJson.Default.ListPageModelVersion,
+            $"versions of registered model {registeredModelId}", items =>
             {
-                return found;
-            }
-            token = NextToken(page.NextPageToken, token, page.Items?.Count ?? 0);
-        }
-        while (token is not null);
-        return null;
+                found = items.FirstOrDefault(v => v.Name == name);
+                return found is not null;
+            }, ct);
+        return found;
     }
 
     /// <summary>POST /model_versions. Null when the name already exists under that model.</summary>
@@ -168,17 +180,12 @@ public sealed class ModelRegistryClient : IDisposable
     public async Task<List<ModelArtifact>> ListArtifactsAsync(string versionId, CancellationToken ct)
     {
         var all = new List<ModelArtifact>();
-        string? token = null;
-        do
-        {
-            var query = new List<(string, string)> { ("artifactType", ModelArtifact.Type) };
-            query.AddRange(PageQuery(token));
-            var r = await GetAsync(["model_versions", versionId, "artifacts"], query, ct);
-            var page = Read(r, ModelRegistryJson.Default.ListPageModelArtifact);
-            all.AddRange(page.Items ?? []);
-            token = NextToken(page.NextPageToken, token, page.Items?.Count ?? 0);
-        }
-        while (token is not null);
+        await ListAsync(["model_versions", versionId, "artifacts"], [("artifactType", ModelArtifact.Type)], ModelRegistryJson.Default.ListPageModelArtifact,
+            $"model artifacts of model version {versionId}", items =>
+            {
+                all.AddRange(items);
+                return false;
+            }, ct);
         return all;
     }
 
@@ -195,6 +202,39 @@ public sealed class ModelRegistryClient : IDisposable
     }
 
     // ---- plumbing ----
+
+    /// <summary>
+    /// Pages through a listing (oldest first) until <paramref name="page"/> returns true or the last page, bounded by
+    /// <see cref="MaxListPages"/> and <see cref="MaxListBytes"/>: a page token that never ends fails with one line
+    /// naming the page count, never a hang.
+    /// </summary>
+    private async Task ListAsync<T>(string[] path, IReadOnlyList<(string, string)> filter, JsonTypeInfo<ListPage<T>> info, string what,
+        Func<List<T>, bool> page, CancellationToken ct)
+    {
+        int pages = 0;
+        var budget = new ReadBudget(MaxListBytes, b => new ModelRegistryException(
+            $"listing {what} is too large: over {SizeParser.Format(b.Limit)} in {pages} page(s) (at most {SizeParser.Format(b.Limit)})"));
+        string? token = null;
+        do
+        {
+            if (pages >= MaxListPages)
+            {
+                throw new ModelRegistryException($"listing {what} does not end: {pages} pages read and the server still gives a next page token (at most {MaxListPages} pages)");
+            }
+            pages++;
+            var query = new List<(string, string)>(filter);
+            query.AddRange(PageQuery(token));
+            var r = (await SendAsync(HttpMethod.Get, path, query, null, ct, budget: budget))!;
+            var answer = Read(r, info);
+            var items = answer.Items ?? [];
+            if (page(items))
+            {
+                return;
+            }
+            token = NextToken(answer.NextPageToken, token, items.Count);
+        }
+        while (token is not null);
+    }
 
     private async Task<RegistryResponse> GetAsync(string[] path, IReadOnlyList<(string Name, string Value)> query, CancellationToken ct) =>
         (await SendAsync(HttpMethod.Get, path, query, null, ct))!;
@@ -270,7 +310,8 @@ public sealed class ModelRegistryClient : IDisposable
     /// Sends one request through the retry pipeline. Returns null for a write in dry-run mode. A 500
     /// with an empty code on a create is a duplicate on old servers: it is returned at once, not retried.
     /// </summary>
-    private async Task<RegistryResponse?> SendAsync(HttpMethod method, string[] path, IReadOnlyList<(string Name, string Value)> query, string? body, CancellationToken ct, bool isCreate = false)
+    private async Task<RegistryResponse?> SendAsync(HttpMethod method, string[] path, IReadOnlyList<(string Name, string Value)> query, string? body, CancellationToken ct, bool isCreate = false,
+        ReadBudget? budget = null)
     {
         var request = _flurl.Request(path);
         foreach (var (name, value) in query)
@@ -291,6 +332,7 @@ public sealed class ModelRegistryClient : IDisposable
         }
 
         HttpResponseMessage response;
+        string text = "";
         try
         {
             response = await _retry.ExecuteAsync(async token =>
@@ -299,7 +341,7 @@ public sealed class ModelRegistryClient : IDisposable
                 IFlurlResponse flurlResponse;
                 try
                 {
-                    flurlResponse = await request.SendAsync(method, content, HttpCompletionOption.ResponseContentRead, token);
+                    flurlResponse = await request.SendAsync(method, content, HttpCompletionOption.ResponseHeadersRead, token);
                 }
                 catch (FlurlHttpException e) when (e.InnerException is not null)
                 {
@@ -307,9 +349,18 @@ public sealed class ModelRegistryClient : IDisposable
                     throw;
                 }
                 var message = flurlResponse.ResponseMessage;
+                try
+                {
+                    // read here, inside the retries (a cut body is retried), and bounded (a ModelCarException: never retried)
+                    text = await ReadBodyAsync(message, method, url, budget, token);
+                }
+                catch
+                {
+                    message.Dispose();
+                    throw;
+                }
                 if (isCreate && message.StatusCode == HttpStatusCode.InternalServerError)
                 {
-                    var text = await message.Content.ReadAsStringAsync(token);
                     var candidate = new RegistryResponse(method, url, message.StatusCode, message.ReasonPhrase, text, null);
                     if (IsDuplicate(candidate))
                     {
@@ -326,11 +377,23 @@ public sealed class ModelRegistryClient : IDisposable
         }
         using (response)
         {
-            var text = await response.Content.ReadAsStringAsync(ct);
             var r = new RegistryResponse(method, url, response.StatusCode, response.ReasonPhrase, text, response.Content.Headers.ContentType?.MediaType);
             _logger.LogDebug("{Method} {Url}: {Status}", method.Method, Redactor.Url(url), (int)r.Status);
             return r;
         }
+    }
+
+    /// <summary>
+    /// The body as text, bounded: by the listing's <paramref name="budget"/>, else by <see cref="MaxBodyBytes"/> (one
+    /// line naming the URL and the bound, never the whole body held in memory).
+    /// </summary>
+    private static async Task<string> ReadBodyAsync(HttpResponseMessage response, HttpMethod method, Uri url, ReadBudget? budget, CancellationToken ct)
+    {
+        budget ??= new ReadBudget(MaxBodyBytes, b => new ModelRegistryException(
+            $"{method.Method} {Redactor.Url(url)}: answer is larger than {SizeParser.Format(b.Limit)}"));
+        await using var stream = budget.Wrap(await response.Content.ReadAsStreamAsync(ct));
+        using var reader = new StreamReader(stream, Encoding.UTF8);
+        return await reader.ReadToEndAsync(ct);
     }
 
     private sealed class DuplicateAnswer(RegistryResponse response) : ModelRegistryException("duplicate")

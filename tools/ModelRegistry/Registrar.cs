@@ -48,6 +48,7 @@ public sealed class Registrar(ModelRegistryClient client, ILogger logger)
 
     public async Task<RegistrationResult> RegisterAsync(RegistrationRequest req, CancellationToken ct)
     {
+        CheckNames(req.ModelName, req.VersionName);
         int writes = 0;
 
         // 1. registered model
@@ -59,6 +60,7 @@ public sealed class Registrar(ModelRegistryClient client, ILogger logger)
             writes++;
             if (model is not null)
             {
+                ConfirmModel(model, req.ModelName, "the create");
                 logger.LogInformation("created registered model '{Name}' (id {Id})", model.Name, model.Id);
             }
             else if (!DryRun)
@@ -73,10 +75,10 @@ public sealed class Registrar(ModelRegistryClient client, ILogger logger)
         {
             logger.LogInformation("found registered model '{Name}' (id {Id})", model.Name, model.Id);
         }
-        string modelId = model?.Id ?? NewId;
+        string modelId = model is null ? NewId : ConfirmModel(model, req.ModelName, "the lookup");
 
         // 2. model version, scoped to that model
-        ModelVersion? version = model is null ? null : await FindVersionAsync(modelId, req.VersionName, thorough: DryRun, ct);
+        ModelVersion? version = model is null ? null : await FindVersionAsync(modelId, req.ModelName, req.VersionName, thorough: DryRun, ct);
         if (version is null)
         {
             var body = new ModelVersionCreate { Name = req.VersionName, RegisteredModelId = modelId, Description = req.VersionDescription, Author = req.Author };
@@ -84,11 +86,12 @@ public sealed class Registrar(ModelRegistryClient client, ILogger logger)
             writes++;
             if (version is not null)
             {
+                ConfirmVersion(version, req.VersionName, req.ModelName, modelId, "the create");
                 logger.LogInformation("created model version '{Name}' (id {Id})", version.Name, version.Id);
             }
             else if (!DryRun)
             {
-                version = await FindVersionAsync(modelId, req.VersionName, thorough: true, ct)
+                version = await FindVersionAsync(modelId, req.ModelName, req.VersionName, thorough: true, ct)
                     ?? throw new ModelRegistryException($"model version '{req.VersionName}' of model '{req.ModelName}' (id {modelId}): the server reported a duplicate on create, but no version with exactly that name can be found");
                 writes--;
                 logger.LogInformation("model version '{Name}' already exists (id {Id}): found after the duplicate answer", version.Name, version.Id);
@@ -98,7 +101,7 @@ public sealed class Registrar(ModelRegistryClient client, ILogger logger)
         {
             logger.LogInformation("found model version '{Name}' (id {Id})", version.Name, version.Id);
         }
-        string versionId = version?.Id ?? NewId;
+        string versionId = version is null ? NewId : RequireId(version.Id, $"model version '{req.VersionName}'");
 
         // 3. model artifact: the first one of the version is the one the deploy flow reads
         ModelArtifact? artifact = version is null ? null : await FirstArtifactAsync(versionId, ct);
@@ -123,18 +126,21 @@ public sealed class Registrar(ModelRegistryClient client, ILogger logger)
         {
             artifact = await ReconcileAsync(req, versionId, artifact, ref writes, ct);
         }
-        return new RegistrationResult(modelId, versionId, artifact?.Id ?? NewId, artifact?.Uri ?? req.Uri, writes, _leftDifferent);
+        return new RegistrationResult(modelId, versionId, artifact is null ? NewId : RequireId(artifact.Id, $"the model artifact of version '{req.VersionName}'"),
+            artifact?.Uri ?? req.Uri, writes, _leftDifferent);
     }
 
     /// <summary>Read-only: the first model artifact of an existing model version (for `lookup`).</summary>
     public async Task<(RegisteredModel Model, ModelVersion Version, ModelArtifact Artifact)> LookupAsync(string modelName, string versionName, CancellationToken ct)
     {
+        CheckNames(modelName, versionName);
         var model = await FindModelAsync(modelName, thorough: true, ct)
             ?? throw new ModelRegistryException($"registered model '{modelName}' does not exist");
-        var version = await FindVersionAsync(model.Id, versionName, thorough: true, ct)
+        var version = await FindVersionAsync(model.Id, modelName, versionName, thorough: true, ct)
             ?? throw new ModelRegistryException($"model version '{versionName}' of registered model '{modelName}' (id {model.Id}) does not exist");
         var artifact = await FirstArtifactAsync(version.Id, ct)
             ?? throw new ModelRegistryException($"model version '{versionName}' (id {version.Id}) of '{modelName}' has no model artifact");
+        RequireId(artifact.Id, $"the model artifact of version '{versionName}'");
         if (string.IsNullOrEmpty(artifact.Uri))
         {
             throw new ModelRegistryException($"model artifact {artifact.Id} of version '{versionName}' (id {version.Id}) has no uri");
@@ -142,14 +148,86 @@ public sealed class Registrar(ModelRegistryClient client, ILogger logger)
         return (model, version, artifact);
     }
 
-    private Task<RegisteredModel?> FindModelAsync(string name, bool thorough, CancellationToken ct) => ReadAsync(async () =>
-        await client.FindModelAsync(name, ct) ?? (thorough ? await client.FindModelByListingAsync(name, ct) : null));
+    /// <summary>
+    /// The model with exactly this name, or null. A model found by name is read again by its id: the server must
+    /// store that very model under that id (a lookup answering another model's id fails, naming both).
+    /// </summary>
+    private async Task<RegisteredModel?> FindModelAsync(string name, bool thorough, CancellationToken ct)
+    {
+        var found = await ReadAsync(async () =>
+            await client.FindModelAsync(name, ct) ?? (thorough ? await client.FindModelByListingAsync(name, ct) : null));
+        if (found is null)
+        {
+            return null;
+        }
+        var id = RequireId(found.Id, $"registered model '{name}'");
+        var stored = await ReadAsync(() => client.GetModelAsync(id, ct));
+        if (stored is null && _offline)
+        {
+            return found;
+        }
+        if (stored is null || stored.Name != name || stored.Id != id)
+        {
+            throw new ModelRegistryException($"registered model '{name}': the lookup by name answered id {id}, but the server holds "
+                + (stored is null ? $"no registered model {id}" : $"registered model '{stored.Name}' (id {stored.Id}) there") + ": not the model asked for");
+        }
+        return found;
+    }
 
-    private Task<ModelVersion?> FindVersionAsync(string modelId, string name, bool thorough, CancellationToken ct) => ReadAsync(async () =>
-        await client.FindVersionAsync(modelId, name, ct) ?? (thorough ? await client.FindVersionByListingAsync(modelId, name, ct) : null));
+    /// <summary>The version with exactly this name, checked to belong to <paramref name="modelId"/> (else one line naming both).</summary>
+    private async Task<ModelVersion?> FindVersionAsync(string modelId, string modelName, string name, bool thorough, CancellationToken ct)
+    {
+        var found = await ReadAsync(async () =>
+            await client.FindVersionAsync(modelId, name, ct) ?? (thorough ? await client.FindVersionByListingAsync(modelId, name, ct) : null));
+        return found is null ? null : ConfirmVersion(found, name, modelName, modelId, "the lookup");
+    }
 
-    private Task<ModelArtifact?> FirstArtifactAsync(string versionId, CancellationToken ct) => ReadAsync(async () =>
-        (await client.ListArtifactsAsync(versionId, ct)).FirstOrDefault());
+    /// <summary>Names the API can look up (<see cref="RegistryNames.Pattern"/>); others are refused before any request.</summary>
+    private static void CheckNames(string modelName, string versionName)
+    {
+        if ((RegistryNames.Problem("model name", modelName) ?? RegistryNames.Problem("version name", versionName)) is { } problem)
+        {
+            throw new ModelRegistryInputException(problem);
+        }
+    }
+
+    /// <summary>An id the server sent: never null or empty (a null must not become the dry-run placeholder and reach the server).</summary>
+    private static string RequireId(string? id, string what) => string.IsNullOrWhiteSpace(id)
+        ? throw new ModelRegistryException($"the server answered {what} without an id (null or empty): refusing to go on")
+        : id;
+
+    /// <summary>The model the server answered is the one asked for (its name); returns its id.</summary>
+    private static string ConfirmModel(RegisteredModel model, string name, string how)
+    {
+        var id = RequireId(model.Id, $"registered model '{name}'");
+        if (model.Name != name)
+        {
+            throw new ModelRegistryException($"registered model '{name}': the server answered {how} with registered model '{model.Name}' (id {id}): not the model asked for");
+        }
+        return id;
+    }
+
+    /// <summary>The version the server answered is the one asked for: its name, and its parent is <paramref name="modelId"/>.</summary>
+    private static ModelVersion ConfirmVersion(ModelVersion version, string name, string modelName, string modelId, string how)
+    {
+        var id = RequireId(version.Id, $"model version '{name}'");
+        if (version.Name != name || version.RegisteredModelId != modelId)
+        {
+            throw new ModelRegistryException($"model version '{name}' of registered model '{modelName}' (id {modelId}): the server answered {how} with model version '{version.Name}' (id {id}) "
+                + $"of registered model {(string.IsNullOrEmpty(version.RegisteredModelId) ? "(none given)" : "id " + version.RegisteredModelId)}: not the version asked for");
+        }
+        return version;
+    }
+
+    private async Task<ModelArtifact?> FirstArtifactAsync(string versionId, CancellationToken ct)
+    {
+        var first = await ReadAsync(async () => (await client.ListArtifactsAsync(versionId, ct)).FirstOrDefault());
+        if (first is not null)
+        {
+            RequireId(first.Id, $"the first model artifact of model version {versionId}");
+        }
+        return first;
+    }
 
     /// <summary>
     /// A lookup. In a dry run a server that cannot be reached at all (name resolution, connection

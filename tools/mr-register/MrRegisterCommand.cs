@@ -88,14 +88,31 @@ public static class MrRegisterCommand
         Validators = { r => { if (string.IsNullOrWhiteSpace(r.GetValueOrDefault<string>())) { r.AddError($"{name} must not be empty"); } } },
     };
 
+    /// <summary>
+    /// A model or version name: required, and one the API can look up (printable ASCII, the spec's pattern for
+    /// ?name= values); another is exit 2 before any request, naming the rule.
+    /// </summary>
+    private static Option<string> NameText(string name, string description)
+    {
+        var option = RequiredText(name, description, "NAME");
+        option.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<string>() is { Length: > 0 } value && !string.IsNullOrWhiteSpace(value) && RegistryNames.Problem(name, value) is { } problem)
+            {
+                r.AddError(problem);
+            }
+        });
+        return option;
+    }
+
     private static Option<string?> Text(string name, string description, string helpName) => new(name) { Description = description, HelpName = helpName };
 
     private static Command CreateRegister()
     {
         var cmd = new Command("register", "Find or create the registered model and its version, then create (or check / --update) the version's model artifact.");
         var conn = new Connection();
-        var modelName = RequiredText("--model-name", "Registered model name (matched exactly).", "NAME");
-        var versionName = RequiredText("--version-name", "Model version name, unique within the model (matched exactly).", "NAME");
+        var modelName = NameText("--model-name", "Registered model name (matched exactly; printable ASCII).");
+        var versionName = NameText("--version-name", "Model version name, unique within the model (matched exactly; printable ASCII).");
         var uri = RequiredText("--uri", "Artifact uri, e.g. oci://quay.io/org/model:tag (the InferenceService storageUri).", "URI");
         var formatName = Text("--model-format-name", "Model format name (selects the serving runtime), e.g. vLLM.", "N");
         var formatVersion = Text("--model-format-version", "Model format version.", "V");
@@ -182,8 +199,8 @@ public static class MrRegisterCommand
     {
         var cmd = new Command("lookup", "Print the uri of the first model artifact of an existing model version (exit 1 if the model or version does not exist).");
         var conn = new Connection();
-        var modelName = RequiredText("--model-name", "Registered model name (matched exactly).", "NAME");
-        var versionName = RequiredText("--version-name", "Model version name (matched exactly).", "NAME");
+        var modelName = NameText("--model-name", "Registered model name (matched exactly; printable ASCII).");
+        var versionName = NameText("--version-name", "Model version name (matched exactly; printable ASCII).");
         var output = new Option<string>("--output")
         {
             Description = "text: the uri alone (default); json: uri, ids, names and the artifact's and version's custom properties.",
