@@ -42,7 +42,7 @@ public sealed class PushTests(SharedRegistryFixture fixture) : IClassFixture<Sha
         var again = await Push("--source", $"oci:{image.LayoutPath}:v1", "--dest", $"docker://{proxy.HostPort}/team/model:v1", "--tls-verify=false", "--verbose");
         Assert.True(again.ExitCode == 0, again.ToString());
         Assert.Contains($"{proxy.HostPort}/team/model: 4 blobs already present, 0 mounted, 0 uploaded (0 B); manifest unchanged", again.StdErr);
-        Assert.Equal(6, proxy.Requests); // GET /v2/, 4 blob HEADs, 1 manifest HEAD
+        Assert.Equal(8, proxy.Requests); // GET /v2/, 4 blob HEADs, 1 manifest HEAD, then the check: HEAD by digest and by tag
         Assert.All(proxy.Log, l => Assert.True(l.StartsWith("HEAD ", StringComparison.Ordinal) || l == "GET /v2/ -> 200", l));
         Assert.DoesNotContain("uploaded (", again.StdErr.Replace("0 uploaded (0 B)", string.Empty, StringComparison.Ordinal));
     }

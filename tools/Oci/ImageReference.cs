@@ -51,7 +51,7 @@ public sealed partial record RegistryReference(string Registry, string Repositor
             rest = rest[..colon];
             if (!TagPattern().IsMatch(tag))
             {
-                error = $"'{text}': '{tag}' is not a valid tag";
+                error = $"'{text}': '{tag}' is not a valid tag (ASCII letters, digits, _ . -, starting with a letter, digit or _, at most 128)";
                 return false;
             }
         }
@@ -87,6 +87,13 @@ public sealed partial record RegistryReference(string Registry, string Repositor
             error = $"'{text}': '{registry}' is not a valid registry host";
             return false;
         }
+        int portColon = registry.LastIndexOf(':');
+        if (portColon > registry.LastIndexOf(']') && !(int.TryParse(registry.AsSpan(portColon + 1), System.Globalization.NumberStyles.None,
+            System.Globalization.CultureInfo.InvariantCulture, out int port) && port is >= 1 and <= 65535))
+        {
+            error = $"'{text}': port '{registry[(portColon + 1)..]}' is out of range (1-65535)";
+            return false;
+        }
         reference = new RegistryReference(registry, repo, tag, digest);
         return true;
     }
@@ -99,7 +106,8 @@ public sealed partial record RegistryReference(string Registry, string Repositor
     public override string ToString() =>
         Name + (Tag is null ? string.Empty : ":" + Tag) + (Digest is null ? string.Empty : "@" + Digest);
 
-    [GeneratedRegex(@"^[\w][\w.-]{0,127}$")]
+    // distribution-spec's tag grammar, ASCII only (\w would also take non-ASCII letters the registry then refuses)
+    [GeneratedRegex(@"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$", RegexOptions.CultureInvariant)]
     private static partial Regex TagPattern();
 
     [GeneratedRegex(@"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")]

@@ -27,7 +27,10 @@ public interface IImageTarget : IAsyncDisposable
     /// <summary>The writers for layer <paramref name="index"/>; <paramref name="known"/> is its digest from an earlier run, if recorded.</summary>
     Task<IReadOnlyList<IBlobWriter>> OpenLayerAsync(int index, TarLayer layer, Digest? known, CancellationToken ct);
 
-    /// <summary>The layer's final descriptor (after its writers committed, or taken from the record).</summary>
+    /// <summary>
+    /// The layer's final descriptor (after its writers committed, or taken from the record); <paramref name="streamed"/>
+    /// is true only when this target's own writers took the bytes.
+    /// </summary>
     void LayerDone(int index, Descriptor descriptor, TarLayer layer, bool streamed) { }
 
     void AddSmallBlob(byte[] content, Descriptor descriptor);
@@ -110,14 +113,19 @@ public sealed class ImageOutputs(IReadOnlyList<IImageTarget> targets, LayerDiges
             Digest digest = default!;
             IReadOnlyDictionary<string, string> fileSha256 = recorded?.Files ?? new Dictionary<string, string>();
             bool streamed = false;
+            // which targets took this layer's bytes: each output keeps its own "has it" bookkeeping (a layout
+            // writing the layer says nothing about a registry that declined it because of the record)
+            var streamedTo = new bool[targets.Count];
             for (SourceCorruptedException? first = null; ;)
             {
                 var writers = new List<IBlobWriter>();
                 try
                 {
-                    foreach (var t in targets)
+                    for (int t = 0; t < targets.Count; t++)
                     {
-                        writers.AddRange(await t.OpenLayerAsync(i, layers[i], known, token).ConfigureAwait(false));
+                        var opened = await targets[t].OpenLayerAsync(i, layers[i], known, token).ConfigureAwait(false);
+                        streamedTo[t] = opened.Count > 0;
+                        writers.AddRange(opened);
                     }
                 }
                 catch
@@ -193,9 +201,9 @@ public sealed class ImageOutputs(IReadOnlyList<IImageTarget> targets, LayerDiges
                 Size = layers[i].Size,
                 Annotations = new Dictionary<string, string> { [Annotations.Title] = plan.Title },
             };
-            foreach (var t in targets)
+            for (int t = 0; t < targets.Count; t++)
             {
-                t.LayerDone(i, descriptor, layers[i], streamed);
+                targets[t].LayerDone(i, descriptor, layers[i], streamed && streamedTo[t]);
             }
             results[i] = descriptor;
         }).ConfigureAwait(false);

@@ -178,6 +178,7 @@ public sealed class ImagePusher
                 }
                 await repository.PutManifestAsync(reference, descriptor.MediaType, content, ct).ConfigureAwait(false);
             }
+            await VerifyAsync(repository, destination, ct).ConfigureAwait(false);
             var result = new PushResult(destination, _root.Digest, stats.Present, stats.Mounted, stats.Uploaded, Interlocked.Read(ref stats.UploadedBytes), unchanged, client.RequestCount);
             _logger.LogInformation("{Destination}: {Present} blobs already present, {Mounted} mounted, {Uploaded} uploaded ({Bytes}); manifest {Manifest}; {Requests} requests",
                 destination.Name, result.Present, result.Mounted, result.Uploaded, SizeParser.Format(result.UploadedBytes),
@@ -188,6 +189,24 @@ public sealed class ImagePusher
         {
             await failFast.CancelAsync().ConfigureAwait(false);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Never claim what was not checked: the root manifest (and its children) by digest, and the tag, must be
+    /// served with exactly the pushed bytes (a registry that answered 201 without storing fails here).
+    /// </summary>
+    private async Task VerifyAsync(RegistryRepository repository, RegistryReference destination, CancellationToken ct)
+    {
+        var where = $"docker://{destination}";
+        foreach (var (descriptor, content) in _manifests)
+        {
+            await repository.VerifyManifestAsync(where, descriptor.Digest.ToString(), descriptor, content, ct).ConfigureAwait(false);
+        }
+        var rootContent = _manifests.First(m => m.Descriptor.Digest == _root.Digest).Content;
+        if (destination.Digest is null)
+        {
+            await repository.VerifyManifestAsync(where, destination.Tag ?? "latest", _root, rootContent, ct).ConfigureAwait(false);
         }
     }
 
@@ -215,7 +234,7 @@ public sealed class ImagePusher
         await _slots.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            if (await repository.BlobExistsAsync(blob.Digest, ct).ConfigureAwait(false))
+            if (await repository.HasBlobAsync(blob.Digest, blob.Size, ct).ConfigureAwait(false))
             {
                 await BlobUploader.DiscardRecordAsync(repository, State, blob.Digest, _logger).ConfigureAwait(false);
                 Interlocked.Increment(ref stats.Present);
@@ -240,12 +259,22 @@ public sealed class ImagePusher
                 await _slots.WaitAsync(ct).ConfigureAwait(false);
                 try
                 {
+                    // "it is there" only counts when a HEAD shows the blob (right size and digest)
                     if (from == repository.Name)
                     {
-                        Interlocked.Increment(ref stats.Present);
-                        return;
+                        if (await repository.HasBlobAsync(blob.Digest, blob.Size, ct).ConfigureAwait(false))
+                        {
+                            Interlocked.Increment(ref stats.Present);
+                            return;
+                        }
+                        from = null;
                     }
-                    var mount = await repository.MountAsync(blob.Digest, from, ct).ConfigureAwait(false);
+                    var mount = from is null ? new MountResult(false, null) : await repository.MountAsync(blob.Digest, from, ct).ConfigureAwait(false);
+                    if (mount.Mounted && !await repository.HasBlobAsync(blob.Digest, blob.Size, ct).ConfigureAwait(false))
+                    {
+                        _logger.LogWarning("{Repo}: the registry answered the mount of {Digest} from {From} with 201 but does not serve it; uploading", repository.Name, Short(blob.Digest), from);
+                        mount = new MountResult(false, null);
+                    }
                     if (mount.Mounted)
                     {
                         Interlocked.Increment(ref stats.Mounted);
@@ -253,7 +282,10 @@ public sealed class ImagePusher
                         return;
                     }
                     session = mount.Session;
-                    _logger.LogDebug("{Repo}: mount of {Digest} from {From} refused (202); uploading", repository.Name, blob.Digest, from);
+                    if (session is not null)
+                    {
+                        _logger.LogDebug("{Repo}: mount of {Digest} from {From} refused (202); uploading", repository.Name, blob.Digest, from);
+                    }
                 }
                 finally
                 {

@@ -457,7 +457,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
                     throw await PermanentAsync(response, ct).ConfigureAwait(false);
                 }
                 // a PUT that was cut may still have completed: the blob may be there now
-                if (outcome == UploadOutcome.SessionDead && await _repository.BlobExistsAsync(digest, ct).ConfigureAwait(false))
+                if (outcome == UploadOutcome.SessionDead && await _repository.HasBlobAsync(digest, _blob.Size, ct).ConfigureAwait(false))
                 {
                     return true;
                 }

@@ -189,7 +189,13 @@ public sealed class RegistryClient
         for (int attempt = 0; ; attempt++)
         {
             var request = create();
-            request.Headers.Authorization = await Auth.HeaderForAsync(scope, ct).ConfigureAwait(false);
+            // credentials only for the registry's own origin: an upload Location may name any host (issue 21)
+            bool own = IsOwnOrigin(request.RequestUri);
+            request.Headers.Authorization = own ? await Auth.HeaderForAsync(scope, ct).ConfigureAwait(false) : null;
+            if (!own)
+            {
+                WarnForeignOnce(request);
+            }
             Interlocked.Increment(ref _requests);
             HttpResponseMessage response;
             bool small = request.Content is null or ByteArrayContent;
@@ -208,9 +214,9 @@ public sealed class RegistryClient
                     throw new TimeoutException($"{request.Method} {Redactor.Url(request.RequestUri)}: no answer in {_settings.HeadersTimeout.TotalSeconds:0} s", e);
                 }
             }
-            if (response.StatusCode != HttpStatusCode.Unauthorized || attempt >= 1)
+            if (response.StatusCode != HttpStatusCode.Unauthorized || attempt >= 1 || !own)
             {
-                return response;
+                return response; // another origin's challenge is not the registry's: no handshake for it
             }
             bool hadAuthorization = request.Headers.Authorization is not null;
             if (!hadAuthorization && Challenge.From(response) is null)
@@ -219,6 +225,25 @@ public sealed class RegistryClient
             }
             Auth.OnUnauthorized(response, scope, reloadCredentials: hadAuthorization);
             response.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// True when <paramref name="url"/> has the registry's origin (scheme, host and port): only such
+    /// requests carry Authorization. Anything else (an upload <c>Location</c> or a redirect to another
+    /// host, port or scheme) is followed without credentials.
+    /// </summary>
+    public bool IsOwnOrigin(Uri? url) => url is { IsAbsoluteUri: true } && _baseUri is { } own
+        && Uri.Compare(url, own, UriComponents.SchemeAndServer, UriFormat.Unescaped, StringComparison.OrdinalIgnoreCase) == 0;
+
+    private int _foreignWarned;
+
+    private void WarnForeignOnce(HttpRequestMessage request)
+    {
+        if (Interlocked.Exchange(ref _foreignWarned, 1) == 0)
+        {
+            _logger.LogWarning("{Registry}: the registry sent us to another origin ({Origin}); following it without credentials",
+                Registry, request.RequestUri?.GetLeftPart(UriPartial.Authority));
         }
     }
 

@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using ModelCar.Common;
 using ModelCar.Common.Http;
 using ModelCar.Common.Logging;
+using Microsoft.Extensions.Logging;
 using ModelCar.Oci;
 
 namespace ModelCar.Registry;
@@ -44,6 +45,109 @@ public sealed class RegistryRepository(RegistryClient client, string repository)
             HttpStatusCode.NotFound => false,
             _ => throw await RegistryErrors.ToExceptionAsync(response, ct).ConfigureAwait(false),
         };
+    }
+
+    /// <summary>
+    /// HEAD the blob and trust a 200 only when it proves the blob is the one meant: Content-Length must be
+    /// <paramref name="size"/>, and a Docker-Content-Digest, if sent, must be <paramref name="digest"/>
+    /// (a server answering 200 to everything, or one holding other bytes, does not count as "present").
+    /// False (the blob is then sent) when it does not; the reason is logged.
+    /// </summary>
+    public async Task<bool> HasBlobAsync(Digest digest, long size, CancellationToken ct)
+    {
+        var url = BlobUrl(digest);
+        using var response = await client.SendAsync(() => new HttpRequestMessage(HttpMethod.Head, url), PushScope, ct).ConfigureAwait(false);
+        if (response.StatusCode == HttpStatusCode.NotFound)
+        {
+            return false;
+        }
+        if (response.StatusCode != HttpStatusCode.OK)
+        {
+            throw await RegistryErrors.ToExceptionAsync(response, ct).ConfigureAwait(false);
+        }
+        string? why = null;
+        if (response.Content.Headers.ContentLength is not { } length)
+        {
+            why = "no Content-Length";
+        }
+        else if (length != size)
+        {
+            why = $"Content-Length {length}, not {size}";
+        }
+        else if (response.Headers.TryGetValues("Docker-Content-Digest", out var values) && values.FirstOrDefault() is { Length: > 0 } reported
+            && !(Digest.TryParse(reported, out var d) && d.Matches(digest)))
+        {
+            why = $"Docker-Content-Digest {reported}";
+        }
+        if (why is null)
+        {
+            return true;
+        }
+        client.Logger.LogWarning("{Registry}/{Repository}: HEAD of blob {Digest} answered 200 with {Why}: not trusted, sending the blob",
+            client.Registry, repository, digest, why);
+        return false;
+    }
+
+    /// <summary>
+    /// After a push: HEAD the manifest by <paramref name="reference"/> (its digest, or the tag) and check the registry
+    /// serves exactly <paramref name="content"/> (Docker-Content-Digest and Content-Length). A registry that sends
+    /// neither header is asked with a GET and the bytes compared. Throws a <see cref="RegistryException"/> naming
+    /// <paramref name="destination"/> and what was wrong.
+    /// </summary>
+    public async Task VerifyManifestAsync(string destination, string reference, Descriptor manifest, byte[] content, CancellationToken ct)
+    {
+        var url = ManifestUrl(reference);
+        string? why;
+        using (var response = await client.SendAsync(() =>
+        {
+            var r = new HttpRequestMessage(HttpMethod.Head, url);
+            r.Headers.TryAddWithoutValidation("Accept", MediaTypes.ManifestAccept);
+            return r;
+        }, PushScope, ct).ConfigureAwait(false))
+        {
+            if (response.StatusCode != HttpStatusCode.OK)
+            {
+                why = $"HEAD answered {(int)response.StatusCode} {response.ReasonPhrase}";
+            }
+            else
+            {
+                var reported = response.Headers.TryGetValues("Docker-Content-Digest", out var v) ? v.FirstOrDefault() : null;
+                long? length = response.Content.Headers.ContentLength;
+                if (!string.IsNullOrEmpty(reported) && !(Digest.TryParse(reported, out var d) && d.Matches(manifest.Digest)))
+                {
+                    why = $"it serves digest {reported}";
+                }
+                else if (length is { } n && n != content.Length)
+                {
+                    why = $"it serves {n} bytes, not {content.Length}";
+                }
+                else if (string.IsNullOrEmpty(reported) || length is null)
+                {
+                    why = await CompareByGetAsync(reference, content, ct).ConfigureAwait(false);
+                }
+                else
+                {
+                    why = null;
+                }
+            }
+        }
+        if (why is not null)
+        {
+            throw new RegistryException($"{destination}: after the push the registry does not serve manifest {manifest.Digest} as {reference}: {why}");
+        }
+    }
+
+    private async Task<string?> CompareByGetAsync(string reference, byte[] content, CancellationToken ct)
+    {
+        try
+        {
+            var (_, served) = await GetManifestAsync(reference, ct).ConfigureAwait(false);
+            return served.AsSpan().SequenceEqual(content) ? null : $"GET returns other bytes ({served.Length} bytes, {Digest.Sha256(served)})";
+        }
+        catch (Exception e) when (e is ModelCarException or HttpRequestException)
+        {
+            return "GET failed: " + ErrorText.Describe(e);
+        }
     }
 
     /// <summary>POST a new upload session.</summary>

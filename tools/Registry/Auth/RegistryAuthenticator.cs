@@ -123,6 +123,34 @@ public sealed class RegistryAuthenticator
         }
     }
 
+    /// <summary>A token answer is a small JSON object: at most this many bytes are read (a server sending more is refused).</summary>
+    public const int MaxTokenResponseBytes = 1 << 20;
+
+    /// <summary>Reads the token endpoint's body, refusing one larger than <see cref="MaxTokenResponseBytes"/> (never held whole).</summary>
+    private async Task<byte[]> ReadBoundedAsync(HttpResponseMessage response, Uri realm, CancellationToken ct)
+    {
+        if (response.Content.Headers.ContentLength is > MaxTokenResponseBytes)
+        {
+            throw TooLarge();
+        }
+        await using var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+        var buffer = new byte[MaxTokenResponseBytes + 1];
+        int total = 0;
+        int n;
+        while (total < buffer.Length && (n = await stream.ReadAsync(buffer.AsMemory(total), ct).ConfigureAwait(false)) > 0)
+        {
+            total += n;
+        }
+        if (total > MaxTokenResponseBytes)
+        {
+            throw TooLarge();
+        }
+        return buffer.AsSpan(0, total).ToArray();
+
+        RegistryException TooLarge() =>
+            new($"{_registry}: the token endpoint {Redactor.Url(realm)} answered with more than {MaxTokenResponseBytes / 1024 / 1024} MiB (a token is a small JSON object)");
+    }
+
     private async Task<(string Token, DateTimeOffset Expires)> FetchTokenAsync(Challenge challenge, string scope, CancellationToken ct)
     {
         if (string.IsNullOrEmpty(challenge.Realm) || !Uri.TryCreate(challenge.Realm, UriKind.Absolute, out var realm) || realm.Scheme is not ("https" or "http"))
@@ -175,14 +203,14 @@ public sealed class RegistryAuthenticator
                 request.Headers.Authorization = new AuthenticationHeaderValue("Basic", cred.BasicHeaderValue);
             }
         }
-        using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseContentRead, ct).ConfigureAwait(false);
+        using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
         if (!response.IsSuccessStatusCode)
         {
             var refused = response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden;
             var hint = refused ? (cred is null ? "no credentials found for " + _registry : "wrong user name or password?") : null;
             throw await RegistryErrors.ToExceptionAsync(response, ct, hint, refused && cred is null ? RegistryReason.MissingCredentials : null).ConfigureAwait(false);
         }
-        var body = await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false);
+        var body = await ReadBoundedAsync(response, realm, ct).ConfigureAwait(false);
         TokenResponse parsed;
         try
         {
