@@ -37,9 +37,11 @@ public static class TestBases
     }
 
     /// <summary>Writes an OCI layout with one image (uncompressed or gzip layer) under <paramref name="tag"/>.</summary>
-    public static string WriteLayout(string dir, string tag, byte[] layerTar, bool gzip = false, string? entrypointJson = null, string arch = "amd64")
+    /// <param name="historyJson">The config's <c>history</c> array (JSON); "" leaves the key out (a base built without history).</param>
+    public static string WriteLayout(string dir, string tag, byte[] layerTar, bool gzip = false, string? entrypointJson = null, string arch = "amd64",
+        string historyJson = DefaultHistory)
     {
-        var (manifest, _) = WriteImage(dir, layerTar, gzip, entrypointJson, arch);
+        var (manifest, _) = WriteImage(dir, layerTar, gzip, entrypointJson, arch, historyJson);
         WriteIndex(dir, $$$"""{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{{{Sha(manifest)}}}","size":{{{manifest.Length}}},"annotations":{"org.opencontainers.image.ref.name":"{{{tag}}}"}}""");
         return Sha(manifest);
     }
@@ -69,7 +71,9 @@ public static class TestBases
         return doc.RootElement.GetProperty("manifests")[0].GetProperty("digest").GetString()!;
     }
 
-    private static (byte[] Manifest, byte[] Config) WriteImage(string dir, byte[] layerTar, bool gzip, string? entrypointJson, string arch)
+    public const string DefaultHistory = """[{"created_by":"test busybox"}]""";
+
+    private static (byte[] Manifest, byte[] Config) WriteImage(string dir, byte[] layerTar, bool gzip, string? entrypointJson, string arch, string historyJson = DefaultHistory)
     {
         var blob = layerTar;
         if (gzip)
@@ -83,7 +87,7 @@ public static class TestBases
         }
         WriteBlob(dir, blob);
         var entry = entrypointJson is null ? string.Empty : $",\"Entrypoint\":{entrypointJson}";
-        var config = Encoding.UTF8.GetBytes($$$"""{"architecture":"{{{arch}}}","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"]{{{entry}}},"Labels":{"base.label":"kept"}},"rootfs":{"type":"layers","diff_ids":["{{{Sha(layerTar)}}}"]},"history":[{"created_by":"test busybox"}]}""");
+        var config = Encoding.UTF8.GetBytes($$$"""{"architecture":"{{{arch}}}","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"]{{{entry}}},"Labels":{"base.label":"kept"}},"rootfs":{"type":"layers","diff_ids":["{{{Sha(layerTar)}}}"]}""" + (historyJson.Length == 0 ? "" : ",\"history\":" + historyJson) + "}");
         WriteBlob(dir, config);
         var layerType = gzip ? "application/vnd.oci.image.layer.v1.tar+gzip" : "application/vnd.oci.image.layer.v1.tar";
         var manifest = Encoding.UTF8.GetBytes($$$"""{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{{{Sha(config)}}}","size":{{{config.Length}}}},"layers":[{"mediaType":"{{{layerType}}}","digest":"{{{Sha(blob)}}}","size":{{{blob.Length}}}}]}""");

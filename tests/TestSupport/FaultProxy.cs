@@ -60,7 +60,22 @@ public sealed class FaultProxy : IAsyncDisposable
     /// <summary>Body bytes of PATCH requests that the proxy read from the client (forwarded or not).</summary>
     public long PatchBytes => Interlocked.Read(ref _patchBytes);
 
-    public void ResetCounters() => Interlocked.Exchange(ref _patchBytes, 0);
+    public void ResetCounters()
+    {
+        Interlocked.Exchange(ref _patchBytes, 0);
+        Interlocked.Exchange(ref _bodyBytes, 0);
+    }
+
+    private long _bodyBytes;
+
+    /// <summary>Request body bytes (any method) forwarded to the registry, counted as they pass (not the declared length).</summary>
+    public long BodyBytes => Interlocked.Read(ref _bodyBytes);
+
+    /// <summary>Forward a request body only once all of it arrived (a buffering front proxy); a body cut earlier reaches the registry not at all.</summary>
+    public bool BufferBodies { get; set; }
+
+    /// <summary>When above 0, forwarded request bodies pass at most this many bytes per second (each request on its own).</summary>
+    public long ThrottleBytesPerSecond { get; set; }
 
     public int Requests => _count;
 
@@ -165,6 +180,24 @@ public sealed class FaultProxy : IAsyncDisposable
             {
                 body = new CuttingStream(body, (length ?? 0) / 2);
             }
+            body = new CountingStream(body, this);
+            if (BufferBodies && fault == Fault.Forward)
+            {
+                // a buffering front proxy (nginx's proxy_request_buffering): the whole body, or nothing, reaches the registry
+                var whole = new MemoryStream();
+                try
+                {
+                    await body.CopyToAsync(whole, ctx.RequestAborted);
+                }
+                catch (Exception)
+                {
+                    Log.Enqueue($"{method} {ctx.Request.Path} -> client went away mid-body, nothing forwarded (buffering)");
+                    ctx.Abort();
+                    return;
+                }
+                whole.Position = 0;
+                body = whole;
+            }
             request.Content = new StreamContent(body);
             if (length is { } l)
             {
@@ -241,6 +274,47 @@ public sealed class FaultProxy : IAsyncDisposable
             await _server.DisposeAsync();
         }
         _upstream.Dispose();
+    }
+
+    /// <summary>Counts the forwarded body bytes into <see cref="BodyBytes"/> and applies <see cref="ThrottleBytesPerSecond"/>.</summary>
+    private sealed class CountingStream(Stream inner, FaultProxy proxy) : Stream
+    {
+        private readonly System.Diagnostics.Stopwatch _clock = System.Diagnostics.Stopwatch.StartNew();
+        private long _passed;
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => _passed; set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            long rate = proxy.ThrottleBytesPerSecond;
+            if (rate > 0)
+            {
+                buffer = buffer[..(int)Math.Min(buffer.Length, Math.Max(rate / 20, 1))];
+                var due = TimeSpan.FromSeconds((double)_passed / rate) - _clock.Elapsed;
+                if (due > TimeSpan.Zero)
+                {
+                    await Task.Delay(due, cancellationToken);
+                }
+            }
+            int n = await inner.ReadAsync(buffer, cancellationToken);
+            _passed += n;
+            Interlocked.Add(ref proxy._bodyBytes, n);
+            return n;
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     /// <summary>Passes through <c>limit</c> bytes, then fails (the upstream request is aborted mid-body).</summary>

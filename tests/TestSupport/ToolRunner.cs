@@ -116,4 +116,29 @@ public static class ToolRunner
         }
         return Process.Start(psi)!;
     }
+
+    /// <summary>
+    /// SIGKILLs <paramref name="process"/> once <paramref name="bytes"/> reaches <paramref name="threshold"/>, watching from a
+    /// dedicated thread (on a loaded machine the thread pool wakes a Task.Delay loop too late).
+    /// </summary>
+    public static Task<(bool Killed, long At, long Ms)> KillWhenAsync(Process process, Func<long> bytes, long threshold)
+    {
+        var done = new TaskCompletionSource<(bool, long, long)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (bytes() < threshold && !process.HasExited && clock.Elapsed < TimeSpan.FromMinutes(2))
+            {
+                Thread.Sleep(1);
+            }
+            bool alive = !process.HasExited;
+            if (alive)
+            {
+                process.Kill(); // SIGKILL
+            }
+            done.SetResult((alive, bytes(), clock.ElapsedMilliseconds));
+        }) { IsBackground = true, Priority = ThreadPriority.Highest };
+        thread.Start();
+        return done.Task;
+    }
 }

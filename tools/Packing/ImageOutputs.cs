@@ -188,6 +188,11 @@ public sealed class ImageOutputs(IReadOnlyList<IImageTarget> targets, LayerDiges
                 break;
             }
             record?.Set(plan.Key, digest, fileSha256);
+            // recorded as soon as the layer is committed (its writers committed: the layout's blob renamed into
+            // place, the registry's PUT answered with the digest), so a killed or failed run leaves the record of
+            // every finished layer and a re-run reads and sends only the others; each output still checks that it
+            // holds a recorded blob (layout: stat, registry: HEAD at commit, archive: always written)
+            record?.Save();
             foreach (var e in plan.Entries.Where(e => e.Kind == LayerEntryKind.File && e.SourcePath is not null))
             {
                 _fileSha256[e.SourcePath!] = fileSha256.TryGetValue(e.TarPath, out var sha)
@@ -207,7 +212,6 @@ public sealed class ImageOutputs(IReadOnlyList<IImageTarget> targets, LayerDiges
             }
             results[i] = descriptor;
         }).ConfigureAwait(false);
-        record?.Save();
         return results;
     }
 

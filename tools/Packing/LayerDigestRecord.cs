@@ -34,6 +34,7 @@ public sealed class LayerDigestRecord
     private readonly ILogger _logger;
     private readonly object _lock = new();
     private bool _changed;
+    private bool _unwritable; // warned once: no more tries in this run
 
     private LayerDigestRecord(string path, Dictionary<string, LayerRecordEntry> layers, ILogger logger)
     {
@@ -122,12 +123,15 @@ public sealed class LayerDigestRecord
         }
     }
 
-    /// <summary>Writes the record if it changed; a place that cannot be written is a warning (the next run reads the model again).</summary>
+    /// <summary>
+    /// Writes the record if it changed (temp file + rename, 0644: a reader or a kill never sees half a record);
+    /// called after each committed layer. A place that cannot be written is one warning (the next run reads the model again).
+    /// </summary>
     public void Save()
     {
         lock (_lock)
         {
-            if (!_changed)
+            if (!_changed || _unwritable)
             {
                 return;
             }
@@ -146,6 +150,7 @@ public sealed class LayerDigestRecord
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
+                _unwritable = true;
                 _logger.LogWarning("cannot write the layer record {Path} ({Error}): a re-run will read the model again (give a writable state directory)", Path, e.Message);
             }
         }

@@ -166,6 +166,14 @@ public static class Packer
             labels[k] = v;
         }
         var history = (baseConfig.History ?? []).ToList();
+        // history entries pair with the non-empty layers in order (podman/docker history): a base without
+        // history (or with fewer non-empty entries than layers) gets one entry per base layer it lacks, so
+        // the model's entries pair with the model layers, not with the base's
+        int missing = baseConfig.RootFs.DiffIds.Count - history.Count(h => h.EmptyLayer != true);
+        for (int i = 0; i < missing; i++)
+        {
+            history.Add(new HistoryEntry { Created = baseConfig.Created, CreatedBy = "oci-pack: base layer (the base image records no history for it)", Comment = "oci-pack" });
+        }
         for (int i = 0; i < plans.Count; i++)
         {
             history.Add(new HistoryEntry { Created = created, CreatedBy = $"oci-pack: add {plans[i].Title}", Comment = "oci-pack" });
