@@ -92,6 +92,7 @@ public static class VerifyCommand
             var settings = Registry.HttpSettingsFrom(ctx);
             using var http = HttpClientFactory.Create(settings);
             var client = new RegistryClient(reference.Registry, http, settings, credentials, ctx.Logger) { AuthRepository = reference.Repository };
+            await client.PingAsync(ct).ConfigureAwait(false);
             var verifier = new ImageVerifier(new RegistryRepository(client, reference.Repository), key);
             VerifiedImage verified;
             try
