@@ -254,8 +254,12 @@ public sealed class SignAndVerifyRegistryTests(SharedRegistryFixture fixture) : 
         // neither the image's blobs nor the signature's payload and config (they went up before the refused PUT) are uploaded again
         Assert.DoesNotContain(proxy.Log, l => l.Contains("/blobs/uploads", StringComparison.Ordinal));
         Assert.Contains(proxy.Log, l => l.StartsWith("PUT ", StringComparison.Ordinal) && l.Contains(".sig", StringComparison.Ordinal));
-        var verify = await Push("verify", $"docker://{Host}/unsigned/model@{image.ManifestDigest}", "--key", pub, "--tls-verify=false", "--no-attestation");
+        // the identity signed is the host the image was pushed to (the proxy): verify there; seen from another host name, matchRepository refuses
+        var verify = await Push("verify", $"docker://{proxy.HostPort}/unsigned/model@{image.ManifestDigest}", "--key", pub, "--tls-verify=false", "--no-attestation");
         Assert.True(verify.ExitCode == 0, verify.ToString());
+        verify = await Push("verify", $"docker://{Host}/unsigned/model@{image.ManifestDigest}", "--key", pub, "--tls-verify=false", "--no-attestation");
+        Assert.Equal(1, verify.ExitCode);
+        Assert.Contains("matchRepository", verify.StdErr, StringComparison.Ordinal);
     }
 
     [Fact]
