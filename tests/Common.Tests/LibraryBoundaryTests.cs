@@ -11,7 +11,7 @@ namespace ModelCar.Common.Tests;
 /// </summary>
 public partial class LibraryBoundaryTests
 {
-    private static readonly string[] Libraries = ["Common", "Oci", "Registry", "HuggingFace", "ModelRegistry", "Packing"];
+    private static readonly string[] Libraries = ["Common", "Oci", "Registry", "HuggingFace", "ModelRegistry", "Packing", "Signing"];
 
     private static IEnumerable<string> LibrarySources() => Libraries.SelectMany(l =>
         Directory.EnumerateFiles(Path.Combine(RepoPaths.Root, "tools", l), "*.cs", SearchOption.AllDirectories)

@@ -9,6 +9,8 @@ using ModelCar.Oci.Layout;
 using ModelCar.Registry;
 using ModelCar.Registry.Auth;
 using ModelCar.Registry.Cli;
+using ModelCar.Signing;
+using ModelCar.Signing.Cli;
 using ModelCar.Common.Http;
 using ModelCar.HuggingFace;
 using ModelCar.HuggingFace.Cli;
@@ -88,7 +90,9 @@ public static class OciPackCommand
         var lockTimeout = CommonOptions.LockTimeout();
         // credentials, TLS, --jobs (layers in parallel), chunking, retries, --max-blob-size: registry-push's definitions
         var registry = new RegistryOptions(defaultJobs: Math.Clamp(Environment.ProcessorCount, 1, 4), defaultRetries: 5);
-        foreach (var o in new Option[] { model, output, baseImage, modelsPath, include, exclude, owner, user, label, annotation, threshold, platform, allowNoShell, clearEntrypoint, allowIncomplete, stateDir, lockTimeout }.Concat(hub.All).Concat(registry.All))
+        // --sign-key, --sign-key-password-file, --attest: registry-push's definitions
+        var signing = new SigningOptions();
+        foreach (var o in new Option[] { model, output, baseImage, modelsPath, include, exclude, owner, user, label, annotation, threshold, platform, allowNoShell, clearEntrypoint, allowIncomplete, stateDir, lockTimeout }.Concat(hub.All).Concat(registry.All).Concat(signing.All))
         {
             root.Options.Add(o);
         }
@@ -118,6 +122,12 @@ public static class OciPackCommand
             var registryOutputs = destinations.OfType<RegistryLocation>().Select(r => r.Reference).ToList();
             RegistryOptions.WarnUnusedLogins(credentials, registryOutputs.Select(r => r.Registry).Append((baseLocation as RegistryLocation)?.Reference.Registry).OfType<string>().ToList(), "--output or --base", log);
             var httpSettings = registry.HttpSettingsFrom(ctx);
+            // the signing key is read (and decrypted) before the model is read or anything uploaded
+            using var signingKey = signing.LoadKey(ctx);
+            if (signingKey is not null && registryOutputs.Count == 0)
+            {
+                throw new UsageException("--sign-key signs what goes to a registry: add a docker:// --output (or sign later with registry-push --sign-key)");
+            }
 
             var modelText = ctx.Required(model);
             var filter = PathFilter.Create(ctx.Get(include) ?? [], ctx.Get(exclude) ?? []);
@@ -225,9 +235,11 @@ public static class OciPackCommand
                 using var http = registryOutputs.Count > 0 ? HttpClientFactory.Create(httpSettings) : null;
                 RegistryTarget? registryTarget = null;
                 var targets = new List<IImageTarget>();
+                var signTargets = new List<(RegistryClient Client, string Repository)>();
                 if (registryOutputs.Count > 0)
                 {
                     var clients = registryOutputs.Select(r => (r, new RegistryClient(r.Registry, http!, httpSettings, credentials, log) { AuthRepository = r.Repository })).ToList();
+                    signTargets.AddRange(clients.Select(c => (c.Item2, c.r.Repository)));
                     var baseRepo = (baseLocation as RegistryLocation)?.Reference;
                     registryTarget = new RegistryTarget(clients, registry.UploadOptionsFrom(ctx, httpSettings), ctx.Get(registry.Jobs), source, log,
                         baseRepo is null ? null : (baseRepo.Registry, baseRepo.Repository));
@@ -252,6 +264,24 @@ public static class OciPackCommand
                 if (hubSource is not null)
                 {
                     log.LogInformation("{Received} received from the Hub for {Files} file(s)", SizeParser.Format(hubSource.Received), hubSource.ReceivedPerFile.Count);
+                }
+                if (signingKey is not null)
+                {
+                    // from the manifests just pushed: the per-file sha256 oci-pack put on the layers during the one read
+                    var (builderId, invocationId) = BuilderIdentity.From(Name, Environment.GetEnvironmentVariable);
+                    var external = new Dictionary<string, object>
+                    {
+                        ["model"] = modelText,
+                        ["base"] = ctx.Required(baseImage),
+                        ["modelsPath"] = settings.ModelsPath,
+                        ["platforms"] = result.Platforms.Select(pl => pl.ToString()!).ToArray(),
+                        ["include"] = ctx.Get(include) ?? [],
+                        ["exclude"] = ctx.Get(exclude) ?? [],
+                    };
+                    Func<string, Digest, IReadOnlyList<(Digest Digest, ImageManifest Manifest)>, byte[]>? statement = signing.AttestEnabled(ctx)
+                        ? (identity, digest, manifests) => ModelCarProvenance.Statement(identity, digest, manifests, settings.ModelsPath, external, builderId, invocationId, null)
+                        : null;
+                    await SigningOptions.SignPushedAsync(signingKey, signTargets, result.Manifest.Digest, statement, log, ct).ConfigureAwait(false);
                 }
 
                 var pushed = registryTarget?.Results ?? [];

@@ -9,6 +9,8 @@ using ModelCar.Oci.Layout;
 using ModelCar.Registry;
 using ModelCar.Registry.Auth;
 using ModelCar.Registry.Cli;
+using ModelCar.Signing;
+using ModelCar.Signing.Cli;
 
 namespace ModelCar.RegistryPush;
 
@@ -59,6 +61,13 @@ public static class RegistryPushCommand
     public static readonly Option<int> StallTimeout = Registry.StallTimeout;
     public static readonly Option<int> MaxRetryWait = Registry.MaxRetryWait;
 
+    /// <summary>--sign-key, --sign-key-password-file, --attest (shared with oci-pack).</summary>
+    private static readonly SigningOptions Signing = new();
+
+    public static readonly Option<string?> SignKey = Signing.SignKey;
+    public static readonly Option<string?> SignKeyPasswordFile = Signing.PasswordFile;
+    public static readonly Option<bool?> Attest = Signing.Attest;
+
     public static readonly Option<string?> StateDir = new("--state-dir")
     {
         Description = "Directory for the upload state that lets a later run resume interrupted chunked uploads (default: next to the source, SOURCE.registry-push-state.json).",
@@ -74,10 +83,11 @@ public static class RegistryPushCommand
     public static RootCommand Create()
     {
         var root = ToolApp.CreateRoot("Push an OCI image (oci: layout or oci-archive:) to one or more registries.");
-        foreach (var option in new Option[] { Source, Dest, AuthFile, Login, Creds, Username, PasswordFile, TlsVerify, CaFile, Jobs, ChunkSize, MaxBlobSize, Retries, StallTimeout, MaxRetryWait, StateDir, DigestFile })
+        foreach (var option in new Option[] { Source, Dest, AuthFile, Login, Creds, Username, PasswordFile, TlsVerify, CaFile, Jobs, ChunkSize, MaxBlobSize, Retries, StallTimeout, MaxRetryWait, StateDir, DigestFile, SignKey, SignKeyPasswordFile, Attest })
         {
             root.Options.Add(option);
         }
+        root.Subcommands.Add(VerifyCommand.Create());
         root.SetToolAction(Name, RunAsync, RegistryOptions.Hints);
         return root;
     }
@@ -94,6 +104,8 @@ public static class RegistryPushCommand
         RegistryOptions.WarnUnusedLogins(credentials, destinations.Select(d => d.Registry).ToList(), "--dest", ctx.Logger);
         var settings = Registry.HttpSettingsFrom(ctx);
         var upload = Registry.UploadOptionsFrom(ctx, settings);
+        // the key is read (and decrypted) before anything is uploaded: a wrong password pushes nothing
+        using var signingKey = Signing.LoadKey(ctx);
 
         using IImageSource source = sourceLocation switch
         {
@@ -131,6 +143,15 @@ public static class RegistryPushCommand
             return (d, client);
         }).ToList();
         var results = await pusher.PushAsync(targets, ct).ConfigureAwait(false);
+        if (signingKey is not null)
+        {
+            var (builderId, invocationId) = BuilderIdentity.From(Name, Environment.GetEnvironmentVariable);
+            var external = new Dictionary<string, object> { ["source"] = sourceLocation.ToString()!, ["dest"] = destinations.Select(d => d.ToString()).ToArray() };
+            Func<string, Digest, IReadOnlyList<(Digest Digest, ImageManifest Manifest)>, byte[]>? statement = Signing.AttestEnabled(ctx)
+                ? (identity, digest, manifests) => ModelCarProvenance.Statement(identity, digest, manifests, null, external, builderId, invocationId, null)
+                : null;
+            await SigningOptions.SignPushedAsync(signingKey, targets.Select(t => (t.client, t.d.Repository)).ToList(), root.Digest, statement, ctx.Logger, ct).ConfigureAwait(false);
+        }
 
         foreach (var r in results)
         {
