@@ -152,12 +152,12 @@ public sealed class LayerBudgetPackTests : IDisposable
         try
         {
             await Podman([.. podman, "pull", "-q", $"oci:{image}:v1"]);
-            var run = await PeerTools.RunAsync("podman", [.. podman, "run", "--rm", "--network", "none", $"oci:{image}:v1", "/bin/busybox", "sh", "-c", "cd /models && /bin/busybox sha256sum *"]);
+            var run = await PeerTools.RunAsync("podman", [.. podman, "run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096", $"oci:{image}:v1", "/bin/busybox", "sh", "-c", "cd /models && /bin/busybox sha256sum *"]);
             if (run.ExitCode != 0)
             {
                 // podman 4.3 runs an image pulled from oci: by its id
                 var id = (await Podman([.. podman, "images", "-q"])).StdOut.Trim().Split('\n')[0];
-                run = await PeerTools.RunAsync("podman", [.. podman, "run", "--rm", "--network", "none", id, "/bin/busybox", "sh", "-c", "cd /models && /bin/busybox sha256sum *"]);
+                run = await PeerTools.RunAsync("podman", [.. podman, "run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096", id, "/bin/busybox", "sh", "-c", "cd /models && /bin/busybox sha256sum *"]);
             }
             Assert.True(run.ExitCode == 0, run.ToString());
             var read = run.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split("  ", 2)).ToDictionary(p => p[1], p => p[0]);
@@ -170,7 +170,7 @@ public sealed class LayerBudgetPackTests : IDisposable
             var deep = Json(Blob(unbounded, Json(File.ReadAllBytes(Path.Combine(unbounded, "index.json"))).GetProperty("manifests")[0].GetProperty("digest").GetString()!))
                 .GetProperty("config").GetProperty("digest").GetString()!;
             Assert.Contains(deep, ids);
-            var refused = await PeerTools.RunAsync("podman", [.. podman, "run", "--rm", "--network", "none", deep["sha256:".Length..], "/bin/busybox", "true"]);
+            var refused = await PeerTools.RunAsync("podman", [.. podman, "run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096", deep["sha256:".Length..], "/bin/busybox", "true"]);
             Assert.NotEqual(0, refused.ExitCode);
             Assert.Contains("max depth exceeded", refused.StdErr);
         }
