@@ -42,6 +42,15 @@ public sealed record PackSettings
 
     /// <summary>A grouped layer never exceeds this many bytes (a registry's blob limit; null: none). A file alone over it is left alone (the caller refuses it).</summary>
     public long? MaxLayerBytes { get; init; }
+
+    /// <summary>Add a ModelPack manifest over the same model layers to the image index (<see cref="ModelPackAssembly"/>; one platform becomes an index too).</summary>
+    public bool ModelPack { get; init; }
+
+    /// <summary>The model's config.json (transformers' keys), for the ModelPack config; null when unknown.</summary>
+    public byte[]? ModelConfigJson { get; init; }
+
+    /// <summary>The model's name (the Hub repo id) when known, for the ModelPack config.</summary>
+    public string? ModelName { get; init; }
 }
 
 /// <summary><see cref="Manifest"/> is the root: the manifest for one platform, the image index for several.</summary>

@@ -99,11 +99,17 @@ public static class OciPackCommand
             HelpName = "N",
             Validators = { r => { if (r.GetValueOrDefault<int?>() is < 2) { r.AddError("--max-layers must be 2 or more"); } } },
         };
+        var format = new Option<string>("--format")
+        {
+            Description = "modelcar (default), or modelcar,modelpack: also a CNCF ModelPack manifest in the image index, over the same layer blobs (a one-platform image becomes an index).",
+            HelpName = "FORMATS",
+            DefaultValueFactory = _ => "modelcar",
+        };
         var allowIncomplete = new Option<bool>("--allow-incomplete") { Description = "Pack a model dir whose hf-fetch download has not finished (only a warning)." };
         var lockTimeout = CommonOptions.LockTimeout();
         // credentials, TLS, --jobs (layers in parallel), chunking, retries, --max-blob-size: registry-push's definitions
         var registry = new RegistryOptions(defaultJobs: Math.Clamp(Environment.ProcessorCount, 1, 4), defaultRetries: 5);
-        foreach (var o in new Option[] { model, output, baseImage, modelsPath, include, exclude, owner, user, label, annotation, threshold, maxLayers, platform, allowNoShell, clearEntrypoint, allowIncomplete, stateDir, lockTimeout }.Concat(hub.All).Concat(registry.All))
+        foreach (var o in new Option[] { model, output, baseImage, modelsPath, include, exclude, owner, user, label, annotation, threshold, maxLayers, format, platform, allowNoShell, clearEntrypoint, allowIncomplete, stateDir, lockTimeout }.Concat(hub.All).Concat(registry.All))
         {
             root.Options.Add(o);
         }
@@ -124,6 +130,7 @@ public static class OciPackCommand
                 Created = created,
                 Labels = ParsePairs(ctx.Get(label) ?? [], "--label"),
                 ClearEntrypoint = ctx.Get(clearEntrypoint),
+                ModelPack = ParseFormats(ctx.Required(format)),
             };
             var platforms = ctx.Get(platform) is { } p ? Parsed("--platform", () => PlatformRequest.Parse(p)) : PlatformRequest.Unspecified;
             var destinations = ParseOutputs(ctx.Get(output) ?? []);
@@ -193,6 +200,8 @@ public static class OciPackCommand
                 Annotations = annotations,
                 VerifiedFileSha256 = snapshot?.VerifiedSha256(tree) ?? new Dictionary<string, string>(),
                 TrustedFileSha256 = snapshot?.TrustedSha256(tree) ?? new Dictionary<string, string>(),
+                ModelName = snapshot?.RepoId ?? hubSource?.Reference.RepoId,
+                ModelConfigJson = settings.ModelPack && modelDir is not null ? ModelConfigJson(tree) : null,
             };
 
             using var source = OpenSource(baseLocation, ctx, credentials, httpSettings);
@@ -275,7 +284,7 @@ public static class OciPackCommand
                 var result = await Packer.PackAsync(tree, bases, outputs, settings, ctx.Get(registry.Jobs), log, ct, hubSource).ConfigureAwait(false);
                 await outputs.CommitAsync(result.Manifest, ct).ConfigureAwait(false);
                 log.LogInformation("wrote {Outputs}: {Kind} {Digest} ({Platforms}), {Layers} model layers ({FromRecord} known from the layer record), {Read} of model layers read, image {Size}",
-                    outputs.Description, bases.Count > 1 ? "index" : "manifest", result.Manifest.Digest, string.Join(", ", result.Platforms), result.ModelLayers, outputs.LayersFromRecord, SizeParser.Format(outputs.LayerBytesRead), SizeParser.Format(result.ImageSize));
+                    outputs.Description, result.Manifest.MediaType == MediaTypes.ImageIndex ? "index" : "manifest", result.Manifest.Digest, string.Join(", ", result.Platforms), result.ModelLayers, outputs.LayersFromRecord, SizeParser.Format(outputs.LayerBytesRead), SizeParser.Format(result.ImageSize));
                 if (hubSource is not null)
                 {
                     log.LogInformation("{Received} received from the Hub for {Files} file(s)", SizeParser.Format(hubSource.Received), hubSource.ReceivedPerFile.Count);
@@ -307,6 +316,37 @@ public static class OciPackCommand
             return ExitCodes.Ok;
         });
         return root;
+    }
+
+    /// <summary>--format: modelcar, or modelcar,modelpack (in any order); true when ModelPack is asked for.</summary>
+    public static bool ParseFormats(string text)
+    {
+        var formats = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+        var unknown = formats.FirstOrDefault(f => f is not ("modelcar" or "modelpack"));
+        if (unknown is not null || formats.Count == 0)
+        {
+            throw new UsageException($"--format '{text}': use modelcar or modelcar,modelpack");
+        }
+        if (!formats.Contains("modelcar"))
+        {
+            throw new UsageException($"--format '{text}': the ModelPack manifest rides in the ModelCar image's index; use modelcar,modelpack");
+        }
+        return formats.Contains("modelpack");
+    }
+
+    /// <summary>The model's top-level config.json for the ModelPack config (at most 1 MiB; a local file: the Hub's is not fetched twice).</summary>
+    private static byte[]? ModelConfigJson(ModelTree tree)
+    {
+        var entry = tree.Entries.FirstOrDefault(e => e.Kind == ModelEntryKind.File && e.RelativePath == "config.json" && e.Size <= 1 << 20);
+        try
+        {
+            return entry is null ? null : File.ReadAllBytes(entry.FullPath);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // not left out silently: the ModelPack config (and the index digest) would change with the file's permissions
+            throw new ToolException($"{entry!.FullPath}: cannot read it for the ModelPack config: {e.Message}");
+        }
     }
 
     /// <summary>
