@@ -78,7 +78,18 @@ public static class ImageAssembly
                 distinct[d.Digest] = d.Size;
             }
         }
-        if (bases.Count == 1)
+        var entries = manifests.ToList();
+        if (settings.ModelPack)
+        {
+            // the same layer blobs under another manifest: only its config and manifest are new
+            var (modelPackConfig, modelPackManifest, entry) = ModelPackAssembly.Assemble(plans, modelLayers, settings);
+            blobs.Add(modelPackConfig);
+            blobs.Add(modelPackManifest);
+            entries.Add(entry);
+            distinct[modelPackConfig.Descriptor.Digest] = modelPackConfig.Content.Length;
+            distinct[modelPackManifest.Descriptor.Digest] = modelPackManifest.Content.Length;
+        }
+        else if (bases.Count == 1)
         {
             return new AssembledImage(blobs, blobs[^1].Descriptor, manifests, distinct.Values.Sum());
         }
@@ -86,7 +97,7 @@ public static class ImageAssembly
         var first = bases[0];
         var index = new ImageIndex
         {
-            Manifests = manifests,
+            Manifests = entries,
             Annotations = Annotations(BaseAnnotations(first.Name, first.RootDigest), settings),
         };
         var indexBlob = new AssembledBlob(OciJson.Serialize(index, OciJson.Index), MediaTypes.ImageIndex);

@@ -33,6 +33,24 @@ public sealed record PackSettings
     /// (<see cref="HfSnapshot.TrustedSha256"/>): taken as they are, these files are not hashed (the layer digest is).
     /// </summary>
     public IReadOnlyDictionary<string, string> TrustedFileSha256 { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>
+    /// At most this many model layers (null: no limit, a layer per file at or above the threshold): the image's layer budget
+    /// minus the base's layers. Files at or above the threshold are grouped when they would exceed it (<see cref="Packer.Plan"/>).
+    /// </summary>
+    public int? MaxModelLayers { get; init; }
+
+    /// <summary>A grouped layer never exceeds this many bytes (a registry's blob limit; null: none). A file alone over it is left alone (the caller refuses it).</summary>
+    public long? MaxLayerBytes { get; init; }
+
+    /// <summary>Add a ModelPack manifest over the same model layers to the image index (<see cref="ModelPackAssembly"/>; one platform becomes an index too).</summary>
+    public bool ModelPack { get; init; }
+
+    /// <summary>The model's config.json (transformers' keys), for the ModelPack config; null when unknown.</summary>
+    public byte[]? ModelConfigJson { get; init; }
+
+    /// <summary>The model's name (the Hub repo id) when known, for the ModelPack config.</summary>
+    public string? ModelName { get; init; }
 }
 
 /// <summary><see cref="Manifest"/> is the root: the manifest for one platform, the image index for several.</summary>
@@ -56,6 +74,11 @@ public static class Packer
     /// one for everything else — small files, symlinks — titled with the models path. Every layer
     /// carries the parent directories of its entries (0755), so each unpacks on its own. Entries
     /// are in ordinal path order; layers: the small-files layer first, then the big files by path.
+    /// <para>
+    /// With <see cref="PackSettings.MaxModelLayers"/> and more layers than that, the big files are grouped
+    /// (<see cref="GroupBigFiles"/>): a grouped layer is titled with the models path too and ordered by its
+    /// first path. Within the budget the plan is exactly the ungrouped one.
+    /// </para>
     /// </summary>
     public static IReadOnlyList<LayerPlan> Plan(ModelTree tree, PackSettings settings)
     {
@@ -63,16 +86,83 @@ public static class Packer
         var root = settings.ModelsPath.Trim('/');
         var plans = new List<LayerPlan>();
         var small = tree.Entries.Where(e => e.Kind == ModelEntryKind.Symlink || e.Size < settings.LayerThreshold).ToList();
+        var big = tree.Entries.Where(e => e.Kind == ModelEntryKind.File && e.Size >= settings.LayerThreshold).ToList();
+        int needed = (small.Count > 0 ? 1 : 0) + big.Count;
+        if (settings.MaxModelLayers is { } budget && needed > budget)
+        {
+            if (budget < 1)
+            {
+                throw new PackingException($"no layer is left for the model: the layer budget is used up by the base", reason: PackingReason.LayerBudget);
+            }
+            if (budget == 1)
+            {
+                return [MakePlan("/" + root, root, tree.Entries, attributes)];
+            }
+            if (small.Count > 0)
+            {
+                plans.Add(MakePlan("/" + root, root, small, attributes));
+            }
+            foreach (var group in GroupBigFiles(big, budget - plans.Count, settings.MaxLayerBytes, entries => MakePlan("/" + root, root, entries, attributes).TarSize))
+            {
+                plans.Add(group.Count == 1 ? MakePlan($"/{root}/{group[0].RelativePath}", root, group, attributes) : MakePlan("/" + root, root, group, attributes));
+            }
+            return plans;
+        }
         if (small.Count > 0)
         {
             plans.Add(MakePlan("/" + root, root, small, attributes));
         }
-        foreach (var big in tree.Entries.Where(e => e.Kind == ModelEntryKind.File && e.Size >= settings.LayerThreshold))
+        foreach (var file in big)
         {
-            plans.Add(MakePlan($"/{root}/{big.RelativePath}", root, [big], attributes));
+            plans.Add(MakePlan($"/{root}/{file.RelativePath}", root, [file], attributes));
         }
         return plans;
     }
+
+    /// <summary>
+    /// The big files in at most <paramref name="slots"/> layers, by longest-first assignment: the files from the largest
+    /// down (ties by path, ordinal) each go to the layer with the fewest bytes so far (ties: the earlier layer), so the
+    /// <paramref name="slots"/> largest files start alone and get company only when every other layer is already at least
+    /// as big — the largest files stay alone as long as the budget allows, groups are balanced (equal shards pair up),
+    /// the largest layer is kept small, and the result depends only on the paths and sizes (same inputs, same layers on
+    /// any machine). A file that would take the lightest layer over <paramref name="maxLayerBytes"/> (its tar size) fits
+    /// nowhere and the plan fails. (When a file alone is over that limit, the limit is not applied here: the caller
+    /// refuses that file with its own error.) Layers ordered by their first path; a one-file layer is the ungrouped plan's.
+    /// </summary>
+    public static IReadOnlyList<IReadOnlyList<ModelEntry>> GroupBigFiles(IReadOnlyList<ModelEntry> big, int slots, long? maxLayerBytes, Func<IReadOnlyList<ModelEntry>, long> tarSize)
+    {
+        slots = Math.Max(slots, 1);
+        if (maxLayerBytes is { } cap && big.Any(e => tarSize([e]) > cap))
+        {
+            maxLayerBytes = null;
+        }
+        var groups = new List<List<ModelEntry>>();
+        var bytes = new List<long>();
+        var lightest = new PriorityQueue<int, (long Bytes, int Index)>();
+        foreach (var file in big.OrderByDescending(e => e.Size).ThenBy(e => e.RelativePath, StringComparer.Ordinal))
+        {
+            if (groups.Count < slots)
+            {
+                groups.Add([file]);
+                bytes.Add(file.Size);
+                lightest.Enqueue(groups.Count - 1, (file.Size, groups.Count - 1));
+                continue;
+            }
+            int i = lightest.Dequeue();
+            var candidate = groups[i].Append(file).OrderBy(e => e.RelativePath, StringComparer.Ordinal).ToList();
+            if (maxLayerBytes is { } max && tarSize(candidate) is var size && size > max)
+            {
+                throw new PackingException($"{big.Count} files of at least the layer threshold do not fit in {slots} layer(s) of at most {max} bytes each: "
+                    + $"{file.RelativePath} ({file.Size} bytes) would make even the smallest layer so far {size} bytes",
+                    reason: PackingReason.LayerBudget);
+            }
+            groups[i] = candidate;
+            bytes[i] += file.Size;
+            lightest.Enqueue(i, (bytes[i], i));
+        }
+        return [.. groups.OrderBy(g => g[0].RelativePath, StringComparer.Ordinal)];
+    }
+
 
     /// <summary>
     /// Before anything is written: every local file of a layer the record does not know (so it will be read) must be

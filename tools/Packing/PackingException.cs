@@ -13,6 +13,9 @@ public enum PackingReason
 
     /// <summary>The manifest would be over the size registries accept: too many layers.</summary>
     ManifestTooLarge,
+
+    /// <summary>The model does not fit in the layer budget (what the base leaves of it, under the blob size limit).</summary>
+    LayerBudget,
 }
 
 /// <summary>A failure of the ModelCar packing domain (never names a CLI flag; <see cref="ModelCarException.Reason"/> is a <see cref="PackingReason"/> where one applies).</summary>

@@ -41,6 +41,15 @@ public static class OciPackCommand
     public const string Name = "oci-pack";
     public const long DefaultLayerThreshold = 16L << 20;
 
+    /// <summary>
+    /// Layers of the whole image (base + model) by default: one under the 128 lower layers that overlay stores of
+    /// podman ≤ 4.3 (containers/storage &lt; 1.44), CRI-O &lt; 1.25.2 and Docker's overlay2 mount.
+    /// </summary>
+    public const int DefaultMaxLayers = 127;
+
+    /// <summary>The smallest overlay depth cap in use (Docker overlay2, podman 4.3): images with more layers do not start there.</summary>
+    public const int OverlayDepthCap = 128;
+
     public static RootCommand Create()
     {
         var root = ToolApp.CreateRoot("Turn a model directory into a KServe ModelCar OCI image and write it to layouts, oci-archives and registries (any mix, one read of the model).");
@@ -86,13 +95,25 @@ public static class OciPackCommand
         };
         var allowNoShell = new Option<bool>("--allow-no-shell") { Description = "Only warn when the base has no sh (e.g. for KServe's oci+native image volumes)." };
         var clearEntrypoint = new Option<bool>("--clear-entrypoint") { Description = "Drop the base image's ENTRYPOINT (it would receive KServe's sh -c args)." };
+        var maxLayers = new Option<int?>("--max-layers")
+        {
+            Description = $"At most N layers in the image, base included (default {DefaultMaxLayers}: Docker's overlay2 and podman 4.3 run at most {OverlayDepthCap}); files over --layer-threshold share layers when there would be more, the largest stay alone.",
+            HelpName = "N",
+            Validators = { r => { if (r.GetValueOrDefault<int?>() is < 2) { r.AddError("--max-layers must be 2 or more"); } } },
+        };
+        var format = new Option<string>("--format")
+        {
+            Description = "modelcar (default), or modelcar,modelpack: also a CNCF ModelPack manifest in the image index, over the same layer blobs (a one-platform image becomes an index).",
+            HelpName = "FORMATS",
+            DefaultValueFactory = _ => "modelcar",
+        };
         var allowIncomplete = new Option<bool>("--allow-incomplete") { Description = "Pack a model dir whose hf-fetch download has not finished (only a warning)." };
         var lockTimeout = CommonOptions.LockTimeout();
         // credentials, TLS, --jobs (layers in parallel), chunking, retries, --max-blob-size: registry-push's definitions
         var registry = new RegistryOptions(defaultJobs: Math.Clamp(Environment.ProcessorCount, 1, 4), defaultRetries: 5);
         // --sign-key, --sign-key-password-file, --attest: registry-push's definitions
         var signing = new SigningOptions();
-        foreach (var o in new Option[] { model, output, baseImage, modelsPath, include, exclude, owner, user, label, annotation, threshold, platform, allowNoShell, clearEntrypoint, allowIncomplete, stateDir, lockTimeout }.Concat(hub.All).Concat(registry.All).Concat(signing.All))
+        foreach (var o in new Option[] { model, output, baseImage, modelsPath, include, exclude, owner, user, label, annotation, threshold, maxLayers, format, platform, allowNoShell, clearEntrypoint, allowIncomplete, stateDir, lockTimeout }.Concat(hub.All).Concat(registry.All).Concat(signing.All))
         {
             root.Options.Add(o);
         }
@@ -113,6 +134,7 @@ public static class OciPackCommand
                 Created = created,
                 Labels = ParsePairs(ctx.Get(label) ?? [], "--label"),
                 ClearEntrypoint = ctx.Get(clearEntrypoint),
+                ModelPack = ParseFormats(ctx.Required(format)),
             };
             var platforms = ctx.Get(platform) is { } p ? Parsed("--platform", () => PlatformRequest.Parse(p)) : PlatformRequest.Unspecified;
             var destinations = ParseOutputs(ctx.Get(output) ?? []);
@@ -188,6 +210,8 @@ public static class OciPackCommand
                 Annotations = annotations,
                 VerifiedFileSha256 = snapshot?.VerifiedSha256(tree) ?? new Dictionary<string, string>(),
                 TrustedFileSha256 = snapshot?.TrustedSha256(tree) ?? new Dictionary<string, string>(),
+                ModelName = snapshot?.RepoId ?? hubSource?.Reference.RepoId,
+                ModelConfigJson = settings.ModelPack && modelDir is not null ? ModelConfigJson(tree) : null,
             };
 
             using var source = OpenSource(baseLocation, ctx, credentials, httpSettings);
@@ -195,9 +219,21 @@ public static class OciPackCommand
                 ? ScratchBases(platforms)
                 : BaseImage.LoadAll(source, ReferenceOf(baseLocation), platforms, log, baseLocation is RegistryLocation baseRegistry ? baseRegistry.Reference.ToString() : null);
             bases = CheckBases(bases, platforms.IsAll, ctx.Get(allowNoShell), settings.ClearEntrypoint, log, ct);
+            settings = settings with
+            {
+                MaxModelLayers = ModelLayerBudget(ctx.Get(maxLayers), bases, log),
+                MaxLayerBytes = ctx.Get(registry.MaxBlobSize),
+            };
 
             var plans = Packer.Plan(tree, settings);
             CheckSizes(ctx, registry, bases, plans);
+            var bigFiles = tree.Entries.Count(e => e.Kind == ModelEntryKind.File && e.Size >= settings.LayerThreshold);
+            var grouped = plans.Count(p => p.Entries.Count(e => e.Kind == Oci.Tar.LayerEntryKind.File) > 1 && p.Entries.Any(e => e.Kind == Oci.Tar.LayerEntryKind.File && e.Size >= settings.LayerThreshold));
+            if (grouped > 0)
+            {
+                log.LogInformation("{Files} files of at least {Threshold} in {Layers} model layers ({Grouped} of them grouped, the largest files alone): the image keeps to {Max} layers (--max-layers)",
+                    bigFiles, SizeParser.Format(settings.LayerThreshold), plans.Count, grouped, bases.Max(b => b.Layers.Count) + settings.MaxModelLayers);
+            }
             foreach (var big in Packer.OverQuayDefaultLimit(plans))
             {
                 log.LogWarning("layer {Title} will be {Size} ({Bytes} bytes), over quay's default MAXIMUM_LAYER_SIZE 20G ({Limit} bytes): quay will refuse it; "
@@ -260,7 +296,7 @@ public static class OciPackCommand
                 var result = await Packer.PackAsync(tree, bases, outputs, settings, ctx.Get(registry.Jobs), log, ct, hubSource).ConfigureAwait(false);
                 await outputs.CommitAsync(result.Manifest, ct).ConfigureAwait(false);
                 log.LogInformation("wrote {Outputs}: {Kind} {Digest} ({Platforms}), {Layers} model layers ({FromRecord} known from the layer record), {Read} of model layers read, image {Size}",
-                    outputs.Description, bases.Count > 1 ? "index" : "manifest", result.Manifest.Digest, string.Join(", ", result.Platforms), result.ModelLayers, outputs.LayersFromRecord, SizeParser.Format(outputs.LayerBytesRead), SizeParser.Format(result.ImageSize));
+                    outputs.Description, result.Manifest.MediaType == MediaTypes.ImageIndex ? "index" : "manifest", result.Manifest.Digest, string.Join(", ", result.Platforms), result.ModelLayers, outputs.LayersFromRecord, SizeParser.Format(outputs.LayerBytesRead), SizeParser.Format(result.ImageSize));
                 if (hubSource is not null)
                 {
                     log.LogInformation("{Received} received from the Hub for {Files} file(s)", SizeParser.Format(hubSource.Received), hubSource.ReceivedPerFile.Count);
@@ -310,6 +346,57 @@ public static class OciPackCommand
             return ExitCodes.Ok;
         });
         return root;
+    }
+
+    /// <summary>--format: modelcar, or modelcar,modelpack (in any order); true when ModelPack is asked for.</summary>
+    public static bool ParseFormats(string text)
+    {
+        var formats = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+        var unknown = formats.FirstOrDefault(f => f is not ("modelcar" or "modelpack"));
+        if (unknown is not null || formats.Count == 0)
+        {
+            throw new UsageException($"--format '{text}': use modelcar or modelcar,modelpack");
+        }
+        if (!formats.Contains("modelcar"))
+        {
+            throw new UsageException($"--format '{text}': the ModelPack manifest rides in the ModelCar image's index; use modelcar,modelpack");
+        }
+        return formats.Contains("modelpack");
+    }
+
+    /// <summary>The model's top-level config.json for the ModelPack config (at most 1 MiB; a local file: the Hub's is not fetched twice).</summary>
+    private static byte[]? ModelConfigJson(ModelTree tree)
+    {
+        var entry = tree.Entries.FirstOrDefault(e => e.Kind == ModelEntryKind.File && e.RelativePath == "config.json" && e.Size <= 1 << 20);
+        try
+        {
+            return entry is null ? null : File.ReadAllBytes(entry.FullPath);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // not left out silently: the ModelPack config (and the index digest) would change with the file's permissions
+            throw new ToolException($"{entry!.FullPath}: cannot read it for the ModelPack config: {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// The model layers the budget leaves after the largest base (--max-layers, default <see cref="DefaultMaxLayers"/>): a base that
+    /// leaves none is an error naming both numbers; an explicit budget over the overlay cap is only warned about.
+    /// </summary>
+    private static int ModelLayerBudget(int? maxLayers, IReadOnlyList<BaseImage> bases, ILogger log)
+    {
+        int max = maxLayers ?? DefaultMaxLayers;
+        if (max > OverlayDepthCap)
+        {
+            log.LogWarning("--max-layers {Max} allows images of more than {Cap} layers, which podman 4.3 and Docker's overlay2 refuse to start (max depth exceeded)", max, OverlayDepthCap);
+        }
+        var biggest = bases.MaxBy(b => b.Layers.Count)!;
+        if (biggest.Layers.Count > max - 1)
+        {
+            var what = bases.Count > 1 ? $"{biggest.Description} ({biggest.Platform})" : biggest.Description;
+            throw new ToolException($"base image {what} has {biggest.Layers.Count} layers, but --max-layers {max} leaves room for at most {max - 1} beside the model: use a base with fewer layers (or raise --max-layers)");
+        }
+        return max - biggest.Layers.Count;
     }
 
     private static IReadOnlyList<BaseImage> ScratchBases(PlatformRequest platforms) => platforms.IsAll
@@ -490,7 +577,8 @@ public static class OciPackCommand
     public static string? Hints(Exception e) => ModelCar.Common.Cli.Hints.Join(
         ModelCar.Common.Cli.Hints.For(e, PackingReason.NoFileMatchesFilter, "check --include/--exclude"),
         ModelCar.Common.Cli.Hints.For(e, PackingReason.PlatformMismatch, "check --platform"),
-        ModelCar.Common.Cli.Hints.For(e, PackingReason.ManifestTooLarge, "raise --layer-threshold to make fewer layers"));
+        ModelCar.Common.Cli.Hints.For(e, PackingReason.ManifestTooLarge, "raise --layer-threshold to make fewer layers"),
+        ModelCar.Common.Cli.Hints.For(e, PackingReason.LayerBudget, "raise --max-layers or --max-blob-size, or use a base with fewer layers"));
 
     /// <summary>A library parse of an option's value; bad input names the option (exit 2).</summary>
     private static T Parsed<T>(string option, Func<T> parse)
