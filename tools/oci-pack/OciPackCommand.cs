@@ -86,9 +86,13 @@ public static class OciPackCommand
         var clearEntrypoint = new Option<bool>("--clear-entrypoint") { Description = "Drop the base image's ENTRYPOINT (it would receive KServe's sh -c args)." };
         var allowIncomplete = new Option<bool>("--allow-incomplete") { Description = "Pack a model dir whose hf-fetch download has not finished (only a warning)." };
         var lockTimeout = CommonOptions.LockTimeout();
+        var dryRun = new Option<bool>("--dry-run")
+        {
+            Description = "Print the plan (files → layers, platforms, what each output already has, bytes to send, limits) and stop: nothing is read from the model, written or uploaded. Exit 0 if the real run would start, 1 with the first problem.",
+        };
         // credentials, TLS, --jobs (layers in parallel), chunking, retries, --max-blob-size: registry-push's definitions
         var registry = new RegistryOptions(defaultJobs: Math.Clamp(Environment.ProcessorCount, 1, 4), defaultRetries: 5);
-        foreach (var o in new Option[] { model, output, baseImage, modelsPath, include, exclude, owner, user, label, annotation, threshold, platform, allowNoShell, clearEntrypoint, allowIncomplete, stateDir, lockTimeout }.Concat(hub.All).Concat(registry.All))
+        foreach (var o in new Option[] { model, output, baseImage, modelsPath, include, exclude, owner, user, label, annotation, threshold, platform, allowNoShell, clearEntrypoint, allowIncomplete, stateDir, lockTimeout, dryRun }.Concat(hub.All).Concat(registry.All))
         {
             root.Options.Add(o);
         }
@@ -187,6 +191,11 @@ public static class OciPackCommand
             bases = CheckBases(bases, platforms.IsAll, ctx.Get(allowNoShell), settings.ClearEntrypoint, log, ct);
 
             var plans = Packer.Plan(tree, settings);
+            if (ctx.Get(dryRun))
+            {
+                return await DryRunAsync(ctx, tree, modelDir is null ? $"{modelText} (the Hub's listing)" : modelDir, bases, plans,
+                    DryRunRecord(modelDir, ctx.Get(stateDir), hubSource, log), destinations, registry, credentials, httpSettings, ct);
+            }
             CheckSizes(ctx, registry, bases, plans);
             foreach (var big in Packer.OverQuayDefaultLimit(plans))
             {
@@ -280,6 +289,39 @@ public static class OciPackCommand
             return ExitCodes.Ok;
         });
         return root;
+    }
+
+    /// <summary>--dry-run: the plan on stdout (PackPlan), then exit 0, or 1 with its first problem; no record, layout, archive or upload session is made.</summary>
+    private static async Task<int> DryRunAsync(ToolContext ctx, ModelTree tree, string source, IReadOnlyList<BaseImage> bases, IReadOnlyList<LayerPlan> plans,
+        LayerDigestRecord? record, IReadOnlyList<ImageLocation> destinations, RegistryOptions registry, ICredentialProvider credentials, HttpSettings httpSettings, CancellationToken ct)
+    {
+        using var http = destinations.Any(d => d is RegistryLocation) ? HttpClientFactory.Create(httpSettings) : null;
+        var outputs = destinations.Select(d => d switch
+        {
+            OciLayoutLocation l => PlanOutput.Layout(d.ToString()!, l.Path),
+            OciArchiveLocation a => PlanOutput.Archive(d.ToString()!, a.Path),
+            RegistryLocation r => PlanOutput.Registry(d.ToString()!, new RegistryRepository(
+                new RegistryClient(r.Reference.Registry, http!, httpSettings, credentials, ctx.Logger) { AuthRepository = r.Reference.Repository }, r.Reference.Repository)),
+            _ => throw new UsageException($"--output {d}: unsupported"),
+        }).ToList();
+        var plan = await PackPlan.CreateAsync(tree, source, bases, plans, record, outputs, ctx.Get(registry.MaxBlobSize), ct).ConfigureAwait(false);
+        ctx.Out.Write(plan.Render());
+        if (plan.Problems.Count == 0)
+        {
+            return ExitCodes.Ok;
+        }
+        var problem = plan.Problems[0];
+        throw new ToolException($"dry run: the real run would stop: {problem}"
+            + (problem.Contains("maximum blob size", StringComparison.Ordinal) ? " (--max-blob-size)" : ""));
+    }
+
+    /// <summary>The layer record a real run would use, read only (never created: a dry run writes nothing).</summary>
+    private static LayerDigestRecord? DryRunRecord(string? modelDir, string? stateDir, HubModelSource? hub, ILogger log)
+    {
+        var path = modelDir is null && stateDir is null
+            ? LayerDigestRecord.DefaultHubPath(HubPaths.TypeName(hub!.RepoType), hub.Reference.RepoId, Environment.GetEnvironmentVariable)
+            : LayerDigestRecord.PathFor(modelDir ?? stateDir!, stateDir);
+        return path is not null && File.Exists(path) ? LayerDigestRecord.Open(path, log) : null;
     }
 
     private static IReadOnlyList<BaseImage> ScratchBases(PlatformRequest platforms) => platforms.IsAll
