@@ -296,14 +296,26 @@ public static class OciPackCommand
         LayerDigestRecord? record, IReadOnlyList<ImageLocation> destinations, RegistryOptions registry, ICredentialProvider credentials, HttpSettings httpSettings, CancellationToken ct)
     {
         using var http = destinations.Any(d => d is RegistryLocation) ? HttpClientFactory.Create(httpSettings) : null;
-        var outputs = destinations.Select(d => d switch
+        var outputs = new List<PlanOutput>();
+        foreach (var d in destinations)
         {
-            OciLayoutLocation l => PlanOutput.Layout(d.ToString()!, l.Path),
-            OciArchiveLocation a => PlanOutput.Archive(d.ToString()!, a.Path),
-            RegistryLocation r => PlanOutput.Registry(d.ToString()!, new RegistryRepository(
-                new RegistryClient(r.Reference.Registry, http!, httpSettings, credentials, ctx.Logger) { AuthRepository = r.Reference.Repository }, r.Reference.Repository)),
-            _ => throw new UsageException($"--output {d}: unsupported"),
-        }).ToList();
+            if (d is RegistryLocation r)
+            {
+                // the registry must answer, as the real run's first upload needs it to (a GET of /v2/, no write)
+                var client = new RegistryClient(r.Reference.Registry, http!, httpSettings, credentials, ctx.Logger) { AuthRepository = r.Reference.Repository };
+                await client.PingAsync(ct).ConfigureAwait(false);
+                outputs.Add(PlanOutput.Registry(d.ToString()!, new RegistryRepository(client, r.Reference.Repository)));
+            }
+            else
+            {
+                outputs.Add(d switch
+                {
+                    OciLayoutLocation l => PlanOutput.Layout(d.ToString()!, l.Path),
+                    OciArchiveLocation a => PlanOutput.Archive(d.ToString()!, a.Path),
+                    _ => throw new UsageException($"--output {d}: unsupported"),
+                });
+            }
+        }
         var plan = await PackPlan.CreateAsync(tree, source, bases, plans, record, outputs, ctx.Get(registry.MaxBlobSize), ct).ConfigureAwait(false);
         ctx.Out.Write(plan.Render());
         if (plan.Problems.Count == 0)
