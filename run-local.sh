@@ -53,9 +53,14 @@ cleanup() {
 trap cleanup EXIT
 
 step "1/8 build (prerequisites and the four Native-AOT binaries: ./build.sh)"
-scripts/prerequisites.sh
 mkdir -p "$work"
-./build.sh >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; exit 1; }
+# only what this job needs (test.sh installs the test and benchmark toolchain); one line per phase,
+# apt's output in $work/prerequisites.log
+scripts/prerequisites.sh --main-job --log "$work/prerequisites.log"
+printf 'build: publishing the four tools (log: %s) … ' "$work/build.log" >&2
+build_start=$SECONDS
+./build.sh >"$work/build.log" 2>&1 || { echo "FAILED — last lines of $work/build.log:" >&2; tail -n 40 "$work/build.log" >&2; exit 1; }
+printf 'done in %ss\n' "$((SECONDS - build_start))" >&2
 bin="$here/out/bin"
 produced "$(ls "$bin" | tr '\n' ' ')in $bin"
 rm -rf "$work/model" "$work/image" "$work/results" "$work/mnt"

@@ -27,6 +27,16 @@ public class RunLocalTests
             Assert.True(run.ExitCode == 0, $"round {round}: {run}");
             var output = run.AllOutput;
 
+            // first contact: the first thing printed is the first step's header, and no line of apt or
+            // dpkg reaches the terminal (they go to .run-local/prerequisites.log); one line for prerequisites
+            var first = run.StdErr.Split('\n').First(l => l.Trim().Length > 0);
+            Assert.True(first.Contains("==> 1/8 build"), $"round {round}: the first line is not the first header: {first}");
+            foreach (var dpkg in PrerequisitesTests.DpkgLines)
+            {
+                Assert.DoesNotContain(dpkg, output);
+            }
+            Assert.Single(Regex.Matches(run.StdErr, @"(?m)^prerequisites: all \d+ packages of the main-job set are installed$"));
+
             // a real registration and the deploy side's lookup, no dry run and no error lines
             Assert.Matches(@"registered-model-id=\d+", output);
             Assert.Matches(@"model-version-id=\d+", output);

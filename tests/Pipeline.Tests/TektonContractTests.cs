@@ -302,6 +302,61 @@ public class TektonContractTests
         Assert.All(Directory.GetFiles(TektonYaml.Dir("runs"), "*.yaml"), f => Assert.Equal(PipelineOfRun(Path.GetFileName(f)), TektonYaml.Load(f).Str("spec", "pipelineRef", "name")));
     }
 
+    /// <summary>The Tasks that move model bytes (download, pack, push): the ones that can outlast 60 minutes.</summary>
+    private static readonly HashSet<string> LongTasks = ["hf-fetch", "oci-pack", "pack-and-push", "hf-pack-and-push", "registry-push"];
+
+    /// <summary>
+    /// Issue 21 item 15. Before Tekton v1.11 a TaskRun of a PipelineRun gets taskRunSpecs' or its
+    /// pipeline task's `timeout`, else 60 minutes — per try, whatever `timeouts.tasks` says. So every
+    /// download/pack/push pipeline task of every pipeline sets a `timeout` over 60 minutes, and every
+    /// shipped run (on its pipeline, and on the two-step one the README offers with the same run) has
+    /// `timeouts` that hold it: each try's timeout ≤ timeouts.tasks, one full try of every long task on
+    /// the longest runAfter chain ≤ timeouts.tasks ≤ timeouts.pipeline.
+    /// </summary>
+    [Fact]
+    public void Long_tasks_set_their_own_timeout_and_the_runs_timeouts_hold_it()
+    {
+        var pipelines = Directory.GetFiles(TektonYaml.Dir("pipelines"), "*.yaml").Select(f => TektonEngine.LoadPipeline(TektonYaml.Load(f))).ToDictionary(p => p.Name);
+        foreach (var pipeline in pipelines.Values)
+        {
+            var long_ = pipeline.Tasks.Where(t => LongTasks.Contains(t.TaskRef)).ToList();
+            Assert.NotEmpty(long_);
+            foreach (var pt in long_)
+            {
+                Assert.True(pt.Timeout > TektonEngine.DefaultTimeout,
+                    $"{pipeline.Name} task {pt.Name}: timeout {pt.Timeout?.ToString() ?? "unset"}: before Tekton v1.11 each try then gets {TektonEngine.DefaultTimeout}");
+            }
+        }
+        foreach (var file in Directory.GetFiles(TektonYaml.Dir("runs"), "*.yaml"))
+        {
+            var run = TektonEngine.LoadRun(TektonYaml.Load(file));
+            var name = Path.GetFileName(file);
+            Assert.True(run.Timeouts is { Pipeline: not null, Tasks: not null }, $"{name}: no timeouts.pipeline/tasks");
+            var tasksBudget = run.Timeouts!.Tasks!.Value;
+            Assert.True(tasksBudget <= run.Timeouts.Pipeline!.Value, $"{name}: timeouts.tasks over timeouts.pipeline");
+            var targets = run.PipelineRef == "modelcar-build-direct" ? [run.PipelineRef] : new[] { run.PipelineRef, "modelcar-build-two-step" };
+            foreach (var target in targets)
+            {
+                var pipeline = pipelines[target];
+                var byName = pipeline.Tasks.ToDictionary(t => t.Name);
+                foreach (var pt in pipeline.Tasks.Where(t => LongTasks.Contains(t.TaskRef)))
+                {
+                    var tryTimeout = TektonEngine.TaskRunTimeout(pt, run);
+                    Assert.Equal(pt.Timeout, tryTimeout);
+                    Assert.Equal(tryTimeout, TektonEngine.TaskRunTimeout(pt, run, tekton111OrLater: true));
+                    Assert.True(tryTimeout <= tasksBudget, $"{name} on {target}: {pt.Name}'s {tryTimeout} per try is over timeouts.tasks {tasksBudget}");
+                }
+                // one full try of each long task along the longest chain
+                var memo = new Dictionary<string, TimeSpan>();
+                TimeSpan Chain(PipelineTaskDef pt) => memo.TryGetValue(pt.Name, out var c) ? c : memo[pt.Name] =
+                    (LongTasks.Contains(pt.TaskRef) ? TektonEngine.TaskRunTimeout(pt, run) : TimeSpan.Zero)
+                    + pt.RunAfter.Select(r => Chain(byName[r])).DefaultIfEmpty(TimeSpan.Zero).Max();
+                var longest = pipeline.Tasks.Max(Chain);
+                Assert.True(longest <= tasksBudget, $"{name} on {target}: one full try of each long task takes up to {longest}, over timeouts.tasks {tasksBudget}");
+            }
+        }
+    }
+
     /// <summary>The pipeline a shipped run file runs: modelcar-build-direct-*.yaml the direct one, every other the default.</summary>
     private static string PipelineOfRun(string file) =>
         file.StartsWith("modelcar-build-direct-", StringComparison.Ordinal) ? "modelcar-build-direct" : "modelcar-build";

@@ -32,8 +32,12 @@ internal sealed record StepDef(string Name, string Image, IReadOnlyList<string> 
 
 internal sealed record TaskDef(string Name, IReadOnlyList<ParamDecl> Params, IReadOnlyList<WorkspaceDecl> Workspaces, IReadOnlyList<string> Results, IReadOnlyList<StepDef> Steps);
 
+/// <summary>A pipeline task; <paramref name="Timeout"/> is its `timeout` (per TaskRun, i.e. per try), null when it sets none.</summary>
 internal sealed record PipelineTaskDef(string Name, string TaskRef, IReadOnlyList<(string Name, YamlNode Value)> Params, IReadOnlyList<string> RunAfter,
-    IReadOnlyDictionary<string, string> Workspaces, int Retries);
+    IReadOnlyDictionary<string, string> Workspaces, int Retries, TimeSpan? Timeout = null);
+
+/// <summary>A PipelineRun's `timeouts` (null = not set; <see cref="TimeSpan.Zero"/> = no timeout, as in Tekton).</summary>
+internal sealed record RunTimeouts(TimeSpan? Pipeline, TimeSpan? Tasks, TimeSpan? Finally);
 
 internal sealed record PipelineDef(string Name, IReadOnlyList<ParamDecl> Params, IReadOnlyList<(string Name, bool Optional)> Workspaces,
     IReadOnlyList<PipelineTaskDef> Tasks, IReadOnlyList<(string Name, string Value)> Results);
@@ -41,7 +45,9 @@ internal sealed record PipelineDef(string Name, IReadOnlyList<ParamDecl> Params,
 /// <summary>How a PipelineRun binds a workspace: a fresh PVC, an existing claim, or a secret.</summary>
 internal sealed record WorkspaceBinding(string Name, string Kind, string? Claim, string? SecretName);
 
-internal sealed record PipelineRunDef(string PipelineRef, IReadOnlyDictionary<string, ParamValue> Params, IReadOnlyList<WorkspaceBinding> Workspaces, string? ServiceAccount);
+/// <summary>A PipelineRun; <paramref name="TaskRunTimeouts"/> are its `taskRunSpecs[].timeout` overrides by pipeline task.</summary>
+internal sealed record PipelineRunDef(string PipelineRef, IReadOnlyDictionary<string, ParamValue> Params, IReadOnlyList<WorkspaceBinding> Workspaces, string? ServiceAccount,
+    RunTimeouts? Timeouts = null, IReadOnlyDictionary<string, TimeSpan>? TaskRunTimeouts = null);
 
 /// <summary>One step after Tekton's substitution: what the kubelet would start.</summary>
 internal sealed record ResolvedStep(string TaskRun, string Step, string Image, IReadOnlyList<string> Command, IReadOnlyList<string> Args,
@@ -60,7 +66,8 @@ internal sealed record StepOutcome(int ExitCode, string Log, IReadOnlyDictionary
 
 internal sealed class PipelineRunFailed(string message) : Exception(message);
 
-internal sealed record TaskRunRecord(string Name, int Attempts, IReadOnlyList<ResolvedStep> Steps, IReadOnlyList<StepOutcome> Outcomes, IReadOnlyDictionary<string, string> Results);
+internal sealed record TaskRunRecord(string Name, int Attempts, IReadOnlyList<ResolvedStep> Steps, IReadOnlyList<StepOutcome> Outcomes, IReadOnlyDictionary<string, string> Results,
+    TimeSpan? Timeout = null);
 
 /// <summary>
 /// The part of Tekton (tektoncd/pipeline v1) the shipped YAML uses, done the way the controller
@@ -69,13 +76,107 @@ internal sealed record TaskRunRecord(string Name, int Attempts, IReadOnlyList<Re
 /// steps with `$(params.…)`, `$(workspaces.w.path)` (mountPath, /workspace/w by default, "" for an
 /// unbound optional workspace) and `$(tasks.t.results.r)`; tasks start when their runAfter and
 /// result producers are done (in parallel when several are ready); `retries` re-runs a failed
-/// TaskRun on the same workspaces; results are capped at the 4 KB termination message. Any
-/// reference left over is an error, as Tekton's validation would reject it; Task volumes and step
-/// volumeMounts, which it does not model, are refused.
+/// TaskRun on the same workspaces; results are capped at the 4 KB termination message. Timeouts:
+/// a pipeline task's `timeout` is a duration (Tekton decodes it as a metav1.Duration, so no
+/// `$(params…)` there), the run's `timeouts` are validated as Tekton's webhook does (tasks and
+/// finally ≤ pipeline), `taskRunSpecs[].timeout` overrides a task's; each try gets the TaskRun
+/// timeout Tekton before v1.11 gives it (<see cref="TaskRunTimeout"/>: taskRunSpecs, else the
+/// pipeline task's `timeout`, else the 60-minute default — never `timeouts.tasks`) and fails when
+/// over it (then `retries` applies), and the run fails when `timeouts.tasks`/`pipeline` has elapsed
+/// since it started (cumulative, as the PipelineRun reconciler cancels). Any reference left over is
+/// an error, as Tekton's validation would reject it; Task volumes and step volumeMounts and the
+/// other `taskRunSpecs` fields, which it does not model, are refused.
 /// </summary>
 internal static partial class TektonEngine
 {
     public const int ResultBudgetBytes = 4096;
+
+    /// <summary>config-defaults `default-timeout-minutes` (60): what a TaskRun gets when nothing sets its timeout.</summary>
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromMinutes(60);
+
+    // ---- durations (Go's time.ParseDuration, which metav1.Duration uses) ----
+
+    [GeneratedRegex(@"^(?<num>[0-9]*(\.[0-9]*)?)(?<unit>ns|us|µs|ms|s|m|h)")]
+    private static partial Regex DurationPart();
+
+    /// <summary>Parses a Go duration ("4h", "1h30m0s", "90m", "0"); anything else (a $(…) reference, a sign, a bare number) is refused.</summary>
+    public static TimeSpan ParseDuration(string text, string where)
+    {
+        Require(!text.Contains("$(", StringComparison.Ordinal),
+            $"{where}: '{text}' is not a duration: Tekton decodes this field as a metav1.Duration (Go time.ParseDuration) and substitutes no $(params…) in it");
+        Require(!text.StartsWith('-'), $"{where}: '{text}' is negative");
+        if (text is "0" or "+0")
+        {
+            return TimeSpan.Zero;
+        }
+        var rest = text.TrimStart('+');
+        Require(rest.Length > 0, $"{where}: '{text}' is not a duration");
+        double ticks = 0;
+        while (rest.Length > 0)
+        {
+            var m = DurationPart().Match(rest);
+            Require(m.Success && m.Groups["num"].Value.Trim('.').Length > 0, $"{where}: '{text}' is not a duration (Go syntax: 4h, 1h30m0s, 90m)");
+            var n = double.Parse(m.Groups["num"].Value, System.Globalization.CultureInfo.InvariantCulture);
+            ticks += n * m.Groups["unit"].Value switch
+            {
+                "ns" => 0.01,
+                "us" or "µs" => TimeSpan.TicksPerMicrosecond,
+                "ms" => TimeSpan.TicksPerMillisecond,
+                "s" => TimeSpan.TicksPerSecond,
+                "m" => TimeSpan.TicksPerMinute,
+                _ => TimeSpan.TicksPerHour,
+            };
+            rest = rest[m.Length..];
+        }
+        return TimeSpan.FromTicks((long)ticks);
+    }
+
+    /// <summary>
+    /// The timeout one TaskRun (one try) of <paramref name="pt"/> gets, as tektoncd/pipeline's
+    /// PipelineRun reconciler sets it (createTaskRun): taskRunSpecs[].timeout, else the pipeline task's
+    /// `timeout`, else — before v1.11 — nothing, so the TaskRun defaulting gives it 60 minutes. From
+    /// v1.11 (commit d1379f8f0, "propagate PipelineRun tasks/finally timeout to child TaskRuns")
+    /// `timeouts.tasks` is handed down when it exceeds the default.
+    /// </summary>
+    public static TimeSpan TaskRunTimeout(PipelineTaskDef pt, PipelineRunDef run, bool tekton111OrLater = false)
+    {
+        if (run.TaskRunTimeouts?.TryGetValue(pt.Name, out var over) == true)
+        {
+            return over;
+        }
+        if (pt.Timeout is { } t)
+        {
+            return t;
+        }
+        if (tekton111OrLater && run.Timeouts?.Tasks is { } tasks && (tasks == TimeSpan.Zero || tasks > DefaultTimeout))
+        {
+            return tasks;
+        }
+        return DefaultTimeout;
+    }
+
+    private static RunTimeouts? LoadTimeouts(YamlNode spec)
+    {
+        if (spec.Get("timeouts") is not YamlMappingNode node)
+        {
+            return null;
+        }
+        foreach (var key in node.Children.Keys)
+        {
+            Require(((YamlScalarNode)key).Value is "pipeline" or "tasks" or "finally", $"timeouts.{key}: not a Tekton timeouts field");
+        }
+        TimeSpan? Field(string name) => node.Str(name) is { } v ? ParseDuration(v, $"timeouts.{name}") : null;
+        var t = new RunTimeouts(Field("pipeline"), Field("tasks"), Field("finally"));
+        // pipelinerun_validation.go validatePipelineTimeout: against timeouts.pipeline, or the default when it is unset
+        var limit = t.Pipeline ?? DefaultTimeout;
+        if (limit != TimeSpan.Zero)
+        {
+            Require(t.Tasks is null || (t.Tasks != TimeSpan.Zero && t.Tasks <= limit), $"timeouts.tasks {t.Tasks} should be <= pipeline duration {limit}");
+            Require(t.Finally is null || (t.Finally != TimeSpan.Zero && t.Finally <= limit), $"timeouts.finally {t.Finally} should be <= pipeline duration {limit}");
+            Require(t.Tasks is null || t.Finally is null || t.Tasks + t.Finally <= limit, $"timeouts.tasks + timeouts.finally should be <= pipeline duration {limit}");
+        }
+        return t;
+    }
 
     public static string DefaultMountPath(string workspace) => $"/workspace/{workspace}";
 
@@ -113,7 +214,8 @@ internal static partial class TektonEngine
                 t.Seq("params").Select(p => (p.Str("name")!, p.Get("value")!)).ToList(),
                 Strings(t, "runAfter"),
                 t.Seq("workspaces").ToDictionary(w => w.Str("name")!, w => w.Str("workspace")!),
-                int.Parse(t.Str("retries") ?? "0", System.Globalization.CultureInfo.InvariantCulture))).ToList(),
+                int.Parse(t.Str("retries") ?? "0", System.Globalization.CultureInfo.InvariantCulture),
+                t.Str("timeout") is { } timeout ? ParseDuration(timeout, $"pipeline {doc.Str("metadata", "name")} task {t.Str("name")} timeout") : null)).ToList(),
             spec.Seq("results").Select(r => (r.Str("name")!, r.Str("value")!)).ToList());
     }
 
@@ -129,7 +231,32 @@ internal static partial class TektonEngine
                 : w.Str("secret", "secretName") is { } secret ? new WorkspaceBinding(w.Str("name")!, "secret", null, secret)
                 : w.Get("emptyDir") is not null ? new WorkspaceBinding(w.Str("name")!, "emptyDir", null, null)
                 : throw new InvalidOperationException($"workspace binding {w.Str("name")}: unsupported volume source")).ToList(),
-            spec.Str("taskRunTemplate", "serviceAccountName"));
+            spec.Str("taskRunTemplate", "serviceAccountName"),
+            LoadTimeouts(spec),
+            LoadTaskRunTimeouts(spec));
+    }
+
+    private static Dictionary<string, TimeSpan> LoadTaskRunTimeouts(YamlNode spec)
+    {
+        var timeouts = LoadTimeouts(spec);
+        var map = new Dictionary<string, TimeSpan>();
+        foreach (var trs in spec.Seq("taskRunSpecs"))
+        {
+            var name = trs.Str("pipelineTaskName") ?? throw new PipelineRunFailed("taskRunSpecs entry without pipelineTaskName");
+            foreach (var key in ((YamlMappingNode)trs).Children.Keys)
+            {
+                Require(((YamlScalarNode)key).Value is "pipelineTaskName" or "timeout", $"taskRunSpecs {name}: {key} is not modelled by this engine (only timeout)");
+            }
+            if (trs.Str("timeout") is { } v)
+            {
+                var d = ParseDuration(v, $"taskRunSpecs {name} timeout");
+                // validateTaskRunSpecTimeout: not over timeouts.tasks, else timeouts.pipeline, else the default
+                var limit = timeouts?.Tasks ?? timeouts?.Pipeline ?? DefaultTimeout;
+                Require(limit == TimeSpan.Zero || d <= limit, $"taskRunSpecs {name} timeout {d} is over the PipelineRun's {limit}");
+                map[name] = d;
+            }
+        }
+        return map;
     }
 
     private static IReadOnlyList<ParamDecl> LoadParams(YamlNode spec) =>
@@ -238,12 +365,21 @@ internal static partial class TektonEngine
         }
         var pending = pipeline.Tasks.ToDictionary(t => t.Name);
         var running = new Dictionary<string, Task<TaskRunRecord>>();
+        // timeouts.tasks (cumulative since the run started; the pipeline's when unset, itself 60 minutes by default):
+        // the reconciler then times out the running TaskRuns and the run fails
+        var budget = run.Timeouts?.Tasks ?? (run.Timeouts?.Pipeline is { } p ? p - (run.Timeouts.Finally ?? TimeSpan.Zero) : DefaultTimeout);
+        using var tasksCts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        if (budget > TimeSpan.Zero)
+        {
+            tasksCts.CancelAfter(budget);
+        }
+        var deadline = new TasksDeadline(tasksCts.Token, budget);
         while (pending.Count > 0 || running.Count > 0)
         {
             foreach (var ready in pending.Values.Where(t => deps[t.Name].All(records.ContainsKey)).ToList())
             {
                 pending.Remove(ready.Name);
-                running[ready.Name] = RunTaskAsync(ready, pipelineParams, run, tasks, results, executor, ct);
+                running[ready.Name] = RunTaskAsync(ready, pipelineParams, run, tasks, results, executor, deadline, ct);
             }
             if (running.Count == 0)
             {
@@ -375,8 +511,12 @@ internal static partial class TektonEngine
         }).ToList();
     }
 
+    /// <summary>The run's timeouts.tasks as a token (cancelled when it has elapsed) and its length.</summary>
+    private sealed record TasksDeadline(CancellationToken Token, TimeSpan Budget);
+
     private static async Task<TaskRunRecord> RunTaskAsync(PipelineTaskDef pt, IReadOnlyDictionary<string, ParamValue> pipelineParams, PipelineRunDef run,
-        IReadOnlyDictionary<string, TaskDef> tasks, IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>> results, IStepExecutor executor, CancellationToken ct)
+        IReadOnlyDictionary<string, TaskDef> tasks, IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>> results, IStepExecutor executor,
+        TasksDeadline deadline, CancellationToken ct)
     {
         await Task.Yield();
         IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>> snapshot;
@@ -386,14 +526,33 @@ internal static partial class TektonEngine
         }
         var steps = ResolveTaskRun(pt, pipelineParams, run, tasks, snapshot);
         var task = tasks[pt.TaskRef];
+        var timeout = TaskRunTimeout(pt, run);
         var outcomes = new List<StepOutcome>();
         for (int attempt = 0; ; attempt++)
         {
             var taskResults = new Dictionary<string, string>();
             bool failed = false;
+            // each try is its own TaskRun with its own timeout (0 = none)
+            using var attemptCts = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token);
+            if (timeout > TimeSpan.Zero)
+            {
+                attemptCts.CancelAfter(timeout);
+            }
             foreach (var step in steps)
             {
-                var outcome = await executor.RunAsync(step, attempt, ct);
+                var running = executor.RunAsync(step, attempt, attemptCts.Token);
+                await Task.WhenAny(running, Task.Delay(System.Threading.Timeout.InfiniteTimeSpan, attemptCts.Token));
+                if (attemptCts.IsCancellationRequested)
+                {
+                    _ = running.ContinueWith(r => r.Exception, TaskScheduler.Default);
+                    ct.ThrowIfCancellationRequested();
+                    Require(!deadline.Token.IsCancellationRequested,
+                        $"task {pt.Name}: the PipelineRun's timeouts.tasks ({deadline.Budget}) elapsed during try {attempt + 1}: PipelineRunTimeout");
+                    outcomes.Add(new StepOutcome(-1, $"task {pt.Name} try {attempt + 1}: TaskRunTimeout after {timeout}", new Dictionary<string, string>()));
+                    failed = true;
+                    break;
+                }
+                var outcome = await running;
                 outcomes.Add(outcome);
                 foreach (var (k, v) in outcome.Results)
                 {
@@ -413,7 +572,7 @@ internal static partial class TektonEngine
                 }
                 var size = taskResults.Sum(r => r.Key.Length + r.Value.Length + 32);
                 Require(size <= ResultBudgetBytes, $"task {pt.Name}: results take {size} bytes, over the {ResultBudgetBytes}-byte termination message");
-                return new TaskRunRecord(pt.Name, attempt + 1, steps, outcomes, taskResults);
+                return new TaskRunRecord(pt.Name, attempt + 1, steps, outcomes, taskResults, timeout);
             }
             if (attempt >= pt.Retries)
             {

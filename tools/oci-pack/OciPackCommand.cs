@@ -109,11 +109,15 @@ public static class OciPackCommand
         };
         var allowIncomplete = new Option<bool>("--allow-incomplete") { Description = "Pack a model dir whose hf-fetch download has not finished (only a warning)." };
         var lockTimeout = CommonOptions.LockTimeout();
+        var dryRun = new Option<bool>("--dry-run")
+        {
+            Description = "Print the plan (files → layers, platforms, what each output already has, bytes to send, limits) and stop: nothing is read from the model, written or uploaded. Exit 0 if the real run would start, 1 with the first problem.",
+        };
         // credentials, TLS, --jobs (layers in parallel), chunking, retries, --max-blob-size: registry-push's definitions
         var registry = new RegistryOptions(defaultJobs: Math.Clamp(Environment.ProcessorCount, 1, 4), defaultRetries: 5);
         // --sign-key, --sign-key-password-file, --attest: registry-push's definitions
         var signing = new SigningOptions();
-        foreach (var o in new Option[] { model, output, baseImage, modelsPath, include, exclude, owner, user, label, annotation, threshold, maxLayers, format, platform, allowNoShell, clearEntrypoint, allowIncomplete, stateDir, lockTimeout }.Concat(hub.All).Concat(registry.All).Concat(signing.All))
+        foreach (var o in new Option[] { model, output, baseImage, modelsPath, include, exclude, owner, user, label, annotation, threshold, maxLayers, format, platform, allowNoShell, clearEntrypoint, allowIncomplete, stateDir, lockTimeout, dryRun }.Concat(hub.All).Concat(registry.All).Concat(signing.All))
         {
             root.Options.Add(o);
         }
@@ -226,6 +230,11 @@ public static class OciPackCommand
             };
 
             var plans = Packer.Plan(tree, settings);
+            if (ctx.Get(dryRun))
+            {
+                return await DryRunAsync(ctx, tree, modelDir is null ? $"{modelText} (the Hub's listing)" : modelDir, bases, plans,
+                    DryRunRecord(modelDir, ctx.Get(stateDir), hubSource, log), destinations, registry, credentials, httpSettings, ct);
+            }
             CheckSizes(ctx, registry, bases, plans);
             var bigFiles = tree.Entries.Count(e => e.Kind == ModelEntryKind.File && e.Size >= settings.LayerThreshold);
             var grouped = plans.Count(p => p.Entries.Count(e => e.Kind == Oci.Tar.LayerEntryKind.File) > 1 && p.Entries.Any(e => e.Kind == Oci.Tar.LayerEntryKind.File && e.Size >= settings.LayerThreshold));
@@ -397,6 +406,51 @@ public static class OciPackCommand
             throw new ToolException($"base image {what} has {biggest.Layers.Count} layers, but --max-layers {max} leaves room for at most {max - 1} beside the model: use a base with fewer layers (or raise --max-layers)");
         }
         return max - biggest.Layers.Count;
+    }
+
+    /// <summary>--dry-run: the plan on stdout (PackPlan), then exit 0, or 1 with its first problem; no record, layout, archive or upload session is made.</summary>
+    private static async Task<int> DryRunAsync(ToolContext ctx, ModelTree tree, string source, IReadOnlyList<BaseImage> bases, IReadOnlyList<LayerPlan> plans,
+        LayerDigestRecord? record, IReadOnlyList<ImageLocation> destinations, RegistryOptions registry, ICredentialProvider credentials, HttpSettings httpSettings, CancellationToken ct)
+    {
+        using var http = destinations.Any(d => d is RegistryLocation) ? HttpClientFactory.Create(httpSettings) : null;
+        var outputs = new List<PlanOutput>();
+        foreach (var d in destinations)
+        {
+            if (d is RegistryLocation r)
+            {
+                // the registry must answer, as the real run's first upload needs it to (a GET of /v2/, no write)
+                var client = new RegistryClient(r.Reference.Registry, http!, httpSettings, credentials, ctx.Logger) { AuthRepository = r.Reference.Repository };
+                await client.PingAsync(ct).ConfigureAwait(false);
+                outputs.Add(PlanOutput.Registry(d.ToString()!, new RegistryRepository(client, r.Reference.Repository)));
+            }
+            else
+            {
+                outputs.Add(d switch
+                {
+                    OciLayoutLocation l => PlanOutput.Layout(d.ToString()!, l.Path),
+                    OciArchiveLocation a => PlanOutput.Archive(d.ToString()!, a.Path),
+                    _ => throw new UsageException($"--output {d}: unsupported"),
+                });
+            }
+        }
+        var plan = await PackPlan.CreateAsync(tree, source, bases, plans, record, outputs, ctx.Get(registry.MaxBlobSize), ct).ConfigureAwait(false);
+        ctx.Out.Write(plan.Render());
+        if (plan.Problems.Count == 0)
+        {
+            return ExitCodes.Ok;
+        }
+        var problem = plan.Problems[0];
+        throw new ToolException($"dry run: the real run would stop: {problem}"
+            + (problem.Contains("maximum blob size", StringComparison.Ordinal) ? " (--max-blob-size)" : ""));
+    }
+
+    /// <summary>The layer record a real run would use, read only (never created: a dry run writes nothing).</summary>
+    private static LayerDigestRecord? DryRunRecord(string? modelDir, string? stateDir, HubModelSource? hub, ILogger log)
+    {
+        var path = modelDir is null && stateDir is null
+            ? LayerDigestRecord.DefaultHubPath(HubPaths.TypeName(hub!.RepoType), hub.Reference.RepoId, Environment.GetEnvironmentVariable)
+            : LayerDigestRecord.PathFor(modelDir ?? stateDir!, stateDir);
+        return path is not null && File.Exists(path) ? LayerDigestRecord.Open(path, log) : null;
     }
 
     private static IReadOnlyList<BaseImage> ScratchBases(PlatformRequest platforms) => platforms.IsAll
