@@ -3,8 +3,8 @@
 
 Used by scripts/bench-mr-register.sh (and usable by ./run-local.sh for a real, non-dry register).
 It speaks the calls mr-register and the Python register_model flow make: find/create registered
-models and model versions, list/create model artifacts, patch artifacts. Ids are numeric strings,
-duplicates answer 409, finds of none answer 404, errors are {code,message}. (The strict fake with
+models and model versions, get either by id (mr-register re-reads what a lookup by name found),
+list/create model artifacts, patch artifacts. Ids are numeric strings, duplicates answer 409, finds of none answer 404, errors are {code,message}. (The strict fake with
 the LIKE quirk, 422s and unknown-field checks lives in tests/MrRegister.Tests.)
 Usage: fake-model-registry.py PORT   (binds 127.0.0.1:PORT; callers wait until it answers over HTTP)
 """
@@ -61,6 +61,9 @@ class Handler(BaseHTTPRequestHandler):
             if method == "GET" and seg == ["registered_model"]:
                 hits = [m for m in models if m["name"] == q.get("name")]
                 return self.reply(200, public(hits[0])) if len(hits) == 1 else self.error(404, "no registered model found")
+            if method == "GET" and len(seg) == 2 and seg[0] in ("registered_models", "model_versions"):
+                hits = [o for o in (models if seg[0] == "registered_models" else versions) if o["id"] == seg[1]]
+                return self.reply(200, public(hits[0])) if hits else self.error(404, seg[0][:-1].replace("_", " ") + " not found")
             if method == "POST" and seg == ["registered_models"]:
                 b = self.body()
                 if any(m["name"] == b.get("name") for m in models):
