@@ -472,5 +472,60 @@ public class ShippedPipelineTests
         executor.RunId = "default";
         var viaPvc = await RunAsync(ShippedRun("modelcar-build-quantized.yaml", c), executor);
         Assert.Equal(digest, viaPvc.Results["IMAGE_DIGEST"]);
+
+        // asked for ModelPack too (formats: modelcar,modelpack; another version, as the Model Registry keeps one uri per
+        // version): the index in both registries holds the very same platform manifests and one ModelPack manifest
+        // (unknown/unknown) over the amd64 image's model layers
+        executor.RunId = "direct-modelpack";
+        var withModelPack = run with
+        {
+            Params = new Dictionary<string, ParamValue>(run.Params)
+            {
+                ["formats"] = ParamValue.Of("modelcar,modelpack"),
+                ["version-name"] = ParamValue.Of("quantized-w4a16-2502"), // the runs' --version-pattern holds
+            },
+        };
+        Assert.NotEqual(Param(run, "version-name"), Param(withModelPack, "version-name"));
+        var both = await RunAsync(withModelPack, executor);
+        var bothDigest = both.Results["IMAGE_DIGEST"];
+        Assert.NotEqual(digest, bothDigest);
+        await AssertBothRegistriesHold(c, withModelPack, bothDigest);
+        var platformManifests = JsonNode.Parse(index.StdOut)!["manifests"]!.AsArray().Select(m => m!.ToJsonString()).Order().ToList();
+        var baseIndex = await PeerTools.RunAsync("skopeo", ["inspect", "--raw", "--cert-dir", c.CertDir, "--authfile", c.QuayAuthFile, $"docker://{c.Quay.HostPort}/base/busybox@{c.BaseDigest}"]);
+        Assert.True(baseIndex.ExitCode == 0, baseIndex.ToString());
+        var baseAmd64 = await PeerTools.RunAsync("skopeo", ["inspect", "--raw", "--cert-dir", c.CertDir, "--authfile", c.QuayAuthFile,
+            $"docker://{c.Quay.HostPort}/base/busybox@{AmdDigest(baseIndex.StdOut)}"]);
+        Assert.True(baseAmd64.ExitCode == 0, baseAmd64.ToString());
+        int baseLayers = JsonNode.Parse(baseAmd64.StdOut)!["layers"]!.AsArray().Count;
+        foreach (var (repoRef, auth) in new[]
+        {
+            ($"docker://{c.Quay.HostPort}/{Param(run, "quay-repo")}", new[] { "--authfile", c.QuayAuthFile }),
+            ($"docker://{c.Internal.HostPort}/{Param(run, "internal-repo")}", new[] { "--creds", "serviceaccount:" + c.SaToken }),
+        })
+        {
+            var raw = await PeerTools.RunAsync("skopeo", ["inspect", "--raw", "--cert-dir", c.CertDir, .. auth, $"{repoRef}:{Param(withModelPack, "version-name")}"]);
+            Assert.True(raw.ExitCode == 0, raw.ToString());
+            Assert.Equal(bothDigest, Sha256Hex(raw.StdOut));
+            var entries = JsonNode.Parse(raw.StdOut)!["manifests"]!.AsArray().Select(m => m!).ToList();
+            var modelPack = Assert.Single(entries, m => m["artifactType"]?.GetValue<string>() == "application/vnd.cncf.model.manifest.v1+json");
+            Assert.Equal("unknown", modelPack["platform"]!["os"]!.GetValue<string>());
+            Assert.Equal("unknown", modelPack["platform"]!["architecture"]!.GetValue<string>());
+            Assert.Equal("modelpack", modelPack["annotations"]!["io.opendatahub.modelcar.manifest.type"]!.GetValue<string>());
+            // the platform entries are the default run's, byte for byte (same manifests, same digests)
+            Assert.Equal(platformManifests, entries.Where(m => m != modelPack).Select(m => m.ToJsonString()).Order().ToList());
+            var amd64 = await PeerTools.RunAsync("skopeo", ["inspect", "--raw", "--cert-dir", c.CertDir, .. auth, $"{repoRef}@{AmdDigest(raw.StdOut)}"]);
+            Assert.True(amd64.ExitCode == 0, amd64.ToString());
+            var modelLayers = JsonNode.Parse(amd64.StdOut)!["layers"]!.AsArray().Skip(baseLayers).Select(l => l!["digest"]!.GetValue<string>()).ToList();
+            Assert.NotEmpty(modelLayers);
+            var mp = await PeerTools.RunAsync("skopeo", ["inspect", "--raw", "--cert-dir", c.CertDir, .. auth, $"{repoRef}@{modelPack["digest"]!.GetValue<string>()}"]);
+            Assert.True(mp.ExitCode == 0, mp.ToString());
+            Assert.Equal(modelLayers, JsonNode.Parse(mp.StdOut)!["layers"]!.AsArray().Select(l => l!["digest"]!.GetValue<string>()).ToList());
+        }
+        Assert.Equal(2, c.ModelRegistry.Artifacts.Count);
+        Assert.Contains(c.ModelRegistry.Artifacts, a => Property(a, "image_digest") == bothDigest);
     }
+
+    /// <summary>The linux/amd64 manifest's digest in an image index.</summary>
+    private static string AmdDigest(string indexJson) =>
+        JsonNode.Parse(indexJson)!["manifests"]!.AsArray().Single(m => m!["platform"]?["os"]?.GetValue<string>() == "linux" && m["platform"]!["architecture"]!.GetValue<string>() == "amd64")!["digest"]!.GetValue<string>();
 }
