@@ -20,9 +20,9 @@ write_conf() {
   mkdir -p "$state/storage" "$state/runroot" "$state/tmp"
   cat >"$state/containers.conf" <<CONF
 [engine]
-# libpod's own temp state (conmon's exit files among it) beside the rest, not in /run/libpod, which two
-# engines (two clones, or a developer's and a test run's) would share; seen with two engines up: a
-# container removal timed out "waiting for file /run/libpod/exits/ID"
+# libpod's own temp state (conmon's exit files among it) beside the rest, not in /run/libpod, which every
+# other podman on the machine shares: a "podman system reset" elsewhere deletes that folder, and this
+# engine's container removals then time out "waiting for file …/exits/ID"
 tmp_dir = "$state/tmp"
 runtime = "runc"
 cgroup_manager = "cgroupfs"

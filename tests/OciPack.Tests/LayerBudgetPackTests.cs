@@ -147,7 +147,12 @@ public sealed class LayerBudgetPackTests : IDisposable
         Assert.Equal(202, Manifest(unbounded).GetProperty("layers").GetArrayLength());
 
         var store = _dir.Combine("podman");
+        // every path podman keeps state in is inside the store: the `system reset` below deletes the tmp dir, the
+        // volume path and the networks of the podman it runs as (left to the defaults or the test engine's
+        // CONTAINERS_CONF, that was the engine's own tmp dir: its conmon exit files vanished and every later
+        // container removal timed out "waiting for file …/exits/ID")
         string[] podman = ["--root", Path.Combine(store, "root"), "--runroot", Path.Combine(store, "run"), "--storage-driver", "overlay",
+            "--tmpdir", Path.Combine(store, "tmp"), "--volumepath", Path.Combine(store, "volumes"), "--network-config-dir", Path.Combine(store, "net"),
             "--cgroup-manager", "cgroupfs", "--events-backend", "none"];
         try
         {
