@@ -31,7 +31,7 @@
 # For oci-pack, scripts/bench-measure.py samples /proc/PID/io (write_bytes, rchar) and VmHWM until
 # exit and watches the model files with inotify (IN_ACCESS = their bytes were read).
 # buildah runs as root here: rootless buildah cannot do the seed's COPY --chown=1001:0 on this
-# machine (no /etc/subuid range: "chown /models: invalid argument"), see README.
+# machine (no /etc/subuid range: "chown /models: invalid argument"), see docs/benchmarks.md.
 # Needs: buildah, skopeo, docker-registry, busybox-static, openssl, curl, python3, ./build.sh's out/bin.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -78,6 +78,51 @@ public partial class LibraryBoundaryTests
         }
     }
 
+    /// <summary>
+    /// docs/architecture.md's library table is the contract (issue 19): each project's references are
+    /// exactly the ones listed, and every project under tools/ has a row.
+    /// </summary>
+    [Fact]
+    public void Project_references_are_the_ones_docs_architecture_lists()
+    {
+        var doc = File.ReadAllLines(Path.Combine(RepoPaths.Root, "docs", "architecture.md"));
+        var listed = new Dictionary<string, SortedSet<string>>(StringComparer.Ordinal);
+        foreach (var line in doc)
+        {
+            var m = TableRow().Match(line);
+            if (!m.Success)
+            {
+                continue;
+            }
+            var refs = m.Groups["refs"].Value.Trim();
+            listed[m.Groups["name"].Value] = new SortedSet<string>(
+                refs is "—" or "" ? [] : refs.Split(',').Select(r => r.Trim().Trim('`')), StringComparer.Ordinal);
+        }
+        var problems = new List<string>();
+        foreach (var project in Directory.GetFiles(Path.Combine(RepoPaths.Root, "tools"), "*.csproj", SearchOption.AllDirectories)
+            .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}", StringComparison.Ordinal)))
+        {
+            var name = Path.GetFileName(Path.GetDirectoryName(project)!);
+            var actual = new SortedSet<string>(XDocument.Load(project).Descendants("ProjectReference")
+                .Select(r => Path.GetFileName(Path.GetDirectoryName(((string?)r.Attribute("Include") ?? "").Replace('\\', '/'))!)!), StringComparer.Ordinal);
+            if (!listed.TryGetValue(name, out var expected))
+            {
+                problems.Add($"tools/{name} has no row in docs/architecture.md");
+                continue;
+            }
+            if (!actual.SetEquals(expected))
+            {
+                problems.Add($"tools/{name} references [{string.Join(", ", actual)}], docs/architecture.md lists [{string.Join(", ", expected)}]");
+            }
+        }
+        Assert.True(listed.Count >= 12, $"only {listed.Count} rows read from docs/architecture.md's table");
+        Assert.True(problems.Count == 0, string.Join("\n", problems));
+    }
+
+    /// <summary>A row of the library table: | `name` | owns | `A`, `B` | may not |.</summary>
+    [GeneratedRegex(@"^\| `(?<name>[A-Za-z-]+)` \|[^|]*\| (?<refs>[^|]*)\|")]
+    private static partial Regex TableRow();
+
     /// <summary>A CLI flag: two dashes, then a lowercase letter (the bare "--" of a repo-id check is not one).</summary>
     [GeneratedRegex(@"(?<![\w-])--[a-z][a-z0-9-]*")]
     private static partial Regex FlagPattern();
