@@ -2,6 +2,8 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using ModelCar.ModelRegistry;
 
+using ModelCar.TestSupport;
+
 namespace ModelCar.MrRegister.Tests;
 
 /// <summary>

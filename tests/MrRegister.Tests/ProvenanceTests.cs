@@ -1,5 +1,7 @@
 using System.Text.Json;
 
+using ModelCar.TestSupport;
+
 namespace ModelCar.MrRegister.Tests;
 
 /// <summary>

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using ModelCar.OciPack.Tests;
 using ModelCar.TestSupport;
 
 namespace ModelCar.Pipeline.Tests;

@@ -1,9 +1,6 @@
 using ModelCar.Packing;
 using System.Text;
 using System.Text.Json;
-using ModelCar.HfFetch.Tests;
-using ModelCar.MrRegister.Tests;
-using ModelCar.OciPack.Tests;
 using ModelCar.TestSupport;
 
 namespace ModelCar.Pipeline.Tests;

@@ -2,9 +2,6 @@ using ModelCar.Packing;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
-using ModelCar.HfFetch.Tests;
-using ModelCar.MrRegister.Tests;
-using ModelCar.OciPack.Tests;
 using ModelCar.TestSupport;
 
 namespace ModelCar.Pipeline.Tests;

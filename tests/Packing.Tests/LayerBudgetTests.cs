@@ -3,7 +3,7 @@ using ModelCar.Oci.Tar;
 using ModelCar.Packing;
 using ModelCar.TestSupport;
 
-namespace ModelCar.OciPack.Tests;
+namespace ModelCar.Packing.Tests;
 
 /// <summary>
 /// Issue 20 behaviour 1, the plan: files at or above the threshold are grouped only when they would exceed the model's

@@ -3,7 +3,7 @@ using System.Formats.Tar;
 using System.Security.Cryptography;
 using System.Text;
 
-namespace ModelCar.OciPack.Tests;
+namespace ModelCar.TestSupport;
 
 /// <summary>
 /// Base images for the tests, written by hand (System.Formats.Tar + hand-made JSON, not our OCI

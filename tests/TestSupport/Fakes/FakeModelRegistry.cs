@@ -12,7 +12,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
-namespace ModelCar.MrRegister.Tests;
+namespace ModelCar.TestSupport;
 
 public sealed record LoggedRequest(string Method, string Path, string Query, string Body, int Status, string? Authorization)
 {

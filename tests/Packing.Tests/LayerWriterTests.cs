@@ -5,7 +5,7 @@ using ModelCar.Oci.Archive;
 using ModelCar.Oci.Tar;
 using ModelCar.TestSupport;
 
-namespace ModelCar.OciPack.Tests;
+namespace ModelCar.Packing.Tests;
 
 public class LayerWriterTests
 {

@@ -4,7 +4,7 @@ using ModelCar.Common.Http;
 using ModelCar.HuggingFace;
 using ModelCar.TestSupport;
 
-namespace ModelCar.HfFetch.Tests;
+namespace ModelCar.HuggingFace.Tests;
 
 /// <summary>HubFile, the one type that reads a Hub file at a commit from any offset (hf-fetch and oci-pack --model hf://).</summary>
 public sealed class HubFileTests : IAsyncDisposable

@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Text.RegularExpressions;
 using ModelCar.TestSupport;
 
-namespace ModelCar.Common.Tests;
+namespace ModelCar.Binaries.Tests;
 
 /// <summary>
 /// The linux-arm64 Native-AOT binaries (cross-published by `./build.sh out/bin-arm64 linux-arm64`)

@@ -8,7 +8,7 @@ using ModelCar.Registry;
 using ModelCar.Registry.Auth;
 using ModelCar.TestSupport;
 
-namespace ModelCar.RegistryPush.Tests;
+namespace ModelCar.Registry.Tests;
 
 /// <summary>Protocol logic against in-process fakes (FakeHttpHandler): no registry, no network.</summary>
 public sealed class ProtocolUnitTests

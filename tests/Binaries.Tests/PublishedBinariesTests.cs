@@ -1,6 +1,6 @@
 using ModelCar.TestSupport;
 
-namespace ModelCar.Common.Tests;
+namespace ModelCar.Binaries.Tests;
 
 /// <summary>The published Native-AOT binaries start, print help and version, and reject bad usage with 2.</summary>
 public class PublishedBinariesTests

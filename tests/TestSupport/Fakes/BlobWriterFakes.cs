@@ -3,7 +3,7 @@ using System.Net;
 using System.Text;
 using ModelCar.Oci;
 
-namespace ModelCar.RegistryPush.Tests;
+namespace ModelCar.TestSupport;
 
 /// <summary>A blob in memory that can be read again from any offset; counts the re-reads.</summary>
 public sealed class MemoryBlob(byte[] data) : IRereadableBlob

@@ -12,7 +12,7 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
-namespace ModelCar.HfFetch.Tests;
+namespace ModelCar.TestSupport;
 
 public sealed class FakeFile(string path, byte[] content, bool lfs)
 {

@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 
-namespace ModelCar.HfFetch.Tests;
+namespace ModelCar.TestSupport;
 
 /// <summary>
 /// A TCP server on 127.0.0.1 that accepts connections and either never answers (reads and keeps

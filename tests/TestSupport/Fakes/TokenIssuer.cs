@@ -4,9 +4,9 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
-using ModelCar.TestSupport;
 
-namespace ModelCar.RegistryPush.Tests;
+
+namespace ModelCar.TestSupport;
 
 /// <summary>
 /// A docker-token-spec issuer on 127.0.0.1 for the registry's <c>auth: token</c>: checks Basic

@@ -5,7 +5,7 @@ using ModelCar.Registry;
 using ModelCar.Registry.Auth;
 using ModelCar.TestSupport;
 
-namespace ModelCar.RegistryPush.Tests;
+namespace ModelCar.Registry.Tests;
 
 /// <summary>The pull side (used by oci-pack for base images) against the real registry; skopeo puts the image there.</summary>
 public sealed class RegistryImageSourceTests(SharedRegistryFixture fixture) : IClassFixture<SharedRegistryFixture>

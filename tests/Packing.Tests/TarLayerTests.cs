@@ -3,7 +3,7 @@ using ModelCar.Oci.Tar;
 using ModelCar.Packing;
 using ModelCar.TestSupport;
 
-namespace ModelCar.OciPack.Tests;
+namespace ModelCar.Packing.Tests;
 
 /// <summary>The virtual tar layer: byte-identical to a TarWriter of the same entries, re-readable from any offset, checked sources.</summary>
 public sealed class TarLayerTests : IDisposable

@@ -1,7 +1,7 @@
 using ModelCar.Oci;
 using ModelCar.Packing;
 
-namespace ModelCar.OciPack.Tests;
+namespace ModelCar.Packing.Tests;
 
 /// <summary>The one-read fan-out: every writer gets every byte, the slowest sets the pace, failures abandon all.</summary>
 public sealed class BlobFanOutTests

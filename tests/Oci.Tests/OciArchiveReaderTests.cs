@@ -4,7 +4,7 @@ using ModelCar.Oci;
 using ModelCar.Oci.Archive;
 using ModelCar.TestSupport;
 
-namespace ModelCar.RegistryPush.Tests;
+namespace ModelCar.Oci.Tests;
 
 public sealed class OciArchiveReaderTests
 {

@@ -2,7 +2,7 @@ using ModelCar.Oci;
 using ModelCar.Oci.Tar;
 using ModelCar.Packing;
 
-namespace ModelCar.OciPack.Tests;
+namespace ModelCar.Packing.Tests;
 
 /// <summary>ImageAssembly, the pure part: configs, manifests and the index from bases and already written model layers.</summary>
 public sealed class ImageAssemblyTests

@@ -6,7 +6,7 @@ using ModelCar.Registry;
 using ModelCar.Registry.Auth;
 using ModelCar.TestSupport;
 
-namespace ModelCar.RegistryPush.Tests;
+namespace ModelCar.Registry.Tests;
 
 /// <summary>
 /// RegistryBlobWriter's protocol against an in-process fake registry (HttpMessageHandler level):

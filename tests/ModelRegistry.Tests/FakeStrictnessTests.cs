@@ -2,7 +2,9 @@ using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
 
-namespace ModelCar.MrRegister.Tests;
+using ModelCar.TestSupport;
+
+namespace ModelCar.ModelRegistry.Tests;
 
 /// <summary>The fake is the judge of "only defined fields": prove it is as strict as the real server.</summary>
 public sealed class FakeStrictnessTests : IAsyncLifetime

@@ -5,7 +5,7 @@ using ModelCar.Oci;
 using ModelCar.Oci.Tar;
 using ModelCar.Packing;
 
-namespace ModelCar.OciPack.Tests;
+namespace ModelCar.Packing.Tests;
 
 /// <summary>
 /// Issue 20 behaviour 2, the pure part: the ModelPack manifest beside the ModelCar one in the index, over the same

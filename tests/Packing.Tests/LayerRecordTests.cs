@@ -3,7 +3,7 @@ using ModelCar.Oci;
 using ModelCar.Packing;
 using ModelCar.TestSupport;
 
-namespace ModelCar.OciPack.Tests;
+namespace ModelCar.Packing.Tests;
 
 /// <summary>The re-run record: layer keys follow file identity and pack options; the record round-trips and is only a cache.</summary>
 public sealed class LayerRecordTests : IDisposable
