@@ -57,7 +57,10 @@ public sealed class LocalState
 
     public string Root { get; }
     public string StateDir { get; }
-    public string SnapshotPath => Path.Combine(StateDir, "snapshot.json");
+    /// <summary>The file name of the snapshot under <see cref="StateDir"/>.</summary>
+    public const string SnapshotFileName = "snapshot.json";
+
+    public string SnapshotPath => Path.Combine(StateDir, SnapshotFileName);
     public string VerifiedPath => Path.Combine(StateDir, "verified.jsonl");
     public string IncompleteDir => Path.Combine(StateDir, "incomplete");
 
@@ -166,6 +169,19 @@ public sealed class LocalState
             return _verified;
         }
     }
+
+    /// <summary>The repo paths recorded as verified (a torn last line is ignored), e.g. to say how far a run got.</summary>
+    public IReadOnlyCollection<string> RecordedVerifiedPaths()
+    {
+        lock (_gate)
+        {
+            return [.. Verified().Keys];
+        }
+    }
+
+    /// <summary>How many partial downloads a run left (files under incomplete/ resumed by the next run).</summary>
+    public int PartialDownloadCount() =>
+        Directory.Exists(IncompleteDir) ? Directory.EnumerateFiles(IncompleteDir, "*" + IncompleteSuffix, SearchOption.AllDirectories).Count() : 0;
 
     /// <summary>True if the file was verified earlier and is unchanged since (size and mtime as recorded): no re-hash.</summary>
     public bool IsRecordedVerified(FilePlan plan)

@@ -40,27 +40,13 @@ public sealed class SnapshotFetcher(ILogger logger)
     {
         var store = new LocalState(request.Dest);
         Files.EnsureDirectory(store.Root);
-        var commit = await client.ResolveRevisionAsync(request.RepoType, request.RepoId, request.Revision, ct).ConfigureAwait(false);
-        logger.LogInformation("{Repo}@{Revision} is commit {Commit}", request.RepoId, request.Revision, commit);
-        var tree = await client.ListTreeAsync(request.RepoType, request.RepoId, commit, ct).ConfigureAwait(false);
         var filter = new GlobFilter(request.Include, request.Exclude);
-        var plans = tree.Where(e => e.IsFile && filter.Matches(e.Path))
-            .OrderBy(e => e.Path, StringComparer.Ordinal)
-            .Select(e => FilePlan.From(e, store.Root))
-            .ToList();
-        if (plans.Count == 0)
+        var selection = await HubSelection.ResolveAsync(client, request.RepoType, request.RepoId, request.Revision, filter.Matches, store.Root, logger, ct).ConfigureAwait(false);
+        if (selection.EmptyReason(request.RepoId) is { } empty)
         {
-            throw new HubException(tree.Count == 0
-                ? $"{request.RepoId}@{commit} has no files"
-                : $"no file of {request.RepoId}@{commit} matches the include/exclude patterns ({tree.Count(e => e.IsFile)} files in the repo)", reason: tree.Count == 0 ? null : HubReason.NoFileMatchesFilter);
+            throw new HubException(empty, reason: selection.PatternsSelectedNone ? HubReason.NoFileMatchesFilter : null);
         }
-
-        foreach (var dup in DuplicateWeights.Find(plans.Select(p => p.RepoPath)))
-        {
-            logger.LogWarning("{Repo}: the selection holds the sharded Hugging Face weights and {What} ({Count} files, {Size}, e.g. {Example}): "
-                + "the same weights twice; exclude '{Pattern}' to avoid it",
-                request.RepoId, dup.Description, dup.Files.Count, SizeParser.Format(plans.Where(p => dup.Files.Contains(p.RepoPath)).Sum(p => p.Size)), dup.Files[0], dup.ExcludePattern);
-        }
+        var (commit, plans) = (selection.Commit, selection.Plans);
 
         // DIR no longer holds a complete snapshot until this run ends: oci-pack and --offline must not trust an old one
         store.DeleteSnapshot();

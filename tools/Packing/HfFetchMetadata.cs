@@ -1,21 +1,23 @@
-using System.Text.Json;
-using System.Text.Json.Serialization;
-using ModelCar.Common;
+using ModelCar.HuggingFace;
 
 namespace ModelCar.Packing;
 
-/// <summary>What hf-fetch leaves in <c>DIR/.hf-fetch/snapshot.json</c> (only the fields oci-pack uses are required).</summary>
+/// <summary>
+/// What hf-fetch left in <c>DIR/.hf-fetch/</c>, as oci-pack uses it. The format has one owner, the HuggingFace
+/// library (<see cref="LocalState"/>, <see cref="SnapshotMetadata"/>): this reads through it and adds oci-pack's
+/// questions (finished? which annotations? which sha256 can be taken without hashing?).
+/// </summary>
 public sealed record HfSnapshot
 {
-    [JsonPropertyName("repoId")] public string? RepoId { get; init; }
-    [JsonPropertyName("repoType")] public string? RepoType { get; init; }
-    [JsonPropertyName("revision")] public string? Revision { get; init; }
-    [JsonPropertyName("commit")] public string? Commit { get; init; }
-    [JsonPropertyName("endpoint")] public string? Endpoint { get; init; }
-    [JsonPropertyName("files")] public List<HfSnapshotFile>? Files { get; init; }
+    public string? RepoId { get; init; }
+    public string? RepoType { get; init; }
+    public string? Revision { get; init; }
+    public string? Commit { get; init; }
+    public string? Endpoint { get; init; }
+    public IReadOnlyList<SnapshotFile>? Files { get; init; }
 
-    public const string StateFolder = ".hf-fetch";
-    public const string RelativePath = ".hf-fetch/snapshot.json";
+    /// <summary>The snapshot's path relative to the model directory, for messages.</summary>
+    public static readonly string RelativePath = HubPaths.StateFolder + "/" + LocalState.SnapshotFileName;
 
     /// <summary>
     /// Null if <paramref name="modelDir"/> is no hf-fetch download or a finished one; else why it is not
@@ -26,60 +28,46 @@ public sealed record HfSnapshot
     /// </summary>
     public static string? IncompleteReason(string modelDir, HfSnapshot? snapshot, PathFilter filter)
     {
-        var state = Path.Combine(modelDir, StateFolder);
-        if (!Directory.Exists(state))
+        var state = new LocalState(modelDir);
+        if (!Directory.Exists(state.StateDir))
         {
             return null;
         }
         if (snapshot is not null)
         {
-            var listed = (snapshot.Files ?? []).Where(f => f.Path is not null && filter.IsIncluded(f.Path)).ToList();
-            var missing = listed.Where(f => new FileInfo(Path.Combine(modelDir, f.Path!)) is not { Exists: true } fi || fi.Length != f.Size).ToList();
+            var listed = (snapshot.Files ?? []).Where(f => filter.IsIncluded(f.Path)).ToList();
+            var missing = listed.Where(f => new FileInfo(Path.Combine(modelDir, f.Path)) is not { Exists: true } fi || fi.Length != f.Size).ToList();
             return missing.Count == 0
                 ? null
                 : $"{listed.Count - missing.Count} of {listed.Count} files ('{missing[0].Path}' is missing or of another size than the {missing[0].Size} bytes snapshot.json lists)";
         }
-        var verified = new HashSet<string>(StringComparer.Ordinal);
-        var verifiedPath = Path.Combine(state, "verified.jsonl");
-        if (File.Exists(verifiedPath))
-        {
-            foreach (var line in File.ReadLines(verifiedPath))
-            {
-                try
-                {
-                    using var doc = JsonDocument.Parse(line);
-                    if (doc.RootElement.TryGetProperty("path", out var p) && p.GetString() is { } path && filter.IsIncluded(path) && File.Exists(Path.Combine(modelDir, path)))
-                    {
-                        verified.Add(path);
-                    }
-                }
-                catch (JsonException)
-                {
-                    // a torn line after a kill
-                }
-            }
-        }
-        var incomplete = Path.Combine(state, "incomplete");
-        int partial = Directory.Exists(incomplete) ? Directory.EnumerateFiles(incomplete, "*.incomplete", SearchOption.AllDirectories).Count() : 0;
-        return $"{verified.Count} of {verified.Count + partial} files ({RelativePath} is missing: hf-fetch has not finished)";
+        var verified = state.RecordedVerifiedPaths().Where(path => filter.IsIncluded(path) && File.Exists(Path.Combine(modelDir, path))).Count();
+        int partial = state.PartialDownloadCount();
+        return $"{verified} of {verified + partial} files ({RelativePath} is missing: hf-fetch has not finished)";
     }
 
     /// <summary>Reads the snapshot if the model directory has one; a present but broken file is an error.</summary>
     public static HfSnapshot? TryRead(string modelDir)
     {
-        var path = Path.Combine(modelDir, RelativePath);
-        if (!File.Exists(path))
-        {
-            return null;
-        }
+        var state = new LocalState(modelDir);
+        SnapshotMetadata? read;
         try
         {
-            return JsonSerializer.Deserialize(File.ReadAllBytes(path), HfSnapshotJson.Default.HfSnapshot);
+            read = state.ReadSnapshot();
         }
-        catch (JsonException e)
+        catch (HubException e)
         {
-            throw new PackingException($"'{path}' is not valid hf-fetch metadata: {e.Message}", e);
+            throw new PackingException($"'{state.SnapshotPath}' is not valid hf-fetch metadata: {e.Message}", e);
         }
+        return read is null ? null : new HfSnapshot
+        {
+            RepoId = read.RepoId,
+            RepoType = read.RepoType,
+            Revision = read.Revision,
+            Commit = read.Commit,
+            Endpoint = read.Endpoint,
+            Files = read.Files,
+        };
     }
 
     /// <summary>org.opencontainers.image.source / .revision from the snapshot.</summary>
@@ -119,8 +107,8 @@ public sealed record HfSnapshot
     private Dictionary<string, string> Verified(ModelTree tree, bool identityToo)
     {
         var listed = (Files ?? [])
-            .Where(f => f.Path is not null && f.Sha256 is { Length: 64 } s && s.All(char.IsAsciiHexDigit))
-            .GroupBy(f => f.Path!, StringComparer.Ordinal)
+            .Where(f => f.Sha256 is { Length: 64 } s && s.All(char.IsAsciiHexDigit))
+            .GroupBy(f => f.Path, StringComparer.Ordinal)
             .ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
         var result = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var e in tree.Entries.Where(e => e.Kind == ModelEntryKind.File))
@@ -134,23 +122,3 @@ public sealed record HfSnapshot
         return result;
     }
 }
-
-/// <summary>One file of the snapshot, as far as oci-pack checks it.</summary>
-public sealed record HfSnapshotFile
-{
-    [JsonPropertyName("path")] public string? Path { get; init; }
-    [JsonPropertyName("size")] public long Size { get; init; }
-
-    /// <summary>The sha256 hf-fetch verified the content against (LFS files; null for git-stored ones).</summary>
-    [JsonPropertyName("sha256")] public string? Sha256 { get; init; }
-
-    /// <summary>The file's last-write time (UTC ticks) when hf-fetch verified it (absent in snapshots of earlier versions).</summary>
-    [JsonPropertyName("mtimeTicks")] public long? MtimeTicks { get; init; }
-
-    /// <summary>The file's inode when hf-fetch verified it (absent in snapshots of earlier versions).</summary>
-    [JsonPropertyName("inode")] public ulong? Inode { get; init; }
-}
-
-[JsonSourceGenerationOptions(PropertyNameCaseInsensitive = false)]
-[JsonSerializable(typeof(HfSnapshot))]
-internal sealed partial class HfSnapshotJson : JsonSerializerContext;

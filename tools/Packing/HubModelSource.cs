@@ -78,31 +78,22 @@ public sealed class HubModelSource : ILayerFileSource
 
     public static async Task<HubModelSource> OpenAsync(HubClient client, HubModelReference reference, RepoType type, PathFilter filter, ILogger logger, CancellationToken ct)
     {
-        var revision = reference.Revision ?? "main";
-        var commit = await client.ResolveRevisionAsync(type, reference.RepoId, revision, ct).ConfigureAwait(false);
-        logger.LogInformation("{Repo}@{Revision} is commit {Commit}", reference.RepoId, revision, commit);
-        var listing = await client.ListTreeAsync(type, reference.RepoId, commit, ct).ConfigureAwait(false);
+        // the local root only validates the paths (no .., no absolute paths) as hf-fetch does: nothing is written
+        var selection = await HubSelection.ResolveAsync(client, type, reference.RepoId, reference.Revision ?? "main", filter.IsIncluded, "/nonexistent-hub-root", logger, ct).ConfigureAwait(false);
+        if (selection.EmptyReason(reference.RepoId) is { } empty)
+        {
+            throw new PackingException(empty, reason: selection.PatternsSelectedNone ? PackingReason.NoFileMatchesFilter : null);
+        }
+        var commit = selection.Commit;
         var root = $"{HubModelReference.Scheme}{reference.RepoId}@{commit}";
         var files = new Dictionary<string, HubFile>(StringComparer.Ordinal);
         var entries = new List<ModelEntry>();
-        foreach (var e in listing.Where(e => e.IsFile && filter.IsIncluded(e.Path)))
+        foreach (var plan in selection.Plans)
         {
-            var plan = FilePlan.From(e, "/nonexistent-hub-root"); // validates the path (no .., no absolute paths) as hf-fetch does
             // the identity the layer record keys on: repo, commit, path and the listing's hash
             var identity = $"{root}/{plan.RepoPath}#{(plan.Kind == HashKind.Sha256 ? "sha256" : "gitsha1")}:{plan.Hash}";
             files[identity] = HubFile.At(client, type, reference.RepoId, commit, plan, logger);
             entries.Add(new ModelEntry(plan.RepoPath, ModelEntryKind.File, identity, plan.Size, null));
-        }
-        if (entries.Count == 0)
-        {
-            throw new PackingException(listing.Count == 0
-                ? $"{reference.RepoId}@{commit} has no files"
-                : $"no file of {reference.RepoId}@{commit} matches the include/exclude patterns ({listing.Count(e => e.IsFile)} files in the repo)", reason: listing.Count == 0 ? null : PackingReason.NoFileMatchesFilter);
-        }
-        foreach (var dup in DuplicateWeights.Find(entries.Select(p => p.RelativePath)))
-        {
-            logger.LogWarning("{Repo}: the selection holds the sharded Hugging Face weights and {What} ({Count} files, e.g. {Example}): "
-                + "the same weights twice; exclude '{Pattern}' to avoid it", reference.RepoId, dup.Description, dup.Files.Count, dup.Files[0], dup.ExcludePattern);
         }
         return new HubModelSource(reference, type, commit, client.Endpoint, ModelTree.FromFiles(root, entries), files);
     }

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.Extensions.Logging;
 using ModelCar.Common.IO;
+using ModelCar.HuggingFace;
 using ModelCar.Oci;
 
 namespace ModelCar.Packing;
@@ -24,7 +25,7 @@ namespace ModelCar.Packing;
 /// </summary>
 public sealed class LayerDigestRecord
 {
-    public const string DirectoryName = ".oci-pack";
+    public const string DirectoryName = HubPaths.OciPackStateFolder;
     public const string FileName = "layers.json";
 
     /// <summary>Version 1 records had no file hashes: they are not trusted (one read re-creates the record).</summary>

@@ -1,4 +1,5 @@
 using ModelCar.Common.IO;
+using ModelCar.HuggingFace;
 
 namespace ModelCar.Packing;
 
@@ -10,7 +11,7 @@ namespace ModelCar.Packing;
 public sealed class PathFilter
 {
     /// <summary>Metadata folders always left out: the HF cache folder, hf-fetch's own, and oci-pack's layer record (<see cref="LayerDigestRecord.DirectoryName"/>).</summary>
-    public static readonly string[] DefaultExcludes = [".cache/", ".hf-fetch/", LayerDigestRecord.DirectoryName + "/"];
+    public static readonly string[] DefaultExcludes = [".cache/", HubPaths.StateFolder + "/", LayerDigestRecord.DirectoryName + "/"];
 
     private readonly GlobFilter _filter;
     private readonly string[] _folderExcludes;
