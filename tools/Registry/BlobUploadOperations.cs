@@ -87,8 +87,8 @@ public sealed class BlobUploadOperations(RegistryRepository repository, ILogger 
     public async Task<UploadSession> StartAsync(CancellationToken ct)
     {
         var url = repository.UploadsUrl;
-        using var response = await Client.SendAsync(() => new HttpRequestMessage(HttpMethod.Post, url) { Content = new ByteArrayContent([]) }, repository.PushScope, ct)
-            .ConfigureAwait(false);
+        using var response = await Client.SendAsync(() => new HttpRequestMessage(HttpMethod.Post, url) { Content = new ByteArrayContent([]) },
+            repository.PushScope, ct).ConfigureAwait(false);
         if (response.StatusCode != HttpStatusCode.Accepted)
         {
             throw await RegistryErrors.ToExceptionAsync(response, ct).ConfigureAwait(false);
@@ -112,7 +112,8 @@ public sealed class BlobUploadOperations(RegistryRepository repository, ILogger 
 
     public async Task<(UploadSession Session, long Offset)?> GetStatusAsync(UploadSession session, CancellationToken ct)
     {
-        using var response = await Client.SendAsync(() => new HttpRequestMessage(HttpMethod.Get, session.Location), repository.PushScope, ct).ConfigureAwait(false);
+        using var response = await Client.SendAsync(() => new HttpRequestMessage(HttpMethod.Get, session.Location), repository.PushScope, ct)
+            .ConfigureAwait(false);
         if (response.StatusCode is HttpStatusCode.NoContent or HttpStatusCode.OK or HttpStatusCode.Accepted)
         {
             return (Next(session, response), StoredBytes(response) ?? 0);
@@ -127,8 +128,8 @@ public sealed class BlobUploadOperations(RegistryRepository repository, ILogger 
     public async Task<UploadAnswer> UploadChunkAsync(UploadSession session, Func<HttpContent> body, Func<HttpStatusCode, string?>? hint, CancellationToken ct)
     {
         var location = session.Location;
-        var response = await Client.SendAsync(() => new HttpRequestMessage(HttpMethod.Patch, location) { Content = body() }, repository.PushScope, ct, retry: false)
-            .ConfigureAwait(false);
+        var response = await Client.SendAsync(() => new HttpRequestMessage(HttpMethod.Patch, location) { Content = body() },
+            repository.PushScope, ct, retry: false).ConfigureAwait(false);
         return await AnswerAsync(session, response, patch: true, hint, ct).ConfigureAwait(false);
     }
 
@@ -156,8 +157,8 @@ public sealed class BlobUploadOperations(RegistryRepository repository, ILogger 
         using var timeout = new CancellationTokenSource(CancelTimeout);
         try
         {
-            using var response = await Client.SendAsync(() => new HttpRequestMessage(HttpMethod.Delete, session.Location), repository.PushScope, timeout.Token, retry: false)
-                .ConfigureAwait(false);
+            using var response = await Client.SendAsync(() => new HttpRequestMessage(HttpMethod.Delete, session.Location),
+                repository.PushScope, timeout.Token, retry: false).ConfigureAwait(false);
             logger.LogInformation("{What}: upload session cancelled (DELETE: {Status})", what, (int)response.StatusCode);
         }
         catch (Exception e)

@@ -119,7 +119,8 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
     public static Task CancelSessionAsync(RegistryRepository repository, UploadSession session, Digest digest, ILogger logger) =>
         new BlobUploadOperations(repository, logger).CancelAsync(session, What(digest));
 
-    /// <summary>Best-effort <c>DELETE</c> of an upload session (<paramref name="what"/> names it in the log); never throws (forwards to <see cref="BlobUploadOperations.CancelAsync"/>).</summary>
+    /// <summary>Best-effort <c>DELETE</c> of an upload session (<paramref name="what"/> names it in the log); never throws
+    /// (forwards to <see cref="BlobUploadOperations.CancelAsync"/>).</summary>
     public static Task CancelSessionAsync(RegistryRepository repository, UploadSession session, string what, ILogger logger) =>
         new BlobUploadOperations(repository, logger).CancelAsync(session, what);
 
@@ -203,6 +204,11 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
             {
                 throw cause;
             }
+            catch (DigestMismatchException)
+            {
+                _open = null; // the PUT completed the session (with other bytes): nothing to cancel
+                throw;
+            }
             if (answer is { Outcome: UploadOutcome.Stored })
             {
                 _open = null;
@@ -240,7 +246,8 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
         {
             (session, offset) = resumed;
         }
-        await using var writer = await RegistryBlobWriter.OpenAsync(_uploads, repository.Client.Settings, $"blob upload to {repository.Client.Registry}/{repository.Name}",
+        var target = $"blob upload to {repository.Client.Registry}/{repository.Name}";
+        await using var writer = await RegistryBlobWriter.OpenAsync(_uploads, repository.Client.Settings, target,
             new SourceBlob(blob.Size, openAt), options, logger, ct, session, progress, What(blob.Digest), resumeAt: offset,
             record: (s, stored) => Record(blob, s, stored)).ConfigureAwait(false);
         var buffer = ArrayPool<byte>.Shared.Rent(FeedBuffer);

@@ -82,7 +82,8 @@ public sealed class RegistryBlobWriter : IBlobWriter
     private long _rereadBytes;
 
     private RegistryBlobWriter(IBlobUploadOperations uploads, HttpSettings settings, string target, IRereadableBlob blob, UploadSession session,
-        UploadOptions options, ILogger logger, Action<long>? progress, string? what, long resumeAt, Func<UploadSession, long, bool>? record, CancellationToken ct)
+        UploadOptions options, ILogger logger, Action<long>? progress, string? what, long resumeAt, Func<UploadSession, long, bool>? record,
+        CancellationToken ct)
     {
         _uploads = uploads;
         _settings = settings;
@@ -361,7 +362,8 @@ public sealed class RegistryBlobWriter : IBlobWriter
             }
             catch (OperationCanceledException e) when (!_life.IsCancellationRequested)
             {
-                throw new TimeoutException($"PATCH {ModelCar.Common.Logging.Redactor.Url(session.Location)}: no answer {headersTimeout.TotalSeconds:0} s after the body was sent", e);
+                var where = ModelCar.Common.Logging.Redactor.Url(session.Location);
+                throw new TimeoutException($"PATCH {where}: no answer {headersTimeout.TotalSeconds:0} s after the body was sent", e);
             }
         }, _life.Token);
         _attempt = attempt;
@@ -535,8 +537,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
         }
     }
 
-    /// <summary>Tells the owner where the session stands (<see cref="OpenAsync(RegistryRepository, IRereadableBlob, UploadOptions, ILogger, CancellationToken, UploadSession?, Action{long}?, string?, long, Func{UploadSession, long, bool}?)"/>'s
-    /// <c>record</c>); what it answers decides whether an abandoned session is kept.</summary>
+    /// <summary>Tells the owner where the session stands (OpenAsync's <c>record</c>); what it answers decides whether an abandoned session is kept.</summary>
     private void Record() => _recorded = _record?.Invoke(_session, _stored) ?? false;
 
     /// <summary>What the writer adds to a refused PATCH or PUT.</summary>
