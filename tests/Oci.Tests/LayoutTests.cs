@@ -12,7 +12,11 @@ public class LayoutTests
     {
         using var tmp = new TempDir();
         var layout = OciLayout.OpenOrCreate(tmp.Combine("layout"));
-        var layer = await layout.WriteBlobAsync(new MemoryStream(Encoding.UTF8.GetBytes("layer")), MediaTypes.Layer, default);
+        var bytes = Encoding.UTF8.GetBytes("layer");
+        await using var writer = layout.OpenBlobWriter(bytes.Length, MediaTypes.Layer);
+        await writer.WriteAsync(bytes, default);
+        await writer.CommitAsync(Digest.Sha256(bytes), default);
+        var layer = writer.Result!;
         var config = layout.WriteBlob(Encoding.UTF8.GetBytes("{}"), MediaTypes.ImageConfig);
         var manifest = new ImageManifest { Config = config, Layers = [layer] };
         var m1 = layout.WriteBlob(OciJson.Serialize(manifest, OciJson.Manifest), MediaTypes.ImageManifest);
@@ -46,10 +50,14 @@ public class LayoutTests
         {
             var layout = OciLayout.OpenOrCreate(tmp.Combine($"l{round}"));
             using var start = new Barrier(8);
-            var writers = Enumerable.Range(0, 8).Select(_ => Task.Run(() =>
+            var digest = Digest.Sha256(content);
+            var writers = Enumerable.Range(0, 8).Select(_ => Task.Run(async () =>
             {
+                await using var writer = layout.OpenBlobWriter(content.Length, MediaTypes.Layer);
+                await writer.WriteAsync(content, default);
                 start.SignalAndWait();
-                return layout.WriteBlob(s => s.Write(content), MediaTypes.Layer);
+                await writer.CommitAsync(digest, default);
+                return writer.Result!;
             })).ToArray();
             var written = await Task.WhenAll(writers);
             Assert.Single(written.Select(d => d.Digest).Distinct());

@@ -98,7 +98,10 @@ public sealed class LayerBudgetPackTests : IDisposable
         var today = Packer.Plan(ModelTree.Scan(ten, PathFilter.Create([], [])), settings).Select(p =>
         {
             using var ms = new MemoryStream();
-            LayerWriter.Write(p.Entries, ms, attrs);
+            using (var s = new TarLayer(p.Entries, attrs).OpenAt(0))
+            {
+                s.CopyTo(ms);
+            }
             return (p.Title, "sha256:" + Convert.ToHexStringLower(SHA256.HashData(ms.ToArray())));
         }).ToList();
         Assert.Equal(11, today.Count);

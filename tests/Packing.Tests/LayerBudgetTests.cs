@@ -118,7 +118,10 @@ public sealed class LayerBudgetTests : IDisposable
     private static string Digest(LayerPlan plan, LayerEntryAttributes attrs)
     {
         using var ms = new MemoryStream();
-        LayerWriter.Write(plan.Entries, ms, attrs);
+        using (var s = new TarLayer(plan.Entries, attrs).OpenAt(0))
+        {
+            s.CopyTo(ms);
+        }
         return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(ms.ToArray()));
     }
 

@@ -23,7 +23,10 @@ public class LayerWriterTests
     private static byte[] Write(LayerPlan plan)
     {
         using var ms = new MemoryStream();
-        LayerWriter.Write(plan.Entries, ms, Attrs);
+        using (var s = new TarLayer(plan.Entries, Attrs).OpenAt(0))
+        {
+            s.CopyTo(ms);
+        }
         return ms.ToArray();
     }
 
@@ -106,7 +109,10 @@ public class LayerWriterTests
         var (plans, dir) = PlanFor(d => d.WriteFile("a.txt", "x"));
         using var _ = dir;
         using var ms = new MemoryStream();
-        LayerWriter.Write(plans[0].Entries, ms, Attrs with { Uid = 1000680000, Gid = 0 });
+        using (var s = new TarLayer(plans[0].Entries, Attrs with { Uid = 1000680000, Gid = 0 }).OpenAt(0))
+        {
+            s.CopyTo(ms);
+        }
         Assert.Equal(plans[0].TarSize, ms.Length);
         Assert.All(ReadAll(ms.ToArray()), e => Assert.Equal(1000680000, e.Uid));
     }

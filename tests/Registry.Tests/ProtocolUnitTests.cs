@@ -227,6 +227,10 @@ public sealed class ProtocolUnitTests
                 Cancel.Cancel();
                 throw new OperationCanceledException(Cancel.Token);
             }
+            if (req.Method == HttpMethod.Put && PutFault(_puts) == "503")
+            {
+                return FakeHttpHandler.Status(HttpStatusCode.ServiceUnavailable);
+            }
             if (req.Method == HttpMethod.Put)
             {
                 if (body is { Length: > 0 })
@@ -431,6 +435,21 @@ public sealed class ProtocolUnitTests
         Assert.Contains("503 Service Unavailable: the server asks to wait 100000 s before retrying, more than the 60 s limit", e.Message);
         Assert.Single(fake.ContentRanges);
         Assert.Equal(["s1"], fake.Deletes); // and the session is not left behind
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData(3000L)]
+    public async Task Giving_up_after_retries_is_one_transient_BlobUploadException_on_the_monolithic_and_the_chunked_path(long? chunk)
+    {
+        // one rule for "the registry kept failing until the budget was spent": transient (a later run may succeed), exit code 1
+        var data = TempDir.RandomBytes(9000, 82);
+        var fake = new FakeUploads { PatchFault = _ => "503", PutFault = _ => "503" };
+        var e = await Assert.ThrowsAsync<BlobUploadException>(() => Upload(fake, data, chunk, null));
+        Assert.True(e.IsTransient);
+        Assert.Matches(@"failed \d+ times.*; last error: 503", e.Message);
+        Assert.Equal(ModelCar.Common.Cli.ExitCodes.Failure, ModelCar.Common.Cli.ToolApp.ExitCodeOf(e));
+        Assert.NotEmpty(fake.Deletes); // no session left behind
     }
 
     [Fact]

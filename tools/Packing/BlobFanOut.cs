@@ -11,6 +11,11 @@ namespace ModelCar.Packing;
 /// no buffer is read before all writers took the previous one, so the slowest sets the pace and
 /// memory stays at two buffers per blob). After the last byte every writer commits the digest; on
 /// any failure every writer is disposed without commit (each abandons its blob).
+/// <para>
+/// The one copy engine of every output: model layers (hashed here: their digest is known only at
+/// the end), and base blobs (<c>known</c>: the source stream verifies the digest it was asked for,
+/// so it is not hashed twice) go through the same writers: layout, archive and registry beside each other.
+/// </para>
 /// </summary>
 public static class BlobFanOut
 {
@@ -20,14 +25,17 @@ public static class BlobFanOut
     /// <param name="observe">Also given every buffer, in order, while the writers write it (e.g. to hash each file of a layer);
     /// it runs before the commit, so throwing from it abandons every blob.</param>
     /// <param name="times">Where the time goes: reading the source vs waiting for the writers (which side is the bottleneck).</param>
+    /// <param name="known">The digest, when <paramref name="open"/> verifies it while it is read (it throws before its end
+    /// otherwise): the bytes are not hashed again and the writers commit this digest.</param>
+    /// <param name="progress">Told the bytes of every buffer handed to the writers.</param>
     public static async Task<Digest> CopyAsync(Func<Stream> open, long size, IReadOnlyList<IBlobWriter> writers, string what, CancellationToken ct,
-        Action<ReadOnlyMemory<byte>>? observe = null, FanOutTimes? times = null)
+        Action<ReadOnlyMemory<byte>>? observe = null, FanOutTimes? times = null, Digest? known = null, Action<long>? progress = null)
     {
         var buffers = new[] { ArrayPool<byte>.Shared.Rent(BufferSize), ArrayPool<byte>.Shared.Rent(BufferSize) };
         bool committed = false;
         try
         {
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            using var hash = known is null ? IncrementalHash.CreateHash(HashAlgorithmName.SHA256) : null;
             long total = 0;
             Task pending = Task.CompletedTask;
             await using (var input = open())
@@ -49,7 +57,8 @@ public static class BlobFanOut
                     {
                         throw new InvalidOperationException($"{what}: more than the {size} bytes planned");
                     }
-                    hash.AppendData(buffer, 0, n);
+                    hash?.AppendData(buffer, 0, n);
+                    progress?.Invoke(n);
                     var data = buffer.AsMemory(0, n);
                     pending = observe is null
                         ? WriteAllAsync(writers, data, ct)
@@ -60,7 +69,7 @@ public static class BlobFanOut
             {
                 throw new InvalidOperationException($"{what}: {total} bytes where {size} were planned");
             }
-            var digest = Digest.FromSha256Hash(hash.GetHashAndReset());
+            var digest = known ?? Digest.FromSha256Hash(hash!.GetHashAndReset());
             await Task.WhenAll(writers.Select(w => w.CommitAsync(digest, ct))).ConfigureAwait(false);
             committed = true;
             return digest;

@@ -22,7 +22,8 @@ public interface IImageTarget : IAsyncDisposable
     /// <summary>Before any layer: the layers in plan order (an archive reserves their regions in that order).</summary>
     void PrepareLayers(IReadOnlyList<TarLayer> layers) { }
 
-    Task AddBaseBlobAsync(IImageSource source, Descriptor blob, Action<long> progress, CancellationToken ct);
+    /// <summary>The writers for a base blob (none when this target has it already, or sends it itself later).</summary>
+    IReadOnlyList<IBlobWriter> OpenBaseBlob(Descriptor blob);
 
     /// <summary>The writers for layer <paramref name="index"/>; <paramref name="known"/> is its digest from an earlier run, if recorded.</summary>
     Task<IReadOnlyList<IBlobWriter>> OpenLayerAsync(int index, TarLayer layer, Digest? known, CancellationToken ct);
@@ -65,12 +66,23 @@ public sealed class ImageOutputs(IReadOnlyList<IImageTarget> targets, LayerDiges
     /// </summary>
     public IReadOnlyDictionary<string, string> FileSha256 => _fileSha256;
 
+    /// <summary>
+    /// A base blob to every target that needs its bytes, in one verified read through the same fan-out as
+    /// the model layers (<see cref="BlobFanOut"/>); not read at all when no target needs it.
+    /// </summary>
     public async Task CopyBaseBlobAsync(IImageSource source, Descriptor blob, Action<long> progress, CancellationToken ct)
     {
+        var writers = new List<IBlobWriter>();
         foreach (var t in targets)
         {
-            await t.AddBaseBlobAsync(source, blob, progress, ct).ConfigureAwait(false);
+            writers.AddRange(t.OpenBaseBlob(blob));
         }
+        if (writers.Count == 0)
+        {
+            return;
+        }
+        await BlobFanOut.CopyAsync(() => source.OpenVerified(blob), blob.Size, writers, $"blob {blob.Digest}", ct, known: blob.Digest, progress: progress)
+            .ConfigureAwait(false);
     }
 
     /// <summary>
@@ -261,15 +273,7 @@ public sealed class LayoutTarget(OciLayout layout, string? tag) : IImageTarget
 
     public OciLayout Layout => layout;
 
-    public async Task AddBaseBlobAsync(IImageSource source, Descriptor blob, Action<long> progress, CancellationToken ct)
-    {
-        if (layout.HasBlob(blob.Digest))
-        {
-            return;
-        }
-        await using var stream = source.OpenVerified(blob);
-        await layout.WriteBlobAsync(stream, blob.MediaType, ct, n => progress(n)).ConfigureAwait(false);
-    }
+    public IReadOnlyList<IBlobWriter> OpenBaseBlob(Descriptor blob) => layout.HasBlob(blob.Digest) ? [] : [layout.OpenBlobWriter(blob.Size, blob.MediaType)];
 
     public Task<IReadOnlyList<IBlobWriter>> OpenLayerAsync(int index, TarLayer layer, Digest? known, CancellationToken ct) =>
         Task.FromResult<IReadOnlyList<IBlobWriter>>(known is { } d && layout.HasBlob(d) ? [] : [layout.OpenBlobWriter(layer.Size, MediaTypes.Layer)]);
@@ -299,8 +303,7 @@ public sealed class ArchiveTarget(OciArchiveWriter writer, string path, string? 
     // regions are reserved in plan order, so the archive's entry order does not depend on timing
     public void PrepareLayers(IReadOnlyList<TarLayer> layers) => _slots = layers.Select(l => writer.ReserveBlob(l.Size)).ToList();
 
-    public Task AddBaseBlobAsync(IImageSource source, Descriptor blob, Action<long> progress, CancellationToken ct) =>
-        writer.CopyBlobAsync(blob, () => source.OpenVerified(blob), progress, ct);
+    public IReadOnlyList<IBlobWriter> OpenBaseBlob(Descriptor blob) => writer.OpenBlobWriter(blob) is { } w ? [w] : [];
 
     public Task<IReadOnlyList<IBlobWriter>> OpenLayerAsync(int index, TarLayer layer, Digest? known, CancellationToken ct) =>
         Task.FromResult<IReadOnlyList<IBlobWriter>>([_slots[index].OpenWriter()]);
@@ -351,13 +354,13 @@ public sealed class RegistryTarget(IReadOnlyList<(RegistryReference Reference, R
     public IReadOnlyList<PushResult> Results { get; private set; } = [];
 
     /// <summary>Base blobs are sent by the pusher at commit; a base on a destination's host is mounted from its repository.</summary>
-    public Task AddBaseBlobAsync(IImageSource source, Descriptor blob, Action<long> progress, CancellationToken ct)
+    public IReadOnlyList<IBlobWriter> OpenBaseBlob(Descriptor blob)
     {
         lock (_lock)
         {
             _baseBlobs.Add(blob.Digest);
         }
-        return Task.CompletedTask;
+        return [];
     }
 
     public async Task<IReadOnlyList<IBlobWriter>> OpenLayerAsync(int index, TarLayer layer, Digest? known, CancellationToken ct)

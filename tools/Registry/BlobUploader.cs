@@ -54,8 +54,10 @@ public sealed record UploadOptions
 /// </summary>
 public sealed class BlobUploader(RegistryRepository repository, UploadOptions options, ILogger logger, UploadStateStore? state = null)
 {
-    /// <summary>How long a best-effort DELETE of a session may take (the process ends 2 s after a signal).</summary>
-    public static readonly TimeSpan CancelTimeout = TimeSpan.FromMilliseconds(1500);
+    /// <summary>How long a best-effort DELETE of a session may take (forwards to <see cref="BlobUploadOperations.CancelTimeout"/>).</summary>
+    public static readonly TimeSpan CancelTimeout = BlobUploadOperations.CancelTimeout;
+
+    private readonly BlobUploadOperations _uploads = new(repository, logger);
 
     /// <summary>Bytes read from the source at a time for the chunked path.</summary>
     private const int FeedBuffer = 1 << 20;
@@ -81,7 +83,7 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
         catch (Exception) when (_open is { } open)
         {
             _open = null;
-            await CancelSessionAsync(repository, open, blob.Digest, logger).ConfigureAwait(false);
+            await _uploads.CancelAsync(open, What(blob.Digest)).ConfigureAwait(false);
             throw;
         }
     }
@@ -111,25 +113,16 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
         state?.Remove(repository.Client.Registry, repository.Name, blob.Digest);
     }
 
-    /// <summary>Best-effort <c>DELETE</c> of an upload session, bounded by <see cref="CancelTimeout"/>; never throws.</summary>
-    public static Task CancelSessionAsync(RegistryRepository repository, UploadSession session, Digest digest, ILogger logger) =>
-        CancelSessionAsync(repository, session, "blob " + digest.Encoded[..12], logger);
+    private static string What(Digest digest) => "blob " + digest.Encoded[..12];
 
-    /// <summary>Best-effort <c>DELETE</c> of an upload session (<paramref name="what"/> names it in the log); never throws.</summary>
-    public static async Task CancelSessionAsync(RegistryRepository repository, UploadSession session, string what, ILogger logger)
-    {
-        using var timeout = new CancellationTokenSource(CancelTimeout);
-        try
-        {
-            using var response = await repository.Client.SendAsync(() => new HttpRequestMessage(HttpMethod.Delete, session.Location), repository.PushScope, timeout.Token, retry: false)
-                .ConfigureAwait(false);
-            logger.LogInformation("{What}: upload session cancelled (DELETE: {Status})", what, (int)response.StatusCode);
-        }
-        catch (Exception e)
-        {
-            logger.LogDebug("{What}: could not cancel the upload session: {Error}", what, ErrorText.Describe(e));
-        }
-    }
+    /// <summary>Best-effort <c>DELETE</c> of an upload session; never throws (forwards to <see cref="BlobUploadOperations.CancelAsync"/>).</summary>
+    public static Task CancelSessionAsync(RegistryRepository repository, UploadSession session, Digest digest, ILogger logger) =>
+        new BlobUploadOperations(repository, logger).CancelAsync(session, What(digest));
+
+    /// <summary>Best-effort <c>DELETE</c> of an upload session (<paramref name="what"/> names it in the log); never throws
+    /// (forwards to <see cref="BlobUploadOperations.CancelAsync"/>).</summary>
+    public static Task CancelSessionAsync(RegistryRepository repository, UploadSession session, string what, ILogger logger) =>
+        new BlobUploadOperations(repository, logger).CancelAsync(session, what);
 
     /// <summary>
     /// A blob that is already in the registry needs no recorded session: cancel it (if any) and drop
@@ -160,7 +153,7 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
         {
             try
             {
-                var status = await StatusAsync(new UploadSession(location, record.MinChunkLength), ct).ConfigureAwait(false);
+                var status = await _uploads.GetStatusAsync(new UploadSession(location, record.MinChunkLength), ct).ConfigureAwait(false);
                 if (status is { } s && s.Offset <= blob.Size)
                 {
                     logger.LogInformation("blob {Digest}: resuming the upload of an earlier run at byte {Offset} of {Size} (the registry's offset; the record said {Recorded})",
@@ -185,25 +178,23 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
 
     private async Task MonolithicAsync(Descriptor blob, Func<Stream> openVerified, UploadSession? session, Action<long> progress, CancellationToken ct)
     {
-        var retries = options.PolicyFor(repository.Client.Settings, logger).Begin("blob " + blob.Digest.Encoded[..12]);
+        var retries = options.PolicyFor(repository.Client.Settings, logger).Begin(What(blob.Digest));
         while (true)
         {
-            session = Opened(session ?? await repository.StartUploadAsync(ct).ConfigureAwait(false));
-            var url = RegistryClient.WithQuery(session.Location, "digest", blob.Digest.ToString());
+            session = Opened(session ?? await _uploads.StartAsync(ct).ConfigureAwait(false));
             long sent = 0;
-            HttpResponseMessage? response = null;
+            UploadAnswer? answer = null;
             Exception? error = null;
-            TimeSpan? serverDelay = null;
             try
             {
-                response = await repository.Client.SendAsync(() =>
+                answer = await _uploads.CompleteAsync(session, blob.Digest, () =>
                 {
                     sent = 0;
                     var content = new StreamingContent(() => new EndCheckingStream(openVerified(), blob.Size), blob.Size, n => { sent += n; progress(n); },
                         repository.Client.Settings.StallTimeout);
                     content.Headers.ContentType = RegistryClient.OctetStream;
-                    return new HttpRequestMessage(HttpMethod.Put, url) { Content = content };
-                }, repository.PushScope, ct, retry: false).ConfigureAwait(false);
+                    return content;
+                }, null, ct).ConfigureAwait(false);
             }
             catch (Exception e) when (IsRecoverable(e, ct))
             {
@@ -213,35 +204,30 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
             {
                 throw cause;
             }
-            if (response is not null)
+            catch (DigestMismatchException)
             {
-                var (outcome, failure, delay) = await UploadAnswers.ClassifyAsync(response, patch: false, repository.Client.Settings.MaxRetryWait, ct).ConfigureAwait(false);
-                if (outcome == UploadOutcome.Stored)
-                {
-                    using (response)
-                    {
-                        _open = null;
-                        RegistryRepository.CheckReportedDigest(response, blob.Digest, $"PUT blob {blob.Digest}");
-                    }
-                    return;
-                }
-                if (outcome == UploadOutcome.Refused)
-                {
-                    throw await RegistryErrors.ToExceptionAsync(response, ct, HintFor(response)).ConfigureAwait(false);
-                }
-                // a dead session or a temporary failure: this blob starts again with a new session
-                error = failure;
-                serverDelay = delay;
-                response.Dispose();
+                _open = null; // the PUT completed the session (with other bytes): nothing to cancel
+                throw;
             }
+            if (answer is { Outcome: UploadOutcome.Stored })
+            {
+                _open = null;
+                return;
+            }
+            if (answer is { Outcome: UploadOutcome.Refused })
+            {
+                throw answer.Error!;
+            }
+            // a dead session or a temporary failure: this blob starts again with a new session
+            error ??= answer!.Error;
             progress(-sent);
             if (!retries.TryFail())
             {
-                throw new RegistryException($"upload of blob {blob.Digest} failed {retries.Failures} times; last error: {ErrorText.Describe(error!)}", error);
+                throw BlobUploadException.GaveUp($"upload of blob {blob.Digest} failed {retries.Failures} times", error!);
             }
-            await retries.WaitAsync($"upload failed ({ErrorText.Describe(error!)})", "starting it again with a new session", serverDelay, ct).ConfigureAwait(false);
+            await retries.WaitAsync($"upload failed ({ErrorText.Describe(error!)})", "starting it again with a new session", answer?.Delay, ct).ConfigureAwait(false);
             _open = null;
-            await CancelSessionAsync(repository, session, blob.Digest, logger).ConfigureAwait(false); // partial bytes of the failed PUT
+            await _uploads.CancelAsync(session, What(blob.Digest)).ConfigureAwait(false); // partial bytes of the failed PUT
             session = null;
         }
     }
@@ -260,8 +246,10 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
         {
             (session, offset) = resumed;
         }
-        await using var writer = await RegistryBlobWriter.OpenAsync(repository, new SourceBlob(blob.Size, openAt), options, logger, ct, session, progress,
-            "blob " + blob.Digest.Encoded[..12], resumeAt: offset, record: (s, stored) => Record(blob, s, stored)).ConfigureAwait(false);
+        var target = $"blob upload to {repository.Client.Registry}/{repository.Name}";
+        await using var writer = await RegistryBlobWriter.OpenAsync(_uploads, repository.Client.Settings, target,
+            new SourceBlob(blob.Size, openAt), options, logger, ct, session, progress, What(blob.Digest), resumeAt: offset,
+            record: (s, stored) => Record(blob, s, stored)).ConfigureAwait(false);
         var buffer = ArrayPool<byte>.Shared.Rent(FeedBuffer);
         Stream? source = null;
         try
@@ -298,78 +286,11 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
         public Stream OpenAt(long offset) => openAt(offset);
     }
 
-    /// <summary>GET the upload URL: the offset to resume from (end of Range + 1), or null if the session is gone.</summary>
-    private Task<(UploadSession Session, long Offset)?> StatusAsync(UploadSession session, CancellationToken ct) => StatusAsync(repository, session, ct);
+    /// <summary>Bytes an upload session holds by its Range header (forwards to <see cref="BlobUploadOperations.StoredBytes"/>).</summary>
+    public static long? StoredBytes(HttpResponseMessage response) => BlobUploadOperations.StoredBytes(response);
 
-    /// <summary>GET the upload URL: the offset to resume from (end of Range + 1), or null if the session is gone.</summary>
-    internal static async Task<(UploadSession Session, long Offset)?> StatusAsync(RegistryRepository repository, UploadSession session, CancellationToken ct)
-    {
-        using var response = await repository.Client.SendAsync(() => new HttpRequestMessage(HttpMethod.Get, session.Location), repository.PushScope, ct).ConfigureAwait(false);
-        if (response.StatusCode is HttpStatusCode.NoContent or HttpStatusCode.OK or HttpStatusCode.Accepted)
-        {
-            var next = response.Headers.Location is not null ? session with { Location = RegistryClient.ResolveLocation(session.Location, response) } : session;
-            return (next, StoredBytes(response) ?? 0);
-        }
-        if (response.StatusCode is HttpStatusCode.NotFound or HttpStatusCode.BadRequest)
-        {
-            return null;
-        }
-        throw await RegistryErrors.ToExceptionAsync(response, ct).ConfigureAwait(false);
-    }
-
-    /// <summary>
-    /// How many bytes an upload session holds according to its <c>Range</c> header, or null without one.
-    /// <c>0-N</c> is N + 1 bytes, except <c>0-0</c>: CNCF distribution answers an empty session with
-    /// <c>0-0</c> (after 2 bytes <c>0-1</c>), so <c>0-0</c> is read as 0 bytes. That is unambiguous
-    /// because no chunk is 1 byte long (the chunk size is at least 2).
-    /// </summary>
-    public static long? StoredBytes(HttpResponseMessage response) => RangeEnd(response) is { } end ? (end == 0 ? 0 : end + 1) : null;
-
-    /// <summary>The inclusive end of a <c>Range: 0-N</c> header (some registries write "bytes=0-N").</summary>
-    public static long? RangeEnd(HttpResponseMessage response)
-    {
-        if (!response.Headers.TryGetValues("Range", out var values))
-        {
-            return null;
-        }
-        var v = values.First().Trim();
-        if (v.StartsWith("bytes=", StringComparison.OrdinalIgnoreCase))
-        {
-            v = v[6..];
-        }
-        int dash = v.IndexOf('-');
-        return dash > 0 && long.TryParse(v[(dash + 1)..], out long end) && long.TryParse(v[..dash], out long start) && start == 0 ? end : null;
-    }
-
-    /// <summary>404 with BLOB_UPLOAD_INVALID / BLOB_UPLOAD_UNKNOWN (or no code): the registry dropped the session.</summary>
-    internal static async Task<bool> IsDeadSessionAsync(HttpResponseMessage response, CancellationToken ct)
-    {
-        if (response.StatusCode != HttpStatusCode.NotFound)
-        {
-            return false;
-        }
-        await response.Content.LoadIntoBufferAsync(ct).ConfigureAwait(false);
-        var code = ServerCode(response);
-        return code is null or "BLOB_UPLOAD_INVALID" or "BLOB_UPLOAD_UNKNOWN";
-    }
-
-    internal static string? ServerCode(HttpResponseMessage response)
-    {
-        try
-        {
-            var body = response.Content.ReadAsStringAsync().GetAwaiter().GetResult();
-            return RegistryErrors.Parse(body)?.Code;
-        }
-        catch (Exception e) when (e is IOException or HttpRequestException or InvalidOperationException)
-        {
-            return null;
-        }
-    }
-
-    private static string? HintFor(HttpResponseMessage response) => response.StatusCode == HttpStatusCode.RequestEntityTooLarge
-        ? "the registry refuses a body this large"
-        : null;
-
+    /// <summary>The inclusive end of a <c>Range: 0-N</c> header (forwards to <see cref="BlobUploadOperations.RangeEnd"/>).</summary>
+    public static long? RangeEnd(HttpResponseMessage response) => BlobUploadOperations.RangeEnd(response);
 
     internal static bool IsRecoverable(Exception e, CancellationToken ct) =>
         !ct.IsCancellationRequested && PermanentCause(e) is null && HttpRetry.IsTransient(e, ct);

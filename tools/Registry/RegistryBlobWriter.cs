@@ -31,7 +31,7 @@ namespace ModelCar.Registry;
 /// </para>
 /// <para>
 /// Disposing without <see cref="CommitAsync"/> cancels the session with <c>DELETE</c> (best effort,
-/// <see cref="BlobUploader.CancelTimeout"/>), so nothing stays in the registry, unless the owner recorded
+/// <see cref="BlobUploadOperations.CancelTimeout"/>), so nothing stays in the registry, unless the owner recorded
 /// the session for a later run (<see cref="OpenAsync"/>'s <c>record</c>: registry-push, whose digests are
 /// known up front, keeps chunked sessions in its <see cref="UploadStateStore"/> and opens the writer with
 /// <c>resumeAt</c> next time). oci-pack's one pass records nothing (the state file is keyed by digest,
@@ -52,7 +52,9 @@ public sealed class RegistryBlobWriter : IBlobWriter
 
     private const int SliceSize = 1 << 20;
 
-    private readonly RegistryRepository _repository;
+    private readonly IBlobUploadOperations _uploads;
+    private readonly HttpSettings _settings;
+    private readonly string _target;  // "blob upload to HOST/REPO": names a session that cannot be started
     private readonly IRereadableBlob _blob;
     private readonly ILogger _logger;
     private readonly Action<long>? _progress;
@@ -79,18 +81,21 @@ public sealed class RegistryBlobWriter : IBlobWriter
     private long _bodyBytes;
     private long _rereadBytes;
 
-    private RegistryBlobWriter(RegistryRepository repository, IRereadableBlob blob, UploadSession session, UploadOptions options, ILogger logger,
-        Action<long>? progress, string? what, long resumeAt, Func<UploadSession, long, bool>? record, CancellationToken ct)
+    private RegistryBlobWriter(IBlobUploadOperations uploads, HttpSettings settings, string target, IRereadableBlob blob, UploadSession session,
+        UploadOptions options, ILogger logger, Action<long>? progress, string? what, long resumeAt, Func<UploadSession, long, bool>? record,
+        CancellationToken ct)
     {
-        _repository = repository;
+        _uploads = uploads;
+        _settings = settings;
+        _target = target;
         _blob = blob;
         _session = session;
         _logger = logger;
         _progress = progress;
-        _what = what ?? $"blob upload to {repository.Client.Registry}/{repository.Name}";
+        _what = what ?? target;
         _chunkSize = options.ChunkSizeFor(blob.Size);
         _life = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        _retries = options.PolicyFor(repository.Client.Settings, logger).Begin(_what);
+        _retries = options.PolicyFor(settings, logger).Begin(_what);
         _record = record;
         Sessions = 1;
         _position = _consumed = _stored = resumeAt;
@@ -109,8 +114,19 @@ public sealed class RegistryBlobWriter : IBlobWriter
     /// for a later run: then an abandoned writer leaves the session in the registry instead of DELETEing it).
     /// </para>
     /// </summary>
-    public static async Task<RegistryBlobWriter> OpenAsync(RegistryRepository repository, IRereadableBlob blob, UploadOptions options, ILogger logger,
+    public static Task<RegistryBlobWriter> OpenAsync(RegistryRepository repository, IRereadableBlob blob, UploadOptions options, ILogger logger,
         CancellationToken ct, UploadSession? session = null, Action<long>? progress = null, string? what = null,
+        long resumeAt = 0, Func<UploadSession, long, bool>? record = null) =>
+        OpenAsync(new BlobUploadOperations(repository, logger), repository.Client.Settings, $"blob upload to {repository.Client.Registry}/{repository.Name}",
+            blob, options, logger, ct, session, progress, what, resumeAt, record);
+
+    /// <summary>
+    /// Opens a writer over any <see cref="IBlobUploadOperations"/> (the HTTP calls); this class is only the
+    /// policy: what to send next, when to wait, resume or start again. <paramref name="target"/> names the
+    /// destination in the failure of a session that cannot be started.
+    /// </summary>
+    public static async Task<RegistryBlobWriter> OpenAsync(IBlobUploadOperations uploads, HttpSettings settings, string target, IRereadableBlob blob,
+        UploadOptions options, ILogger logger, CancellationToken ct, UploadSession? session = null, Action<long>? progress = null, string? what = null,
         long resumeAt = 0, Func<UploadSession, long, bool>? record = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(resumeAt);
@@ -119,8 +135,8 @@ public sealed class RegistryBlobWriter : IBlobWriter
         {
             throw new ArgumentException("resuming needs the session that holds the bytes", nameof(session));
         }
-        session ??= await StartAsync(repository, ct).ConfigureAwait(false);
-        return new RegistryBlobWriter(repository, blob, session, options, logger, progress, what, resumeAt, record, ct);
+        session ??= await StartAsync(uploads, target, ct).ConfigureAwait(false);
+        return new RegistryBlobWriter(uploads, settings, target, blob, session, options, logger, progress, what, resumeAt, record, ct);
     }
 
     /// <summary>The blob's size (what the producer must write before <see cref="CommitAsync"/>).</summary>
@@ -237,7 +253,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
             a.Content?.Abort();
             try
             {
-                (await a.Task.ConfigureAwait(false))?.Dispose();
+                await a.Task.ConfigureAwait(false);
             }
             catch (Exception e)
             {
@@ -246,7 +262,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
         }
         if (!_committed && !_recorded)
         {
-            await BlobUploader.CancelSessionAsync(_repository, _session, _what, _logger).ConfigureAwait(false);
+            await _uploads.CancelAsync(_session, _what).ConfigureAwait(false);
         }
         try
         {
@@ -286,15 +302,15 @@ public sealed class RegistryBlobWriter : IBlobWriter
         }
     }
 
-    private static async Task<UploadSession> StartAsync(RegistryRepository repository, CancellationToken ct)
+    private static async Task<UploadSession> StartAsync(IBlobUploadOperations uploads, string target, CancellationToken ct)
     {
         try
         {
-            return await repository.StartUploadAsync(ct).ConfigureAwait(false);
+            return await uploads.StartAsync(ct).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
-            throw Failure($"blob upload to {repository.Client.Registry}/{repository.Name}: cannot start an upload session: {ErrorText.Describe(e)}", e);
+            throw Failure($"{target}: cannot start an upload session: {ErrorText.Describe(e)}", e);
         }
     }
 
@@ -318,20 +334,20 @@ public sealed class RegistryBlobWriter : IBlobWriter
         long length = _blob.Size - start;
         if (_chunkSize is { } c)
         {
-            // at least 2 bytes: "Range: 0-0" then always means an empty session (see BlobUploader.StoredBytes)
+            // at least 2 bytes: "Range: 0-0" then always means an empty session (see BlobUploadOperations.StoredBytes)
             length = Math.Min(length, Math.Max(Math.Max(c, _session.MinChunkLength), 2));
         }
         // a streamed body from byte 0 goes without Content-Range (as containers/image sends it); a resumed
         // or chunked one says where it starts, so the registry checks the offset (416 if it disagrees)
         bool withRange = _chunkSize is not null || start > 0;
-        var location = _session.Location;
+        var session = _session;
         var attempt = new Attempt(start, length, _life.Token);
-        var headersTimeout = _repository.Client.Settings.HeadersTimeout;
+        var headersTimeout = _settings.HeadersTimeout;
         attempt.Task = Task.Run(async () =>
         {
             try
             {
-                return await _repository.Client.SendAsync(() =>
+                return await _uploads.UploadChunkAsync(session, () =>
                 {
                     attempt.Content?.Abort(); // a resend after a 401: the earlier body stops reading the pipe
                     var content = new FedContent(this, attempt, start, length, headersTimeout);
@@ -341,12 +357,13 @@ public sealed class RegistryBlobWriter : IBlobWriter
                     {
                         content.Headers.TryAddWithoutValidation("Content-Range", $"{start}-{start + length - 1}");
                     }
-                    return new HttpRequestMessage(HttpMethod.Patch, location) { Content = content };
-                }, _repository.PushScope, attempt.Token, retry: false).ConfigureAwait(false);
+                    return content;
+                }, RefusalHint, attempt.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException e) when (!_life.IsCancellationRequested)
             {
-                throw new TimeoutException($"PATCH {ModelCar.Common.Logging.Redactor.Url(location)}: no answer {headersTimeout.TotalSeconds:0} s after the body was sent", e);
+                var where = ModelCar.Common.Logging.Redactor.Url(session.Location);
+                throw new TimeoutException($"PATCH {where}: no answer {headersTimeout.TotalSeconds:0} s after the body was sent", e);
             }
         }, _life.Token);
         _attempt = attempt;
@@ -354,13 +371,15 @@ public sealed class RegistryBlobWriter : IBlobWriter
 
     private async Task FinishPatchAsync(Attempt attempt, CancellationToken ct)
     {
-        HttpResponseMessage? response = null;
+        UploadAnswer? answer = null;
         Exception? error = null;
-        TimeSpan? delay = null;
-        bool dead = false;
         try
         {
-            response = await attempt.Task.ConfigureAwait(false);
+            answer = await attempt.Task.ConfigureAwait(false);
+        }
+        catch (RetryWaitTooLongException e)
+        {
+            throw Failure($"{_what}: {e.Message}", e, transient: true);
         }
         catch (Exception e) when (BlobUploader.IsRecoverable(e, ct) && !_life.IsCancellationRequested)
         {
@@ -375,98 +394,78 @@ public sealed class RegistryBlobWriter : IBlobWriter
             attempt.Content?.Abort();
             attempt.Dispose();
         }
-        if (response is not null)
+        if (answer is { Outcome: UploadOutcome.Stored })
         {
-            using (response)
+            long end = attempt.Start + attempt.Length;
+            long stored = answer.Stored ?? end;
+            _session = answer.Session;
+            if (stored == end)
             {
-                var (outcome, failure, serverDelay) = await ClassifyAsync(response, patch: true, ct).ConfigureAwait(false);
-                if (outcome == UploadOutcome.Stored)
-                {
-                    long end = attempt.Start + attempt.Length;
-                    long stored = BlobUploader.StoredBytes(response) ?? end;
-                    if (response.Headers.Location is not null)
-                    {
-                        _session = _session with { Location = RegistryClient.ResolveLocation(_session.Location, response) };
-                    }
-                    if (stored == end)
-                    {
-                        _stored = stored;
-                        _retries.Progressed();
-                        Record();
-                        Report(stored);
-                        return;
-                    }
-                    error = new HttpRequestException($"the registry acknowledged {stored} bytes where {end} were sent");
-                }
-                else if (outcome == UploadOutcome.Refused)
-                {
-                    throw await PermanentAsync(response, ct).ConfigureAwait(false);
-                }
-                else
-                {
-                    dead = outcome == UploadOutcome.SessionDead;
-                    error = failure;
-                    delay = serverDelay;
-                }
+                _stored = stored;
+                _retries.Progressed();
+                Record();
+                Report(stored);
+                return;
             }
+            error = new HttpRequestException($"the registry acknowledged {stored} bytes where {end} were sent");
         }
-        await RecoverAsync(error!, delay, dead, ct).ConfigureAwait(false);
+        else if (answer is { Outcome: UploadOutcome.Refused })
+        {
+            throw Refused(answer);
+        }
+        else if (answer is not null)
+        {
+            error = answer.Error;
+        }
+        await RecoverAsync(error!, answer?.Delay, answer?.Outcome == UploadOutcome.SessionDead, ct).ConfigureAwait(false);
     }
 
     /// <summary>PUT ?digest= with an empty body: true when the blob is stored; false when bytes must be sent again first.</summary>
     private async Task<bool> PutAsync(Digest digest, CancellationToken ct)
     {
-        var url = RegistryClient.WithQuery(_session.Location, "digest", digest.ToString());
-        HttpResponseMessage? response = null;
+        UploadAnswer? answer = null;
         Exception? error = null;
-        TimeSpan? delay = null;
-        bool dead = false;
         try
         {
-            response = await _repository.Client.SendAsync(() => new HttpRequestMessage(HttpMethod.Put, url) { Content = new ByteArrayContent([]) },
-                _repository.PushScope, ct, retry: false).ConfigureAwait(false);
+            answer = await _uploads.CompleteAsync(_session, digest, null, RefusalHint, ct).ConfigureAwait(false);
+        }
+        catch (RetryWaitTooLongException e)
+        {
+            throw Failure($"{_what}: {e.Message}", e, transient: true);
+        }
+        catch (DigestMismatchException e)
+        {
+            throw Failure($"{_what}: {e.Message}", e, transient: false);
         }
         catch (Exception e) when (BlobUploader.IsRecoverable(e, ct))
         {
             error = e;
         }
-        if (response is not null)
+        bool dead = false;
+        if (answer is not null)
         {
-            using (response)
+            if (answer.Outcome == UploadOutcome.Stored)
             {
-                var (outcome, failure, serverDelay) = await ClassifyAsync(response, patch: false, ct).ConfigureAwait(false);
-                if (outcome == UploadOutcome.Stored)
-                {
-                    try
-                    {
-                        RegistryRepository.CheckReportedDigest(response, digest, $"{_what}: PUT {digest}");
-                    }
-                    catch (DigestMismatchException e)
-                    {
-                        throw Failure(e.Message, e, transient: false);
-                    }
-                    return true;
-                }
-                if (outcome == UploadOutcome.Refused)
-                {
-                    if (BlobUploader.ServerCode(response) is "DIGEST_INVALID")
-                    {
-                        throw Failure($"{_what}: the registry computed another digest than {digest} for the bytes it received (DIGEST_INVALID): "
-                            + "the blob changed while it was read, or its bytes were damaged on the way", null, transient: false);
-                    }
-                    throw await PermanentAsync(response, ct).ConfigureAwait(false);
-                }
-                // a PUT that was cut may still have completed: the blob may be there now
-                if (outcome == UploadOutcome.SessionDead && await _repository.HasBlobAsync(digest, _blob.Size, ct).ConfigureAwait(false))
-                {
-                    return true;
-                }
-                dead = outcome == UploadOutcome.SessionDead;
-                error = failure;
-                delay = serverDelay;
+                return true;
             }
+            if (answer.Outcome == UploadOutcome.Refused)
+            {
+                if (answer.ServerCode is "DIGEST_INVALID")
+                {
+                    throw Failure($"{_what}: the registry computed another digest than {digest} for the bytes it received (DIGEST_INVALID): "
+                        + "the blob changed while it was read, or its bytes were damaged on the way", null, transient: false);
+                }
+                throw Refused(answer);
+            }
+            // a PUT that was cut may still have completed: the blob may be there now
+            dead = answer.Outcome == UploadOutcome.SessionDead;
+            if (dead && await _uploads.HasBlobAsync(digest, _blob.Size, ct).ConfigureAwait(false))
+            {
+                return true;
+            }
+            error = answer.Error;
         }
-        await RecoverAsync(error!, delay, dead, ct).ConfigureAwait(false);
+        await RecoverAsync(error!, answer?.Delay, dead, ct).ConfigureAwait(false);
         return false;
     }
 
@@ -491,7 +490,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
             (UploadSession Session, long Offset)? status;
             try
             {
-                status = await BlobUploader.StatusAsync(_repository, _session, ct).ConfigureAwait(false);
+                status = await _uploads.GetStatusAsync(_session, ct).ConfigureAwait(false);
             }
             catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
             {
@@ -520,7 +519,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
         if (dead)
         {
             _logger.LogWarning("{What}: upload session lost ({Error}); starting the blob again with a new session", _what, ErrorText.Describe(error));
-            _session = await StartAsync(_repository, ct).ConfigureAwait(false);
+            _session = await StartAsync(_uploads, _target, ct).ConfigureAwait(false);
             Sessions++;
             _stored = 0;
             Record();
@@ -534,39 +533,23 @@ public sealed class RegistryBlobWriter : IBlobWriter
     {
         if (_retries.Exhausted)
         {
-            throw Failure($"{_what} failed {_retries.Failures} times in a row at byte {_stored} of {_blob.Size}; last error: {ErrorText.Describe(error)}", error, transient: true);
+            throw BlobUploadException.GaveUp($"{_what} failed {_retries.Failures} times in a row at byte {_stored} of {_blob.Size}", error);
         }
     }
 
-    /// <summary>Tells the owner where the session stands (<see cref="OpenAsync"/>'s <c>record</c>); what it answers decides whether an abandoned session is kept.</summary>
+    /// <summary>Tells the owner where the session stands (OpenAsync's <c>record</c>); what it answers decides whether an abandoned session is kept.</summary>
     private void Record() => _recorded = _record?.Invoke(_session, _stored) ?? false;
 
-    /// <summary>The shared answer rule (<see cref="UploadAnswers"/>); a Retry-After beyond the cap fails the blob as transient.</summary>
-    private async Task<(UploadOutcome Outcome, Exception? Error, TimeSpan? Delay)> ClassifyAsync(HttpResponseMessage response, bool patch, CancellationToken ct)
+    /// <summary>What the writer adds to a refused PATCH or PUT.</summary>
+    private static string? RefusalHint(HttpStatusCode status) => status switch
     {
-        try
-        {
-            return await UploadAnswers.ClassifyAsync(response, patch, _repository.Client.Settings.MaxRetryWait, ct).ConfigureAwait(false);
-        }
-        catch (RetryWaitTooLongException e)
-        {
-            throw Failure($"{_what}: {e.Message}", e, transient: true);
-        }
-    }
+        HttpStatusCode.RequestEntityTooLarge => "the registry refuses a body this large: upload in smaller chunks",
+        HttpStatusCode.Unauthorized => "the credentials were refused",
+        HttpStatusCode.Forbidden => "the credentials are not allowed to push to this repository",
+        _ => null,
+    };
 
-    private async Task<BlobUploadException> PermanentAsync(HttpResponseMessage response, CancellationToken ct)
-    {
-        var hint = response.StatusCode switch
-        {
-            HttpStatusCode.RequestEntityTooLarge => "the registry refuses a body this large: upload in smaller chunks",
-            HttpStatusCode.Unauthorized => "the credentials were refused",
-            HttpStatusCode.Forbidden => "the credentials are not allowed to push to this repository",
-            _ => null,
-        };
-        var e = await RegistryErrors.ToExceptionAsync(response, ct, hint).ConfigureAwait(false);
-        return Failure($"{_what}: {e.Message}", e, transient: false);
-    }
-
+    private BlobUploadException Refused(UploadAnswer answer) => Failure($"{_what}: {answer.Error!.Message}", answer.Error, transient: false);
     private static BlobUploadException Failure(string message, Exception? inner, bool? transient = null) =>
         inner as BlobUploadException ?? new BlobUploadException(message, transient ?? (inner is not null && IsTransientFailure(inner)), inner);
 
@@ -588,7 +571,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
 
         public long Start { get; } = start;
         public long Length { get; } = length;
-        public Task<HttpResponseMessage> Task { get; set; } = null!;
+        public Task<UploadAnswer> Task { get; set; } = null!;
         public FedContent? Content { get; set; }
         public CancellationToken Token => _cts.Token;
 
@@ -654,7 +637,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
         {
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _abort.Token);
             var token = linked.Token;
-            var stallTimeout = _w._repository.Client.Settings.StallTimeout;
+            var stallTimeout = _w._settings.StallTimeout;
             using var stall = CancellationTokenSource.CreateLinkedTokenSource(token);
             await _w._reader.WaitAsync(token).ConfigureAwait(false);
             _attempt.BodyStarted();

@@ -8,12 +8,6 @@ using ModelCar.Oci;
 
 namespace ModelCar.Registry;
 
-/// <summary>An upload session: where to send the next request, and the registry's minimum chunk size.</summary>
-public sealed record UploadSession(Uri Location, long MinChunkLength);
-
-/// <summary>The answer to a mount request: mounted, or an upload session to use instead (202).</summary>
-public sealed record MountResult(bool Mounted, UploadSession? Session);
-
 /// <summary>
 /// Blob and manifest operations on one repository (distribution-spec endpoints). Every answer is
 /// checked; unexpected ones become <see cref="HttpFailureException"/> with the server's error code.
@@ -150,41 +144,14 @@ public sealed class RegistryRepository(RegistryClient client, string repository)
         }
     }
 
-    /// <summary>POST a new upload session.</summary>
-    public async Task<UploadSession> StartUploadAsync(CancellationToken ct)
-    {
-        var url = UploadsUrl;
-        using var response = await client.SendAsync(() => new HttpRequestMessage(HttpMethod.Post, url) { Content = new ByteArrayContent([]) }, PushScope, ct).ConfigureAwait(false);
-        if (response.StatusCode != HttpStatusCode.Accepted)
-        {
-            throw await RegistryErrors.ToExceptionAsync(response, ct).ConfigureAwait(false);
-        }
-        return SessionFrom(url, response);
-    }
+    /// <summary>The upload endpoints of this repository (start, mount, status, chunk, complete, cancel).</summary>
+    public BlobUploadOperations Uploads => new(this, client.Logger);
 
-    /// <summary>Cross-repository mount: 201 = mounted; 202 = the registry started an upload instead.</summary>
-    public async Task<MountResult> MountAsync(Digest digest, string fromRepository, CancellationToken ct)
-    {
-        var url = RegistryClient.WithQuery(RegistryClient.WithQuery(UploadsUrl, "mount", digest.ToString()), "from", fromRepository);
-        var scope = PushScope + " " + RegistryClient.PullScope(fromRepository);
-        using var response = await client.SendAsync(() => new HttpRequestMessage(HttpMethod.Post, url) { Content = new ByteArrayContent([]) }, scope, ct).ConfigureAwait(false);
-        return response.StatusCode switch
-        {
-            HttpStatusCode.Created => new MountResult(true, null),
-            HttpStatusCode.Accepted => new MountResult(false, SessionFrom(url, response)),
-            _ => throw await RegistryErrors.ToExceptionAsync(response, ct).ConfigureAwait(false),
-        };
-    }
+    /// <summary>POST a new upload session (forwards to <see cref="BlobUploadOperations.StartAsync"/>).</summary>
+    public Task<UploadSession> StartUploadAsync(CancellationToken ct) => Uploads.StartAsync(ct);
 
-    internal static UploadSession SessionFrom(Uri requestUrl, HttpResponseMessage response)
-    {
-        long min = 0;
-        if (response.Headers.TryGetValues("OCI-Chunk-Min-Length", out var values) && long.TryParse(values.FirstOrDefault(), out long m) && m > 0)
-        {
-            min = m;
-        }
-        return new UploadSession(RegistryClient.ResolveLocation(requestUrl, response), min);
-    }
+    /// <summary>Cross-repository mount (forwards to <see cref="BlobUploadOperations.MountAsync"/>).</summary>
+    public Task<MountResult> MountAsync(Digest digest, string fromRepository, CancellationToken ct) => Uploads.MountAsync(digest, fromRepository, ct);
 
     /// <summary>HEAD a manifest: its digest if the reference exists, null on 404.</summary>
     public async Task<Digest?> ManifestDigestAsync(string reference, CancellationToken ct)

@@ -95,44 +95,10 @@ public sealed class OciArchiveWriter : IDisposable
     }
 
     /// <summary>
-    /// Copies a blob of known digest and size from <paramref name="content"/> (which the caller should
-    /// verify, e.g. <see cref="VerifyingStream"/>). Skipped if already present.
+    /// A writer for a blob of known digest and size (a base blob: the caller's source verifies it), its region
+    /// reserved now; null when that digest is already in the archive.
     /// </summary>
-    public async Task CopyBlobAsync(Descriptor descriptor, Func<Stream> content, Action<long>? progress, CancellationToken ct)
-    {
-        if (!TryClaim(descriptor.Digest))
-        {
-            return;
-        }
-        long at = Reserve(descriptor.Size);
-        await using (var input = content())
-        {
-            var output = new PositionalWriteStream(_handle, at + Block);
-            var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(1 << 20);
-            try
-            {
-                int n;
-                while ((n = await input.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
-                {
-                    if (output.Length + n > descriptor.Size)
-                    {
-                        throw new DigestMismatchException($"blob {descriptor.Digest} is longer than its descriptor's {descriptor.Size} bytes");
-                    }
-                    output.Write(buffer.AsSpan(0, n));
-                    progress?.Invoke(n);
-                }
-            }
-            finally
-            {
-                System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
-            }
-            if (output.Length != descriptor.Size)
-            {
-                throw new DigestMismatchException($"blob {descriptor.Digest} has {output.Length} bytes where its descriptor states {descriptor.Size}");
-            }
-        }
-        WriteHeader(at, BlobName(descriptor.Digest), descriptor.Size, isDirectory: false);
-    }
+    public IBlobWriter? OpenBlobWriter(Descriptor descriptor) => TryClaim(descriptor.Digest) ? ReserveBlob(descriptor.Size).OpenWriter() : null;
 
     /// <summary>Reserves the region of one blob whose size is known but whose digest is not yet.</summary>
     public BlobSlot ReserveBlob(long size) => new(this, Reserve(size), size);

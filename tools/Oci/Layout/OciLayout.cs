@@ -135,48 +135,6 @@ public sealed class OciLayout : IImageSource
         return new Descriptor { MediaType = mediaType, Digest = digest, Size = content.Length, Annotations = annotations };
     }
 
-    /// <summary>
-    /// Streams a blob into the layout: written to a temp name while hashing, then renamed to its
-    /// digest. If that digest already exists the temp file is dropped (blobs are never rewritten).
-    /// </summary>
-    public async Task<Descriptor> WriteBlobAsync(Stream content, string mediaType, CancellationToken ct, Action<long>? progress = null)
-    {
-        var dir = Path.Combine(Root, "blobs", "sha256");
-        Files.EnsureDirectory(dir);
-        var tmp = Path.Combine(dir, $".tmp-{Guid.NewGuid():N}");
-        try
-        {
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            long size = 0;
-            await using (var output = Files.CreateFile(tmp))
-            {
-                var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(1 << 20);
-                try
-                {
-                    int n;
-                    while ((n = await content.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
-                    {
-                        hash.AppendData(buffer, 0, n);
-                        await output.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
-                        size += n;
-                        progress?.Invoke(n);
-                    }
-                }
-                finally
-                {
-                    System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
-                }
-            }
-            var digest = Digest.FromSha256Hash(hash.GetHashAndReset());
-            return CommitTempBlob(tmp, digest, size, mediaType);
-        }
-        catch
-        {
-            Files.TryDelete(tmp);
-            throw;
-        }
-    }
-
     /// <summary>A writer for one blob of known size whose digest the caller computes while writing (see <see cref="LayoutBlobWriter"/>).</summary>
     public LayoutBlobWriter OpenBlobWriter(long size, string mediaType) => new(this, size, mediaType);
 

@@ -27,7 +27,8 @@ public sealed record LayerEntryAttributes
 }
 
 /// <summary>
-/// Writes a reproducible, uncompressed layer tar in GNU format.
+/// The rules of a reproducible, uncompressed layer tar in GNU format: each entry's header and the
+/// layer's exact size (the bytes themselves are <see cref="TarLayer"/>'s, the one tar writer).
 /// <para>
 /// Why System.Formats.Tar and not SharpCompress: its <see cref="TarWriter"/> writes
 /// <see cref="TarEntryFormat.Gnu"/> headers with base-256 (binary) sizes for files of 8 GiB and more
@@ -48,17 +49,7 @@ public static class LayerWriter
     private const int Block = 512;
 
     /// <summary>
-    /// Writes the entries, in the given order, as one tar stream (with the end-of-archive blocks): a
-    /// copy of the <see cref="TarLayer"/> over them, so streamed and written layers are the same bytes.
-    /// </summary>
-    public static void Write(IReadOnlyList<LayerEntry> entries, Stream output, LayerEntryAttributes attributes, Action<long>? progress = null, CancellationToken ct = default)
-    {
-        using var input = new TarLayer(entries, attributes).OpenAt(0, progress, ct);
-        input.CopyTo(output, 1 << 20);
-    }
-
-    /// <summary>
-    /// The exact byte length <see cref="Write"/> will produce, computed without reading any file data
+    /// The exact byte length of the layer tar over the entries, computed without reading any file data
     /// (<see cref="TarLayer.Size"/>): each GNU entry's header records do not depend on the data bytes
     /// (sizes of 8 GiB and more go base-256 into the same 12-byte field), data is padded to 512.
     /// </summary>

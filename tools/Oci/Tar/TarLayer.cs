@@ -35,8 +35,7 @@ public interface ILayerFileSource
 /// <para>
 /// The header records are the bytes .NET's <see cref="TarWriter"/> (GNU format) writes for the
 /// entry — taken from the writer itself, which is stopped when it starts to copy the data — so the
-/// layer is byte-identical to writing the entries through a <see cref="TarWriter"/>, and
-/// <see cref="LayerWriter.Write"/> is a plain copy of <see cref="OpenAt"/>(0): one tar writer.
+/// layer is byte-identical to writing the entries through a <see cref="TarWriter"/>: one tar writer.
 /// </para>
 /// <para>
 /// Every file is checked while read: its size must be what the scan saw (and its mtime, when the
