@@ -403,7 +403,7 @@ public static class OciPackCommand
     /// Each packed file with the sha256 taken inline; a symlink (relative, inside the tree: ModelTree checked it) with
     /// its target's, as model_signing hashes what a link points to when symlinks are allowed.
     /// </summary>
-    private static IEnumerable<ModelFileDigest> ModelSignatureFiles(ModelTree tree, IReadOnlyDictionary<string, string> sha256)
+    public static IEnumerable<ModelFileDigest> ModelSignatureFiles(ModelTree tree, IReadOnlyDictionary<string, string> sha256)
     {
         var byPath = tree.Entries.ToDictionary(e => e.RelativePath, StringComparer.Ordinal);
         foreach (var e in tree.Entries)
