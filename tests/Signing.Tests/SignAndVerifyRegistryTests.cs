@@ -321,8 +321,13 @@ public sealed class SignAndVerifyRegistryTests(SharedRegistryFixture fixture) : 
             var sum = await PeerTools.RunAsync("sha256sum", [Path.Combine(model, path)]);
             Assert.Equal(sum.StdOut.Split(' ')[0], digest);
         }
-        var tampered = Encoding.UTF8.GetString(modelSig).Replace(resources["config.json"], new string('0', 64), StringComparison.Ordinal);
-        Assert.False((await SigstoreJudge.VerifyAsync(Encoding.UTF8.GetBytes(tampered), File.ReadAllText(pub), "model_signing")).Ok);
+        // one resource digest changed inside the signed payload, the signature kept: refused
+        var bundleNode = System.Text.Json.Nodes.JsonNode.Parse(modelSig)!;
+        var payload = Encoding.UTF8.GetString(Convert.FromBase64String(bundleNode["dsseEnvelope"]!["payload"]!.GetValue<string>()));
+        Assert.Contains(resources["config.json"], payload, StringComparison.Ordinal);
+        bundleNode["dsseEnvelope"]!["payload"] = Convert.ToBase64String(Encoding.UTF8.GetBytes(payload.Replace(resources["config.json"], new string('0', 64), StringComparison.Ordinal)));
+        var tampered = await SigstoreJudge.VerifyAsync(Encoding.UTF8.GetBytes(bundleNode.ToJsonString()), File.ReadAllText(pub), "model_signing");
+        Assert.False(tampered.Ok, tampered.Raw);
         Assert.False((await SigstoreJudge.VerifyAsync(modelSig, File.ReadAllText(Data("ecdsa_pub.pem")), "model_signing")).Ok);
         // the same bytes are a bundle referrer of the index in the registry
         var referrers = await ReferrersAsync("packed/model", index);
