@@ -15,6 +15,8 @@
 #                ldconfig writes the arm64 builder image's ld.so.cache, run under qemu:
 #                scripts/build-image.sh). Neither can be installed beside the amd64 package, so each
 #                is downloaded and unpacked with dpkg-deb -x. test.sh installs this set.
+#                Also the npm packages of tests/Signing.Tests/judge (npm ci into its git-ignored node_modules:
+#                @sigstore/verify@3 + @sigstore/bundle@4, the Sigstore bundle judge; needs Node.js 20 and npm).
 #   --log FILE   where apt's and dpkg's output goes (default: a new temporary file).
 #   --list       print the package names of the set (one per line) and exit: nothing is installed.
 #
@@ -96,6 +98,21 @@ else
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 [ "$set_name" = all ] || exit 0
+
+# the Sigstore bundle judge (tests/Signing.Tests/judge): npm's @sigstore/verify@3 + @sigstore/bundle@4 at the
+# versions its package-lock.json pins, installed into its git-ignored node_modules; needs Node.js >= 20.17 and npm
+judge="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/Signing.Tests/judge"
+if [ -f "$judge/package-lock.json" ]; then
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "prerequisites: node and npm are missing: install Node.js 20 (>= 20.17) with npm for the Sigstore bundle judge in $judge" >&2
+    exit 1
+  fi
+  # node_modules/.installed-lock.json: the lock file the last npm ci installed (a changed pin installs again)
+  if ! cmp -s "$judge/package-lock.json" "$judge/node_modules/.installed-lock.json" 2>/dev/null; then
+    phase "npm ci (the Sigstore bundle judge: @sigstore/verify, @sigstore/bundle)" \
+      sh -c 'npm ci --prefix "$1" --no-audit --no-fund && cp "$1/package-lock.json" "$1/node_modules/.installed-lock.json"' sh "$judge"
+  fi
+fi
 
 # fetch_arm64 PACKAGE DIR: Debian's arm64 PACKAGE unpacked into DIR
 fetch_arm64() {

@@ -20,16 +20,47 @@ public sealed class HostileRegistryTests
 {
     private static readonly HttpSettings Settings = new() { TlsVerify = true, MaxRetries = 1, RetryBaseDelay = TimeSpan.FromMilliseconds(1) };
 
-    private sealed class MemoryRegistry
+    internal sealed class MemoryRegistry
     {
         public ConcurrentDictionary<string, byte[]> Blobs { get; } = new();
         public ConcurrentDictionary<string, (string MediaType, byte[] Content)> Manifests { get; } = new();
         public bool DropManifestPuts { get; set; }
         public Func<string, byte[], byte[]> ServeBlob { get; set; } = (_, b) => b;
 
+        /// <summary>GET /v2/NAME/referrers/DIGEST: null = no referrers API (404), else the answer (given the subject and the request).</summary>
+        public Func<string, HttpRequestMessage, HttpResponseMessage>? ReferrersApi { get; set; }
+
+        /// <summary>Answer a manifest PUT that has a subject with OCI-Subject (a registry with the referrers API).</summary>
+        public bool SendOciSubject { get; set; }
+
+        public ConcurrentQueue<string> Requests { get; } = new();
+
+        /// <summary>What a registry with the referrers API would list for <paramref name="subject"/>: every stored manifest whose subject it is.</summary>
+        public byte[] ReferrersOf(string subject)
+        {
+            var entries = Manifests.Where(m => m.Key.StartsWith("sha256:", StringComparison.Ordinal)).Select(m => m.Value).Distinct()
+                .Select(m => (m.MediaType, m.Content, Doc: System.Text.Json.JsonDocument.Parse(m.Content)))
+                .Where(m => m.Doc.RootElement.TryGetProperty("subject", out var s) && s.GetProperty("digest").GetString() == subject)
+                .Select(m => new System.Text.Json.Nodes.JsonObject
+                {
+                    ["mediaType"] = m.MediaType,
+                    ["digest"] = Digest.Sha256(m.Content).ToString(),
+                    ["size"] = m.Content.Length,
+                    ["artifactType"] = m.Doc.RootElement.TryGetProperty("artifactType", out var at) ? at.GetString() : null,
+                    ["annotations"] = m.Doc.RootElement.TryGetProperty("annotations", out var a) ? System.Text.Json.Nodes.JsonNode.Parse(a.GetRawText()) : null,
+                });
+            var index = new System.Text.Json.Nodes.JsonObject { ["schemaVersion"] = 2, ["mediaType"] = MediaTypes.ImageIndex, ["manifests"] = new System.Text.Json.Nodes.JsonArray([.. entries]) };
+            return Encoding.UTF8.GetBytes(index.ToJsonString());
+        }
+
         public Task<HttpResponseMessage> Respond(HttpRequestMessage req, byte[]? body)
         {
             var path = req.RequestUri!.AbsolutePath;
+            Requests.Enqueue($"{req.Method} {req.RequestUri}");
+            if (path.Contains("/referrers/", StringComparison.Ordinal))
+            {
+                return ReferrersApi is { } api ? Task.FromResult(api(path[(path.LastIndexOf('/') + 1)..], req)) : Ok(HttpStatusCode.NotFound);
+            }
             if (path == "/v2/")
             {
                 return Ok(HttpStatusCode.OK);
@@ -71,6 +102,10 @@ public sealed class HostileRegistryTests
                 }
                 var created = new HttpResponseMessage(HttpStatusCode.Created);
                 created.Headers.TryAddWithoutValidation("Docker-Content-Digest", digest);
+                if (SendOciSubject && System.Text.Json.JsonDocument.Parse(body!).RootElement.TryGetProperty("subject", out var subject))
+                {
+                    created.Headers.TryAddWithoutValidation("OCI-Subject", subject.GetProperty("digest").GetString());
+                }
                 return Task.FromResult(created);
             }
             if (!Manifests.TryGetValue(reference, out var m))
@@ -79,6 +114,7 @@ public sealed class HostileRegistryTests
             }
             var resp = new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent(req.Method == HttpMethod.Head ? [] : m.Content) };
             resp.Content.Headers.ContentType = new MediaTypeHeaderValue(m.MediaType);
+            resp.Content.Headers.ContentLength = m.Content.Length; // a HEAD says the size, as a registry does
             resp.Headers.TryAddWithoutValidation("Docker-Content-Digest", Digest.Sha256(m.Content).ToString());
             return Task.FromResult(resp);
         }
@@ -97,7 +133,7 @@ public sealed class HostileRegistryTests
         }
     }
 
-    private static RegistryRepository Repo(MemoryRegistry registry, string repository = "org/model")
+    internal static RegistryRepository Repo(MemoryRegistry registry, string repository = "org/model")
     {
         var http = HttpClientFactory.Create(Settings, new FakeHttpHandler(registry.Respond));
         var client = new RegistryClient("reg.example", http, Settings, new AnonymousCredentialProvider(), NullLogger.Instance) { AuthRepository = repository };
@@ -105,7 +141,7 @@ public sealed class HostileRegistryTests
         return new RegistryRepository(client, repository);
     }
 
-    private static SigningKey Key() => CosignKeys.LoadPrivateKey(Path.Combine(AppContext.BaseDirectory, "testdata", "cosign", "ecdsa_priv.pem"), () => []);
+    internal static SigningKey Key() => CosignKeys.LoadPrivateKey(Path.Combine(AppContext.BaseDirectory, "testdata", "cosign", "ecdsa_priv.pem"), () => []);
 
     [Fact]
     public async Task A_tag_PUT_answered_201_but_not_stored_is_not_reported_as_signed()

@@ -251,8 +251,9 @@ public sealed class SignAndVerifyRegistryTests(SharedRegistryFixture fixture) : 
         var again = await Push(args);
         Assert.True(again.ExitCode == 0, again.ToString());
         Assert.Contains("0 uploaded", again.StdErr, StringComparison.Ordinal);
-        // neither the image's blobs nor the signature's payload and config (they went up before the refused PUT) are uploaded again
-        Assert.DoesNotContain(proxy.Log, l => l.Contains("/blobs/uploads", StringComparison.Ordinal));
+        // neither the image's blobs nor the signature's payload and config (they went up before the refused PUT) are uploaded again:
+        // the only uploads are the two blobs of the signature's bundle referrer (the empty config {} and the bundle), never pushed before
+        Assert.Equal(2, proxy.Log.Count(l => l.StartsWith("POST ", StringComparison.Ordinal) && l.Contains("/blobs/uploads", StringComparison.Ordinal)));
         Assert.Contains(proxy.Log, l => l.StartsWith("PUT ", StringComparison.Ordinal) && l.Contains(".sig", StringComparison.Ordinal));
         // the identity signed is the host the image was pushed to (the proxy): verify there; seen from another host name, matchRepository refuses
         var verify = await Push("verify", $"docker://{proxy.HostPort}/unsigned/model@{image.ManifestDigest}", "--key", pub, "--tls-verify=false", "--no-attestation");
@@ -274,13 +275,15 @@ public sealed class SignAndVerifyRegistryTests(SharedRegistryFixture fixture) : 
             ["config.json"] = "{\"a\":1}"u8.ToArray(),
             ["sub/weights.bin"] = TestImages.RandomLayers(341, 3 << 20)[0],
             ["tokenizer.json"] = "{\"t\":2}"u8.ToArray(),
+            [".gitattributes"] = "*.bin filter=lfs"u8.ToArray(),
         };
         foreach (var (path, content) in files)
         {
             File.WriteAllBytes(Path.Combine(model, path), content);
         }
         var r = await ToolRunner.RunAsync("oci-pack", ["--model", model, "--base", "scratch", "--allow-no-shell", "--platform", "linux/amd64,linux/arm64",
-            "--output", $"docker://{Host}/packed/model:v1", "--sign-key", key, "--sign-key-password-file", pw, "--tls-verify=false", "--results-dir", tmp.Combine("results")],
+            "--output", $"docker://{Host}/packed/model:v1", "--sign-key", key, "--sign-key-password-file", pw, "--tls-verify=false", "--results-dir", tmp.Combine("results"),
+            "--model-signature", tmp.Combine("model.sig")],
             new Dictionary<string, string?> { ["TASKRUN_NAME"] = "pack-run-1", ["TASKRUN_UID"] = "uid-42", ["TASKRUN_NAMESPACE"] = "ml" });
         Assert.True(r.ExitCode == 0, r.ToString());
         var index = File.ReadAllText(tmp.Combine("results", "IMAGE_DIGEST"));
@@ -301,5 +304,104 @@ public sealed class SignAndVerifyRegistryTests(SharedRegistryFixture fixture) : 
         }
         Assert.Equal("ml/pack-run-1/uid-42", predicate.GetProperty("runDetails").GetProperty("metadata").GetProperty("invocationId").GetString());
         Assert.Equal(model, predicate.GetProperty("buildDefinition").GetProperty("externalParameters").GetProperty("model").GetString());
+
+        // model.sig: 0644, judged by npm's @sigstore/verify with model_signing's key hint; each resource's digest is sha256sum's
+        var sigPath = tmp.Combine("model.sig");
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead, File.GetUnixFileMode(sigPath));
+        var modelSig = File.ReadAllBytes(sigPath);
+        var verdict = await SigstoreJudge.VerifyAsync(modelSig, File.ReadAllText(pub), "model_signing");
+        Assert.True(verdict.Ok, verdict.Raw);
+        Assert.Equal(ModelSignature.PredicateType, verdict.Statement!.Value.GetProperty("predicateType").GetString());
+        Assert.Equal("model", verdict.Statement.Value.GetProperty("subject")[0].GetProperty("name").GetString());
+        var resources = verdict.Statement.Value.GetProperty("predicate").GetProperty("resources").EnumerateArray()
+            .ToDictionary(x => x.GetProperty("name").GetString()!, x => x.GetProperty("digest").GetString()!);
+        Assert.Equal(files.Keys.Where(k => k != ".gitattributes").Order(), resources.Keys.Order()); // model_signing ignores .gitattributes itself
+        foreach (var (path, digest) in resources)
+        {
+            var sum = await PeerTools.RunAsync("sha256sum", [Path.Combine(model, path)]);
+            Assert.Equal(sum.StdOut.Split(' ')[0], digest);
+        }
+        // one resource digest changed inside the signed payload, the signature kept: refused
+        var bundleNode = System.Text.Json.Nodes.JsonNode.Parse(modelSig)!;
+        var payload = Encoding.UTF8.GetString(Convert.FromBase64String(bundleNode["dsseEnvelope"]!["payload"]!.GetValue<string>()));
+        Assert.Contains(resources["config.json"], payload, StringComparison.Ordinal);
+        bundleNode["dsseEnvelope"]!["payload"] = Convert.ToBase64String(Encoding.UTF8.GetBytes(payload.Replace(resources["config.json"], new string('0', 64), StringComparison.Ordinal)));
+        var tampered = await SigstoreJudge.VerifyAsync(Encoding.UTF8.GetBytes(bundleNode.ToJsonString()), File.ReadAllText(pub), "model_signing");
+        Assert.False(tampered.Ok, tampered.Raw);
+        Assert.False((await SigstoreJudge.VerifyAsync(modelSig, File.ReadAllText(Data("ecdsa_pub.pem")), "model_signing")).Ok);
+        // the same bytes are a bundle referrer of the index in the registry
+        var referrers = await ReferrersAsync("packed/model", index);
+        var entry = Assert.Single(referrers, e => e.Annotations.GetValueOrDefault("dev.sigstore.bundle.predicateType") == ModelSignature.PredicateType);
+        Assert.Equal(modelSig, await BundleOfAsync("packed/model", entry.Digest, index));
+    }
+
+    /// <summary>The referrers of <paramref name="digest"/> as the referrers tag schema lists them (distribution has no referrers API: 404).</summary>
+    private async Task<List<(string Digest, string? ArtifactType, Dictionary<string, string> Annotations)>> ReferrersAsync(string repo, string digest)
+    {
+        using (var http = new HttpClient())
+        {
+            using var api = await http.GetAsync($"{fixture.Registry.BaseUri}v2/{repo}/referrers/{digest}");
+            Assert.Equal(HttpStatusCode.NotFound, api.StatusCode); // so the tag schema is what holds them
+        }
+        var got = await GetManifestAsync(repo, digest.Replace(":", "-", StringComparison.Ordinal));
+        Assert.True(got is not null, $"no referrers tag for {repo}@{digest}");
+        var root = got.Value.Manifest.RootElement;
+        Assert.Equal(MediaTypes.ImageIndex, root.GetProperty("mediaType").GetString());
+        return root.GetProperty("manifests").EnumerateArray().Select(e => (e.GetProperty("digest").GetString()!,
+            e.TryGetProperty("artifactType", out var at) ? at.GetString() : null,
+            e.TryGetProperty("annotations", out var a) ? a.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString()!) : new Dictionary<string, string>())).ToList();
+    }
+
+    /// <summary>The bundle a referrer manifest holds, after checking cosign v3's shape and that its subject is <paramref name="subject"/>.</summary>
+    private async Task<byte[]> BundleOfAsync(string repo, string referrer, string subject)
+    {
+        var m = (await GetManifestAsync(repo, referrer))!.Value.Manifest.RootElement;
+        Assert.Equal(MediaTypes.ImageManifest, m.GetProperty("mediaType").GetString());
+        Assert.Equal(SigstoreBundle.MediaType, m.GetProperty("artifactType").GetString());
+        Assert.Equal("application/vnd.oci.empty.v1+json", m.GetProperty("config").GetProperty("mediaType").GetString());
+        Assert.Equal(subject, m.GetProperty("subject").GetProperty("digest").GetString());
+        var layer = Assert.Single(m.GetProperty("layers").EnumerateArray());
+        Assert.Equal(SigstoreBundle.MediaType, layer.GetProperty("mediaType").GetString());
+        return await GetBlobAsync(repo, layer.GetProperty("digest").GetString()!);
+    }
+
+    [Fact]
+    public async Task Every_signed_digest_gets_bundle_referrers_that_npm_sigstore_verify_accepts_and_verify_needs_them()
+    {
+        using var tmp = new TempDir();
+        var (key, pw, pub) = CosignKey(tmp);
+        var (index, platforms, layout) = MultiArch(tmp, 351);
+        string[] args = ["--source", $"oci:{layout}:v1", "--dest", $"docker://{Host}/bundled/model:v1", "--sign-key", key, "--sign-key-password-file", pw, "--tls-verify=false"];
+        var r = await Push(args);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        foreach (var digest in platforms.Append(index))
+        {
+            var referrers = await ReferrersAsync("bundled/model", digest);
+            Assert.All(referrers, e => Assert.Equal(SigstoreBundle.MediaType, e.ArtifactType));
+            var expected = digest == index ? new[] { SigstoreBundle.CosignSignPredicateType, InToto.SlsaProvenanceV1 } : [SigstoreBundle.CosignSignPredicateType];
+            Assert.Equal(expected.Order(), referrers.Select(e => e.Annotations["dev.sigstore.bundle.predicateType"]).Order());
+            foreach (var e in referrers)
+            {
+                var verdict = await SigstoreJudge.VerifyAsync(await BundleOfAsync("bundled/model", e.Digest, digest), File.ReadAllText(pub), "cosign");
+                Assert.True(verdict.Ok, $"{digest} {e.Annotations["dev.sigstore.bundle.predicateType"]}: {verdict.Raw}");
+                Assert.Contains(verdict.Statement!.Value.GetProperty("subject").EnumerateArray(), s => "sha256:" + s.GetProperty("digest").GetProperty("sha256").GetString() == digest);
+            }
+        }
+        var tagBefore = (await GetManifestAsync("bundled/model", index.Replace(":", "-", StringComparison.Ordinal)))!.Value.Raw;
+        // a re-run adds nothing to the referrers tag
+        var again = await Push(args);
+        Assert.True(again.ExitCode == 0, again.ToString());
+        Assert.Equal(tagBefore, (await GetManifestAsync("bundled/model", index.Replace(":", "-", StringComparison.Ordinal)))!.Value.Raw);
+        Assert.Equal(0, (await Push("verify", $"docker://{Host}/bundled/model@{index}", "--key", pub, "--tls-verify=false")).ExitCode);
+
+        // the referrers tag deleted: the .sig is still there, the bundle is not found: verify fails naming it
+        using (var http = new HttpClient())
+        {
+            using var del = await http.DeleteAsync($"{fixture.Registry.BaseUri}v2/bundled/model/manifests/{TestImages.Sha256(tagBefore)}");
+            Assert.Equal(HttpStatusCode.Accepted, del.StatusCode);
+        }
+        var missing = await Push("verify", $"docker://{Host}/bundled/model@{index}", "--key", pub, "--tls-verify=false");
+        Assert.Equal(1, missing.ExitCode);
+        Assert.Contains("no Sigstore bundle referrer", missing.StdErr, StringComparison.Ordinal);
     }
 }

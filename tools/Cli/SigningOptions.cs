@@ -20,7 +20,7 @@ public sealed class SigningOptions
 
     public Option<string?> SignKey { get; } = new("--sign-key")
     {
-        Description = "Sign every docker:// output with this key (cosign.key as cosign generate-key-pair or Tekton Chains' signing-secrets hold it, or a PKCS#8 EC P-256 PEM): a cosign signature (sha256-HEX.sig) of each platform manifest and of the index, in that registry.",
+        Description = "Sign every docker:// output with this key (cosign.key as cosign generate-key-pair or Tekton Chains' signing-secrets hold it, or a PKCS#8 EC P-256 PEM): a cosign signature (sha256-HEX.sig) of each platform manifest and of the index, in that registry, also as a Sigstore bundle referrer (cosign v3's format).",
         HelpName = "FILE",
     };
 
@@ -104,7 +104,8 @@ public sealed class SigningOptions
     /// pushed: exit 1, saying the image is pushed but unsigned (a re-run finds the blobs and signs).
     /// </summary>
     public static async Task<IReadOnlyList<SignedImage>> SignPushedAsync(SigningKey key, IReadOnlyList<(RegistryClient Client, string Repository)> registries, Digest root,
-        Func<string, Digest, IReadOnlyList<(Digest Digest, ImageManifest Manifest)>, byte[]>? statement, ILogger logger, CancellationToken ct)
+        Func<string, Digest, IReadOnlyList<(Digest Digest, ImageManifest Manifest)>, byte[]>? statement, ILogger logger, CancellationToken ct,
+        IReadOnlyList<PreparedBundle>? extra = null)
     {
         var signer = new ImageSigner(key, logger);
         var results = new List<SignedImage>();
@@ -113,7 +114,7 @@ public sealed class SigningOptions
             var name = $"{client.Registry}/{repository}@{root}";
             try
             {
-                results.Add(await signer.SignAsync(new RegistryRepository(client, repository), root, statement, InToto.SlsaProvenanceV1, ct).ConfigureAwait(false));
+                results.Add(await signer.SignAsync(new RegistryRepository(client, repository), root, statement, InToto.SlsaProvenanceV1, ct, extra).ConfigureAwait(false));
             }
             catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
             {

@@ -113,11 +113,16 @@ public static class OciPackCommand
         {
             Description = "Print the plan (files → layers, platforms, what each output already has, bytes to send, limits) and stop: nothing is read from the model, written or uploaded. Exit 0 if the real run would start, 1 with the first problem.",
         };
+        var modelSignature = new Option<string?>("--model-signature")
+        {
+            Description = "Also write the model's OpenSSF model-signing v1.0 signature (the Sigstore bundle model.sig that `model_signing verify key` checks against the model directory) to FILE, signed with --sign-key from the sha256 taken during the one read, and push it as a bundle referrer of the image to every docker:// output. Mode 0644.",
+            HelpName = "FILE",
+        };
         // credentials, TLS, --jobs (layers in parallel), chunking, retries, --max-blob-size: registry-push's definitions
         var registry = new RegistryOptions(defaultJobs: Math.Clamp(Environment.ProcessorCount, 1, 4), defaultRetries: 5);
         // --sign-key, --sign-key-password-file, --attest: registry-push's definitions
         var signing = new SigningOptions();
-        foreach (var o in new Option[] { model, output, baseImage, modelsPath, include, exclude, owner, user, label, annotation, threshold, maxLayers, format, platform, allowNoShell, clearEntrypoint, allowIncomplete, stateDir, lockTimeout, dryRun }.Concat(hub.All).Concat(registry.All).Concat(signing.All))
+        foreach (var o in new Option[] { model, output, baseImage, modelsPath, include, exclude, owner, user, label, annotation, threshold, maxLayers, format, platform, allowNoShell, clearEntrypoint, allowIncomplete, stateDir, lockTimeout, dryRun, modelSignature }.Concat(hub.All).Concat(registry.All).Concat(signing.All))
         {
             root.Options.Add(o);
         }
@@ -150,7 +155,12 @@ public static class OciPackCommand
             var httpSettings = registry.HttpSettingsFrom(ctx);
             // the signing key is read (and decrypted) before the model is read or anything uploaded
             using var signingKey = signing.LoadKey(ctx);
-            if (signingKey is not null && registryOutputs.Count == 0)
+            var modelSignatureFile = ctx.Get(modelSignature) is { Length: > 0 } msf ? msf : null;
+            if (modelSignatureFile is not null && signingKey is null)
+            {
+                throw new UsageException("--model-signature needs --sign-key (the key the model signature is signed with)");
+            }
+            if (signingKey is not null && registryOutputs.Count == 0 && modelSignatureFile is null)
             {
                 throw new UsageException("--sign-key signs what goes to a registry: add a docker:// --output (or sign later with registry-push --sign-key)");
             }
@@ -310,7 +320,16 @@ public static class OciPackCommand
                 {
                     log.LogInformation("{Received} received from the Hub for {Files} file(s)", SizeParser.Format(hubSource.Received), hubSource.ReceivedPerFile.Count);
                 }
-                if (signingKey is not null)
+                PreparedBundle? modelBundle = null;
+                if (modelSignatureFile is not null)
+                {
+                    // from the sha256 of each file taken during the one read (outputs.FileSha256): no file is opened again
+                    var statementBytes = ModelSignature.Statement(ModelSignatureName(modelDir, hubSource, modelText), ModelSignatureFiles(tree, outputs.FileSha256), tree.Entries.Any(e => e.Kind == ModelEntryKind.Symlink));
+                    modelBundle = new PreparedBundle(ModelSignature.PredicateType, statementBytes, ModelSignature.Sign(signingKey!, statementBytes));
+                    ModelSignature.Write(modelSignatureFile, modelBundle.Bundle);
+                    log.LogInformation("wrote the OpenSSF model signature of {Files} file(s) to {Path}", tree.Entries.Count, modelSignatureFile);
+                }
+                if (signingKey is not null && signTargets.Count > 0)
                 {
                     // from the manifests just pushed: the per-file sha256 oci-pack put on the layers during the one read
                     var (builderId, invocationId) = BuilderIdentity.From(Name, Environment.GetEnvironmentVariable);
@@ -326,7 +345,7 @@ public static class OciPackCommand
                     Func<string, Digest, IReadOnlyList<(Digest Digest, ImageManifest Manifest)>, byte[]>? statement = signing.AttestEnabled(ctx)
                         ? (identity, digest, manifests) => ModelCarProvenance.Statement(identity, digest, manifests, settings.ModelsPath, external, builderId, invocationId, null)
                         : null;
-                    await SigningOptions.SignPushedAsync(signingKey, signTargets, result.Manifest.Digest, statement, log, ct).ConfigureAwait(false);
+                    await SigningOptions.SignPushedAsync(signingKey, signTargets, result.Manifest.Digest, statement, log, ct, modelBundle is null ? null : [modelBundle]).ConfigureAwait(false);
                 }
 
                 var pushed = registryTarget?.Results ?? [];
@@ -374,6 +393,61 @@ public static class OciPackCommand
     }
 
     /// <summary>The model's top-level config.json for the ModelPack config (at most 1 MiB; a local file: the Hub's is not fetched twice).</summary>
+    /// <summary>The model's name in its OpenSSF signature (informative only): the directory's name, or NAME of hf://ORG/NAME.</summary>
+    private static string ModelSignatureName(string? modelDir, HubModelSource? hub, string modelText) =>
+        modelDir is not null ? Path.GetFileName(Path.TrimEndingDirectorySeparator(modelDir))
+        : hub is not null ? hub.Reference.RepoId[(hub.Reference.RepoId.LastIndexOf('/') + 1)..]
+        : modelText;
+
+    /// <summary>
+    /// Each packed file with the sha256 taken inline; a symlink (relative, inside the tree: ModelTree checked it) with
+    /// its target's, as model_signing hashes what a link points to when symlinks are allowed.
+    /// </summary>
+    public static IEnumerable<ModelFileDigest> ModelSignatureFiles(ModelTree tree, IReadOnlyDictionary<string, string> sha256)
+    {
+        var byPath = tree.Entries.ToDictionary(e => e.RelativePath, StringComparer.Ordinal);
+        foreach (var e in tree.Entries)
+        {
+            var target = e;
+            for (int hops = 0; target.Kind == ModelEntryKind.Symlink; hops++)
+            {
+                var dir = target.RelativePath.Contains('/', StringComparison.Ordinal) ? target.RelativePath[..target.RelativePath.LastIndexOf('/')] : "";
+                var resolved = NormalizeRelative(dir.Length == 0 ? target.LinkTarget! : dir + "/" + target.LinkTarget);
+                if (hops > 32 || resolved is null || !byPath.TryGetValue(resolved, out var next))
+                {
+                    throw new ToolException($"--model-signature: symlink {e.RelativePath} does not lead to a packed file ({e.LinkTarget}): model_signing could not hash it the same way");
+                }
+                target = next;
+            }
+            yield return new ModelFileDigest(e.RelativePath, sha256.TryGetValue(target.FullPath, out var sha)
+                ? sha
+                : throw new ToolException($"--model-signature: no sha256 was taken for {target.RelativePath}"));
+        }
+    }
+
+    private static string? NormalizeRelative(string path)
+    {
+        var parts = new List<string>();
+        foreach (var p in path.Split('/'))
+        {
+            if (p is "" or ".")
+            {
+                continue;
+            }
+            if (p == "..")
+            {
+                if (parts.Count == 0)
+                {
+                    return null;
+                }
+                parts.RemoveAt(parts.Count - 1);
+                continue;
+            }
+            parts.Add(p);
+        }
+        return string.Join('/', parts);
+    }
+
     private static byte[]? ModelConfigJson(ModelTree tree)
     {
         var entry = tree.Entries.FirstOrDefault(e => e.Kind == ModelEntryKind.File && e.RelativePath == "config.json" && e.Size <= 1 << 20);

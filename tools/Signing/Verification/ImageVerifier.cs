@@ -15,10 +15,16 @@ public sealed record VerifiedImage(Digest Digest, IReadOnlyList<Digest> Checked,
 /// the key, whose payload passes <see cref="SigstorePayloadRules"/>, names that digest, and whose identity
 /// matches the repository (matchRepository). Written from those rules, not from our signing code.
 /// Optionally the <c>.att</c> of the digest: a DSSE envelope that verifies with the key and holds an
-/// in-toto Statement v1 whose subject includes the digest.
+/// in-toto Statement v1 whose subject includes the digest. Then the Sigstore bundle referrer of the digest
+/// (cosign v3's format, found through the referrers API or the referrers tag schema): a bundle whose DSSE
+/// signature verifies with the key over a statement of predicate <c>https://sigstore.dev/cosign/sign/v1</c>
+/// naming the digest, in a referrer manifest whose <c>subject</c> is the digest.
 /// </summary>
 public sealed class ImageVerifier(RegistryRepository repository, VerificationKey key)
 {
+    /// <summary>Also require the signature's Sigstore bundle referrer (default on).</summary>
+    public bool RequireBundle { get; init; } = true;
+
     public string RepositoryName => $"{repository.Client.Registry}/{repository.Name}";
 
     public async Task<VerifiedImage> VerifyAsync(Digest digest, bool attestation, string? predicateType, CancellationToken ct)
@@ -34,6 +40,10 @@ public sealed class ImageVerifier(RegistryRepository repository, VerificationKey
         foreach (var target in targets)
         {
             await CheckSignatureAsync(target, ct).ConfigureAwait(false);
+        }
+        if (RequireBundle)
+        {
+            await CheckBundleAsync(digest, ct).ConfigureAwait(false);
         }
         JsonDocument? statement = null;
         if (attestation)
@@ -94,6 +104,20 @@ public sealed class ImageVerifier(RegistryRepository repository, VerificationKey
         throw mismatch is not null
             ? new SigningException($"{RepositoryName}@{target}: {mismatch}", SigningFailure.PayloadMismatch)
             : new SigningException($"{RepositoryName}@{target}: wrong key: none of the {layers.Count} signature(s) in {tag} verifies with it", SigningFailure.WrongKey);
+    }
+
+    private async Task CheckBundleAsync(Digest digest, CancellationToken ct)
+    {
+        var rejected = new List<string>();
+        var found = await new BundleReferrers(repository, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance)
+            .FindAsync(new Referrers(repository, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance), digest, SigstoreBundle.CosignSignPredicateType, key, ct, rejected).ConfigureAwait(false);
+        if (found.Count == 0)
+        {
+            throw new SigningException(rejected.Count == 0
+                ? $"{RepositoryName}@{digest}: no Sigstore bundle referrer of the signature (referrers API or tag {Referrers.FallbackTag(digest)})"
+                : $"{RepositoryName}@{digest}: no Sigstore bundle referrer verifies: {rejected[0]}{(rejected.Count > 1 ? $" (and {rejected.Count - 1} more)" : "")}",
+                rejected.Any(r => r.Contains("wrong key", StringComparison.Ordinal)) ? SigningFailure.WrongKey : SigningFailure.Unsigned);
+        }
     }
 
     private async Task<JsonDocument> CheckAttestationAsync(Digest digest, string? predicateType, CancellationToken ct)
