@@ -106,6 +106,71 @@ public sealed class DirectPackTests : IAsyncLifetime
         Assert.True(copy.ExitCode == 0, copy.ToString());
     }
 
+    private async Task<System.Text.Json.JsonElement> RegistryJson(string repo, string kind, string reference)
+    {
+        using var http = new HttpClient();
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(_registry.BaseUri, $"v2/{repo}/{kind}/{reference}"));
+        request.Headers.Accept.ParseAdd("application/vnd.oci.image.index.v1+json");
+        request.Headers.Accept.ParseAdd("application/vnd.oci.image.manifest.v1+json");
+        using var response = await http.SendAsync(request);
+        Assert.True(response.IsSuccessStatusCode, $"{kind} {reference}: {response.StatusCode}");
+        return System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsByteArrayAsync()).RootElement.Clone();
+    }
+
+    /// <summary>
+    /// Issue 20, --format modelcar,modelpack with --model hf://: config.json is kept while its layer streams (each file is
+    /// still sent once by the Hub, no second request), so the ModelPack config holds what config.json says and the Hub
+    /// metadata (name, source, commit), and the index digest is the one hf-fetch + oci-pack --model DIR give. A re-run
+    /// whose layers all come from the layer record asks the Hub for config.json alone (nothing else) and gives the same digest.
+    /// </summary>
+    [Fact]
+    public async Task Modelpack_direct_from_the_hub_keeps_config_json_inline_and_equals_the_two_step_pack()
+    {
+        var repo = _hub.AddRepo("org/llama-like");
+        var configJson = """{"architectures":["LlamaForCausalLM"],"model_type":"llama","torch_dtype":"bfloat16","quantization_config":{"quant_method":"fp8"}}"""u8.ToArray();
+        repo.Add("config.json", configJson);
+        repo.Add("tokenizer.json", TempDir.RandomBytes(70_000, 12));
+        repo.Add("model-00001-of-00002.safetensors", TempDir.RandomBytes(3 << 20, 13), lfs: true);
+        repo.Add("model-00002-of-00002.safetensors", TempDir.RandomBytes((2 << 20) + 5, 14), lfs: true);
+        var dest = _dir.Combine("dest-mp");
+        var fetch = await ToolRunner.RunAsync("hf-fetch", [repo.Id, "--dest", dest, "--endpoint", _hub.Endpoint], Env(), TimeSpan.FromMinutes(2));
+        Assert.True(fetch.ExitCode == 0, fetch.ToString());
+        var twoStep = await ToolRunner.RunAsync("oci-pack", [
+            "--model", dest, "--base", "scratch", "--allow-no-shell", "--layer-threshold", "1M", "--format", "modelcar,modelpack",
+            "--output", $"docker://{_registry.HostPort}/two/mp:1", "--tls-verify=false"], Env(), TimeSpan.FromMinutes(3));
+        Assert.True(twoStep.ExitCode == 0, twoStep.ToString());
+        long servedBefore = Served;
+
+        var state = _dir.Combine("state-mp");
+        var direct = await Direct($"hf://{repo.Id}@{repo.Commit}", "direct/mp:1", null, "--format", "modelcar,modelpack", "--state-dir", state);
+        Assert.True(direct.ExitCode == 0, direct.ToString());
+        Assert.Equal(DigestOf(twoStep), DigestOf(direct)); // the index: same ModelCar manifest, same ModelPack manifest and config
+        Assert.Equal(repo.Files.Sum(f => (long)f.Content.Length), Served - servedBefore); // each file once: config.json not fetched twice
+        Assert.Empty(_hub.Violations);
+
+        var index = await RegistryJson("direct/mp", "manifests", DigestOf(direct));
+        var entry = index.GetProperty("manifests").EnumerateArray().Single(m => m.GetProperty("platform").GetProperty("os").GetString() == "unknown");
+        var manifest = await RegistryJson("direct/mp", "manifests", entry.GetProperty("digest").GetString()!);
+        var config = await RegistryJson("direct/mp", "blobs", manifest.GetProperty("config").GetProperty("digest").GetString()!);
+        Assert.Equal("LlamaForCausalLM", config.GetProperty("config").GetProperty("architecture").GetString());
+        Assert.Equal("bfloat16", config.GetProperty("config").GetProperty("precision").GetString());
+        Assert.Equal("fp8", config.GetProperty("config").GetProperty("quantization").GetString());
+        Assert.Equal("safetensors", config.GetProperty("config").GetProperty("format").GetString());
+        Assert.Equal("llama", config.GetProperty("descriptor").GetProperty("family").GetString());
+        Assert.Equal(repo.Id, config.GetProperty("descriptor").GetProperty("name").GetString());
+        Assert.Equal(repo.Commit, config.GetProperty("descriptor").GetProperty("revision").GetString());
+        Assert.Equal($"{_hub.Endpoint.TrimEnd('/')}/{repo.Id}", config.GetProperty("descriptor").GetProperty("sourceURL").GetString());
+
+        // every layer from the record: only config.json is asked for again, once
+        var servedPerFile = repo.Files.ToDictionary(f => f.Path, f => _hub.Served(f.Path));
+        var rerun = await Direct($"hf://{repo.Id}@{repo.Commit}", "direct/mp:2", null, "--format", "modelcar,modelpack", "--state-dir", state);
+        Assert.True(rerun.ExitCode == 0, rerun.ToString());
+        Assert.Equal(DigestOf(direct), DigestOf(rerun));
+        Assert.Equal(configJson.Length, _hub.Served("config.json") - servedPerFile["config.json"]);
+        Assert.All(repo.Files.Where(f => f.Path != "config.json"), f => Assert.Equal(servedPerFile[f.Path], _hub.Served(f.Path)));
+        Assert.Contains("config.json: its layer is known from the layer record", rerun.StdErr);
+    }
+
     [Fact]
     public async Task Rerun_with_a_state_dir_downloads_nothing()
     {

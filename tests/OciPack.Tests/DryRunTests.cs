@@ -18,6 +18,9 @@ public sealed class DryRunTests : IAsyncLifetime
     private readonly TempDir _dir = new("oci-pack-dry");
     private readonly ConcurrentQueue<string> _requests = new();
     private readonly ConcurrentDictionary<string, long> _blobs = new();
+
+    /// <summary>Content served (GET and HEAD) at a path: a base image in one repository of the registry.</summary>
+    private readonly ConcurrentDictionary<string, (string MediaType, byte[] Content)> _served = new();
     private TestServer _registry = null!;
     private string _baseLayer = "";
 
@@ -31,6 +34,18 @@ public sealed class DryRunTests : IAsyncLifetime
             if (path == "/v2/" || path == "/v2")
             {
                 http.Response.StatusCode = 200;
+                return;
+            }
+            if (http.Request.Method is "GET" or "HEAD" && _served.TryGetValue(path, out var served))
+            {
+                http.Response.StatusCode = 200;
+                http.Response.ContentType = served.MediaType;
+                http.Response.ContentLength = served.Content.Length;
+                http.Response.Headers["Docker-Content-Digest"] = "sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(served.Content));
+                if (http.Request.Method == "GET")
+                {
+                    await http.Response.Body.WriteAsync(served.Content);
+                }
                 return;
             }
             var blob = System.Text.RegularExpressions.Regex.Match(path, @"^/v2/.+/blobs/(sha256:[0-9a-f]{64})$");
@@ -146,6 +161,47 @@ public sealed class DryRunTests : IAsyncLifetime
         Assert.Contains("(layer record)", r.StdOut);
         Assert.Equal(indexBefore, File.ReadAllText(Path.Combine(layout, "index.json")));
         Assert.Equal(recordBefore, File.ReadAllText(Path.Combine(model, LayerDigestRecord.DirectoryName, LayerDigestRecord.FileName)));
+    }
+
+    /// <summary>
+    /// Issue 20: the dry run prints the layer budget (the image's layers against --max-layers) and the grouping; a base in
+    /// another repository of the output's registry is mounted by the real run (cross-repository mount), so its layers are
+    /// counted as mounts, not as bytes to send.
+    /// </summary>
+    [Fact]
+    public async Task Dry_run_prints_the_layer_budget_and_counts_base_layers_on_the_outputs_host_as_mounts_not_sends()
+    {
+        var (model, baseDir) = Setup();
+        // the base image in repository base/bb of the same registry: its manifest by tag and by digest, its config and layer
+        var entry = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(Path.Combine(baseDir, "index.json"))).RootElement.GetProperty("manifests")[0];
+        var manifestDigest = entry.GetProperty("digest").GetString()!;
+        foreach (var file in Directory.GetFiles(Path.Combine(baseDir, "blobs", "sha256")))
+        {
+            _served[$"/v2/base/bb/blobs/sha256:{Path.GetFileName(file)}"] = ("application/octet-stream", File.ReadAllBytes(file));
+        }
+        var manifest = (entry.GetProperty("mediaType").GetString()!, File.ReadAllBytes(Path.Combine(baseDir, "blobs", "sha256", manifestDigest["sha256:".Length..])));
+        _served["/v2/base/bb/manifests/1"] = manifest;
+        _served[$"/v2/base/bb/manifests/{manifestDigest}"] = manifest;
+        long baseLayerSize = new FileInfo(Path.Combine(baseDir, "blobs", "sha256", _baseLayer["sha256:".Length..])).Length;
+
+        var r = await Pack("--model", model, "--base", $"docker://{_registry.HostPort}/base/bb:1", "--layer-threshold", "64K", "--dry-run", "--tls-verify=false",
+            "--max-layers", "3", "--output", $"docker://{_registry.HostPort}/m/m:1");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        var plan = r.StdOut;
+        // 1 base layer + the small files' layer + one group of the two shards = the budget of 3
+        Assert.Contains("layer budget: 3 of at most 3 layers (1 base + 2 model); 1 layer(s) group 2 files of at least the threshold (the largest files stay alone)\n", plan);
+        Assert.Contains("2. /models (group of 2 files: model-00001-of-00002.safetensors, model-00002-of-00002.safetensors) (grouped, 2 files)", plan);
+        var modelLayerBytes = System.Text.RegularExpressions.Regex.Matches(plan, @"layer [0-9.]+ [KMG]?i?B \(([0-9]+) bytes\), digest known once read").Sum(m => long.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+        Assert.True(modelLayerBytes > 300_000, plan);
+        Assert.Contains($"docker://{_registry.HostPort}/m/m:1 (registry (HEAD)): has 0 of 3 blobs; would mount 1 (no bytes sent), send 2, {SizeParser.Format(modelLayerBytes)} ({modelLayerBytes} bytes)", plan);
+        Assert.Contains($"mount base layer {_baseLayer} {SizeParser.Format(baseLayerSize)} (from base/bb)", plan);
+        Assert.Equal(0, Writes);
+
+        // the default budget with room to spare: no file grouped
+        r = await Pack("--model", model, "--base", $"docker://{_registry.HostPort}/base/bb:1", "--layer-threshold", "64K", "--dry-run", "--tls-verify=false",
+            "--output", $"docker://{_registry.HostPort}/m/m:1");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("layer budget: 4 of at most 127 layers (1 base + 3 model); no file of at least the threshold shares a layer\n", r.StdOut);
     }
 
     /// <summary>Free space is a limit for layouts and archives (the file system is a parameter here: no test can fill a disk).</summary>

@@ -78,8 +78,10 @@ public sealed class LayerBudgetPackTests : IDisposable
             }
             else
             {
-                Assert.Equal("/models", title);
-                foreach (var p in JsonDocument.Parse(a.GetProperty("io.modelcar.files.sha256").GetString()!).RootElement.EnumerateObject())
+                // a group says so in its title (never a file's path), naming its count and first files
+                var group = JsonDocument.Parse(a.GetProperty("io.modelcar.files.sha256").GetString()!).RootElement.EnumerateObject().ToList();
+                Assert.Equal($"/models (group of {group.Count} files: {group[0].Name}, {group[1].Name}{(group.Count > 2 ? $", … {group.Count - 2} more" : "")})", title);
+                foreach (var p in group)
                 {
                     annotated.Add(p.Name, p.Value.GetString()!);
                 }

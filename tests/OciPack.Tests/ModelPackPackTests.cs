@@ -94,7 +94,18 @@ public sealed class ModelPackPackTests : IDisposable
 /// <summary>Debian's containerd 1.6 with its own root, state and socket under a temp dir: ctr image import, then ctr run.</summary>
 internal static class Containerd
 {
-    public static async Task RunAsync(string dir, string archive, string name, string shellCommand, Action<string> check)
+    public static Task RunAsync(string dir, string archive, string name, string shellCommand, Action<string> check) =>
+        WithDaemonAsync(dir, async ctr =>
+        {
+            var r = await ctr(["images", "import", "--index-name", name, archive]);
+            Assert.True(r.ExitCode == 0, r.ToString());
+            r = await ctr(["run", "--rm", name, "t1", "/bin/busybox", "sh", "-c", shellCommand]);
+            Assert.True(r.ExitCode == 0, r.ToString());
+            check(r.StdOut);
+        });
+
+    /// <summary>Starts containerd in <paramref name="dir"/>, gives <paramref name="use"/> a ctr bound to it, then stops it and unmounts what it left.</summary>
+    public static async Task WithDaemonAsync(string dir, Func<Func<string[], Task<ToolResult>>, Task> use)
     {
         Directory.CreateDirectory(dir);
         var sock = Path.Combine(dir, "c.sock");
@@ -125,11 +136,7 @@ internal static class Containerd
             }
             Assert.True(File.Exists(sock), "containerd did not start");
             string[] ctr = ["--address", sock, "--namespace", "modelcar-test"];
-            var r = await PeerTools.RunAsync("ctr", [.. ctr, "images", "import", "--index-name", name, archive]);
-            Assert.True(r.ExitCode == 0, r.ToString());
-            r = await PeerTools.RunAsync("ctr", [.. ctr, "run", "--rm", name, "t1", "/bin/busybox", "sh", "-c", shellCommand]);
-            Assert.True(r.ExitCode == 0, r.ToString());
-            check(r.StdOut);
+            await use(args => PeerTools.RunAsync("ctr", [.. ctr, .. args]));
         }
         finally
         {

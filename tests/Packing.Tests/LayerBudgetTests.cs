@@ -76,8 +76,10 @@ public sealed class LayerBudgetTests : IDisposable
         Assert.Equal(75, sizes.Count(n => n == 2)); // 200 files in 125 layers: 75 pairs and 50 alone
         Assert.Equal(50, sizes.Count(n => n == 1));
         AssertEveryFileOnce(tree, plans);
-        // a one-file layer is titled with its path (as today); a group with the models path, ordered by first path
-        Assert.All(plans.Skip(1), p => Assert.Equal(Files(p).Length == 1 ? "/" + Files(p)[0] : "/models", p.Title));
+        // a one-file layer is titled with its path (as today); a group says it is one, with its count and first paths; ordered by first path
+        Assert.All(plans.Skip(1), p => Assert.Equal(Files(p).Length == 1
+            ? "/" + Files(p)[0]
+            : $"/models (group of 2 files: {Files(p)[0]["models/".Length..]}, {Files(p)[1]["models/".Length..]})", p.Title));
         var firsts = plans.Skip(1).Select(p => Files(p)[0]).ToList();
         Assert.Equal(firsts.Order(StringComparer.Ordinal), firsts);
     }
@@ -150,7 +152,8 @@ public sealed class LayerBudgetTests : IDisposable
     {
         var tree = Model("one", [5000, 6000]);
         var plan = Assert.Single(Packer.Plan(tree, Settings(1)));
-        Assert.Equal("/models", plan.Title);
+        Assert.StartsWith("/models (group of 3 files: ", plan.Title);
+        Assert.EndsWith(", … 1 more)", plan.Title);
         AssertEveryFileOnce(tree, [plan]);
     }
 }

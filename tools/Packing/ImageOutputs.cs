@@ -66,6 +66,20 @@ public sealed class ImageOutputs(IReadOnlyList<IImageTarget> targets, LayerDiges
     /// </summary>
     public IReadOnlyDictionary<string, string> FileSha256 => _fileSha256;
 
+    /// <summary>Files kept by <see cref="CaptureTarPaths"/> are at most this big (1 MiB: a config.json is a few KiB).</summary>
+    public const long MaxCapturedFileBytes = 1 << 20;
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte[]> _captured = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Tar paths of small files (at most <see cref="MaxCapturedFileBytes"/>) whose bytes <see cref="WriteLayersAsync"/> keeps as
+    /// their layer streams (<see cref="LayerFileCapture"/>: the same buffers, no second read), e.g. the model's config.json.
+    /// </summary>
+    public IReadOnlySet<string> CaptureTarPaths { get; set; } = new HashSet<string>();
+
+    /// <summary>After <see cref="WriteLayersAsync"/>: the content of each <see cref="CaptureTarPaths"/> file whose layer was read (verified with it); a layer known from the record was not.</summary>
+    public IReadOnlyDictionary<string, byte[]> CapturedFiles => _captured;
+
     /// <summary>
     /// A base blob to every target that needs its bytes, in one verified read through the same fan-out as
     /// the model layers (<see cref="BlobFanOut"/>); not read at all when no target needs it.
@@ -163,19 +177,36 @@ public sealed class ImageOutputs(IReadOnlyList<IImageTarget> targets, LayerDiges
                     // (then not hashed at all: a layer of trusted files costs one sha256, its digest)
                     using var fileHasher = new LayerFileHasher(layers[i], (entry, sha) => CheckVerified(entry, sha, verifiedSha256), trustedOf);
                     bool hashFiles = LayerFileHasher.NeedsBytes(layers[i], trustedOf);
+                    // a new capture per attempt: what a corrupted read left is dropped with it
+                    var capture = CaptureTarPaths.Count > 0 && new LayerFileCapture(layers[i], CaptureTarPaths, MaxCapturedFileBytes) is { IsNeeded: true } c ? c : null;
+                    Action<ReadOnlyMemory<byte>>? observe = (hashFiles, capture) switch
+                    {
+                        (true, null) => data => fileHasher.Append(data.Span),
+                        (true, _) => data =>
+                        {
+                            fileHasher.Append(data.Span);
+                            capture.Append(data.Span);
+                        },
+                        (false, null) => null,
+                        (false, _) => data => capture.Append(data.Span),
+                    };
                     var times = new FanOutTimes();
                     long started = System.Diagnostics.Stopwatch.GetTimestamp();
                     digest = await BlobFanOut.CopyAsync(() => layers[i].OpenAt(0, n =>
                     {
                         Interlocked.Add(ref _modelBytesRead, n);
                         progress(n);
-                    }, token), layers[i].Size, writers, $"layer {plan.Title}", token, hashFiles ? (Action<ReadOnlyMemory<byte>>)(data => fileHasher.Append(data.Span)) : null, times).ConfigureAwait(false);
+                    }, token), layers[i].Size, writers, $"layer {plan.Title}", token, observe, times).ConfigureAwait(false);
                     var took = System.Diagnostics.Stopwatch.GetElapsedTime(started);
                     Times.Add(times);
                     logger.LogInformation("layer {Title}: {Size} to {Outputs} output(s) in {Seconds:0.0} s, {Rate:0.0} MB/s; reading the source {Read:0.0} s, waiting for the outputs {Wait:0.0} s",
                         plan.Title, SizeParser.Format(layers[i].Size), writers.Count, took.TotalSeconds, layers[i].Size / Math.Max(took.TotalSeconds, 0.001) / 1e6,
                         times.Reading.TotalSeconds, times.WaitingForOutputs.TotalSeconds);
                     fileSha256 = hashFiles ? fileHasher.Result : LayerFileHasher.KnownOnly(layers[i], trustedOf!);
+                    foreach (var (path, content) in capture?.Result ?? new Dictionary<string, byte[]>())
+                    {
+                        _captured[path] = content;
+                    }
                     if (!hashFiles)
                     {
                         logger.LogDebug("layer {Title}: file sha256 from hf-fetch's verified record (identity unchanged since), not hashed", plan.Title);

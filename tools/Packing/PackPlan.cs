@@ -36,9 +36,19 @@ public sealed record PlannedBlob(string What, Digest? Digest, long Size, bool Is
 /// <summary>What one output already has and what the pack would send or write to it.</summary>
 public sealed record PlannedOutputState(PlanOutput Output, IReadOnlyList<(PlannedBlob Blob, bool Present)> Blobs, bool Exists, long? FreeBytes)
 {
-    public long BytesToSend => Blobs.Where(b => !b.Present).Sum(b => b.Blob.Size);
+    /// <summary>
+    /// Blobs a registry output lacks but would get by a cross-repository mount (no byte sent), with the repository on the same
+    /// host they come from: base layers from the base's repository, and what another output on that host gets first.
+    /// </summary>
+    public IReadOnlyDictionary<Digest, string> Mounts { get; init; } = new Dictionary<Digest, string>();
+
+    public long BytesToSend => Blobs.Where(b => !b.Present && !IsMounted(b.Blob)).Sum(b => b.Blob.Size);
 
     public int BlobsPresent => Blobs.Count(b => b.Present);
+
+    public int BlobsMounted => Blobs.Count(b => !b.Present && IsMounted(b.Blob));
+
+    public bool IsMounted(PlannedBlob blob) => blob.Digest is { } d && Mounts.ContainsKey(d);
 }
 
 /// <summary>
@@ -58,8 +68,9 @@ public sealed class PackPlan
     public const long LocalSlackBytes = 1L << 20;
 
     private PackPlan(ModelTree tree, string source, IReadOnlyList<BaseImage> bases, IReadOnlyList<LayerPlan> layers, IReadOnlyList<Digest?> known,
-        IReadOnlyList<PlannedBlob> baseBlobs, IReadOnlyList<PlannedOutputState> outputs, long? maxBlobSize, IReadOnlyList<string> problems, IReadOnlyList<string> notes)
+        IReadOnlyList<PlannedBlob> baseBlobs, IReadOnlyList<PlannedOutputState> outputs, long? maxBlobSize, IReadOnlyList<string> problems, IReadOnlyList<string> notes, int? maxLayers)
     {
+        MaxLayers = maxLayers;
         Tree = tree;
         Source = source;
         Bases = bases;
@@ -89,6 +100,12 @@ public sealed class PackPlan
 
     public long? MaxBlobSize { get; }
 
+    /// <summary>The image's layer budget (base and model layers together), when one applies.</summary>
+    public int? MaxLayers { get; }
+
+    /// <summary>Layers of the image with the most base layers: the number the budget holds.</summary>
+    public int ImageLayers => Bases.Max(b => b.Layers.Count) + Layers.Count;
+
     /// <summary>What would stop the real run (empty: it would start).</summary>
     public IReadOnlyList<string> Problems { get; }
 
@@ -103,10 +120,13 @@ public sealed class PackPlan
     /// <summary>
     /// Makes the plan. <paramref name="freeBytes"/> gives the free bytes of the file system a path is (or
     /// would be) on (default: <see cref="DriveInfo"/> of its nearest existing folder); registry outputs are
-    /// asked with HEAD only.
+    /// asked with HEAD only. <paramref name="maxLayers"/> is the layer budget the plan was made for (printed);
+    /// <paramref name="baseRepository"/> the registry host and repository of the base, when it is in one: a registry output
+    /// on that host that lacks a base layer gets it by a cross-repository mount, as the real run does, not by sending it.
     /// </summary>
     public static async Task<PackPlan> CreateAsync(ModelTree tree, string source, IReadOnlyList<BaseImage> bases, IReadOnlyList<LayerPlan> layers,
-        LayerDigestRecord? record, IReadOnlyList<PlanOutput> outputs, long? maxBlobSize, CancellationToken ct, Func<string, long?>? freeBytes = null)
+        LayerDigestRecord? record, IReadOnlyList<PlanOutput> outputs, long? maxBlobSize, CancellationToken ct, Func<string, long?>? freeBytes = null,
+        int? maxLayers = null, (string Host, string Repository)? baseRepository = null)
     {
         freeBytes ??= FreeBytesAt;
         var problems = new List<string>();
@@ -132,18 +152,35 @@ public sealed class PackPlan
         }
 
         var states = new List<PlannedOutputState>();
+        // per registry host, the first output on it: the real run sends each blob once per host and mounts it into the others
+        var firstOnHost = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (var output in outputs)
         {
             var present = new List<(PlannedBlob, bool)>();
+            var mounts = new Dictionary<Digest, string>();
             bool exists;
             long? free = null;
             switch (output.Kind)
             {
                 case PlanOutputKind.Registry:
                     exists = true;
+                    var host = output.Repository!.Client.Registry;
+                    var first = firstOnHost.TryAdd(host, output.Repository.Name) ? null : firstOnHost[host];
                     foreach (var b in blobs)
                     {
-                        present.Add((b, b.Digest is { } d && await output.Repository!.BlobExistsAsync(d, ct).ConfigureAwait(false)));
+                        bool has = b.Digest is { } d && await output.Repository.BlobExistsAsync(d, ct).ConfigureAwait(false);
+                        present.Add((b, has));
+                        if (!has && b.Digest is { } digest)
+                        {
+                            if (!b.IsModelLayer && baseRepository is { } br && string.Equals(br.Host, host, StringComparison.OrdinalIgnoreCase) && br.Repository != output.Repository.Name)
+                            {
+                                mounts[digest] = br.Repository;
+                            }
+                            else if (first is not null && first != output.Repository.Name)
+                            {
+                                mounts[digest] = first;
+                            }
+                        }
                     }
                     break;
                 case PlanOutputKind.Layout:
@@ -161,7 +198,7 @@ public sealed class PackPlan
                     free = freeBytes(output.LocalPath!);
                     break;
             }
-            var state = new PlannedOutputState(output, present, exists, free);
+            var state = new PlannedOutputState(output, present, exists, free) { Mounts = mounts };
             if (free is { } f && state.BytesToSend + LocalSlackBytes > f)
             {
                 problems.Add($"{output.Description}: needs {SizeParser.Format(state.BytesToSend)} ({state.BytesToSend} bytes) + {SizeParser.Format(LocalSlackBytes)} for index, manifests and temp files, "
@@ -169,7 +206,12 @@ public sealed class PackPlan
             }
             states.Add(state);
         }
-        return new PackPlan(tree, source, bases, layers, known, baseBlobs, states, maxBlobSize, problems, notes);
+        if (maxLayers is { } budget && bases.Max(b => b.Layers.Count) + layers.Count > budget)
+        {
+            // Packer.Plan keeps to the budget; a plan made without it (or a base over it) is named here
+            problems.Add($"the image would have {bases.Max(b => b.Layers.Count) + layers.Count} layers, over the layer budget of {budget}");
+        }
+        return new PackPlan(tree, source, bases, layers, known, baseBlobs, states, maxBlobSize, problems, notes, maxLayers);
     }
 
     /// <summary>Free bytes of the file system that holds <paramref name="path"/> or, when it does not exist yet, its nearest existing parent.</summary>
@@ -206,6 +248,13 @@ public sealed class PackPlan
         Line($"model: {Source}: {Tree.Entries.Count} files, {Size(Tree.TotalBytes)}");
         Line($"platforms: {string.Join(", ", Bases.Select(b => b.Platform.ToString()))} (base {Bases[0].Description}; {BaseBlobs.Count} base layers, {Size(BaseBlobs.Sum(b => b.Size))})");
         Line($"model layers: {Layers.Count} (the same blobs on every platform)");
+        var groups = Layers.Where(l => Packer.IsGroupTitle(l.Title)).ToList();
+        var grouping = groups.Count == 0
+            ? "no file of at least the threshold shares a layer"
+            : $"{groups.Count} layer(s) group {groups.Sum(g => g.Entries.Count(e => e.Kind is LayerEntryKind.File or LayerEntryKind.Symlink))} files of at least the threshold (the largest files stay alone)";
+        Line(MaxLayers is { } budgetLine
+            ? $"layer budget: {ImageLayers} of at most {budgetLine} layers ({Bases.Max(b => b.Layers.Count)} base + {Layers.Count} model); {grouping}"
+            : $"layer budget: none; {ImageLayers} layers ({Bases.Max(b => b.Layers.Count)} base + {Layers.Count} model)");
         for (int i = 0; i < Layers.Count; i++)
         {
             var l = Layers[i];
@@ -233,12 +282,15 @@ public sealed class PackPlan
                 _ => o.Exists ? "archive, replaced" : "new archive",
             };
             var verb = o.Output.Kind == PlanOutputKind.Registry ? "send" : "write";
-            Line($"  {o.Output.Description} ({what}): has {o.BlobsPresent} of {o.Blobs.Count} blobs; would {verb} {o.Blobs.Count - o.BlobsPresent}, {Size(o.BytesToSend)}"
+            var mounted = o.BlobsMounted > 0 ? $"mount {o.BlobsMounted} (no bytes sent), " : "";
+            Line($"  {o.Output.Description} ({what}): has {o.BlobsPresent} of {o.Blobs.Count} blobs; would {mounted}{verb} {o.Blobs.Count - o.BlobsPresent - o.BlobsMounted}, {Size(o.BytesToSend)}"
                 + (o.FreeBytes is { } f ? $"; {SizeParser.Format(f)} free there" : ""));
             foreach (var (b, present) in o.Blobs)
             {
                 var id = b.Digest?.ToString() ?? "(digest once read)";
-                Line($"       {(present ? "has " : verb + " ")} {(b.IsModelLayer ? "layer " + b.What : b.What)} {id} {SizeParser.Format(b.Size)}");
+                var action = present ? "has " : o.IsMounted(b) ? "mount" : verb + " ";
+                var from = !present && o.IsMounted(b) ? $" (from {o.Mounts[b.Digest!.Value]})" : "";
+                Line($"       {action} {(b.IsModelLayer ? "layer " + b.What : b.What)} {id} {SizeParser.Format(b.Size)}{from}");
             }
         }
         Line("limits:");

@@ -76,7 +76,7 @@ public static class Packer
     /// are in ordinal path order; layers: the small-files layer first, then the big files by path.
     /// <para>
     /// With <see cref="PackSettings.MaxModelLayers"/> and more layers than that, the big files are grouped
-    /// (<see cref="GroupBigFiles"/>): a grouped layer is titled with the models path too and ordered by its
+    /// (<see cref="GroupBigFiles"/>): a grouped layer is titled as a group (<see cref="GroupTitle"/>) and ordered by its
     /// first path. Within the budget the plan is exactly the ungrouped one.
     /// </para>
     /// </summary>
@@ -96,7 +96,7 @@ public static class Packer
             }
             if (budget == 1)
             {
-                return [MakePlan("/" + root, root, tree.Entries, attributes)];
+                return [MakePlan(GroupTitle(root, tree.Entries), root, tree.Entries, attributes)];
             }
             if (small.Count > 0)
             {
@@ -104,7 +104,7 @@ public static class Packer
             }
             foreach (var group in GroupBigFiles(big, budget - plans.Count, settings.MaxLayerBytes, entries => MakePlan("/" + root, root, entries, attributes).TarSize))
             {
-                plans.Add(group.Count == 1 ? MakePlan($"/{root}/{group[0].RelativePath}", root, group, attributes) : MakePlan("/" + root, root, group, attributes));
+                plans.Add(group.Count == 1 ? MakePlan($"/{root}/{group[0].RelativePath}", root, group, attributes) : MakePlan(GroupTitle(root, group), root, group, attributes));
             }
             return plans;
         }
@@ -118,6 +118,27 @@ public static class Packer
         }
         return plans;
     }
+
+    /// <summary>Files listed by name in a group's title; the rest are counted.</summary>
+    public const int FilesNamedInGroupTitle = 2;
+
+    /// <summary>
+    /// The title (org.opencontainers.image.title, and the history's "add …") of a layer that groups files of at least the
+    /// threshold: the models path, then in parentheses that it is a group, how many files and the first paths, e.g.
+    /// <c>/models (group of 2 files: model-00001-of-00200.safetensors, model-00127-of-00200.safetensors)</c>. Never a file's
+    /// path, so no reader takes the layer for one file (a one-file layer is titled with its file's path, the small-files
+    /// layer with the models path, as before); the exact list with each file's sha256 is the io.modelcar.files.sha256 annotation.
+    /// </summary>
+    public static string GroupTitle(string root, IReadOnlyList<ModelEntry> group)
+    {
+        var paths = group.Select(e => e.RelativePath).Order(StringComparer.Ordinal).ToList();
+        var named = string.Join(", ", paths.Take(FilesNamedInGroupTitle));
+        var more = paths.Count > FilesNamedInGroupTitle ? $", … {paths.Count - FilesNamedInGroupTitle} more" : "";
+        return $"/{root} (group of {paths.Count} files: {named}{more})";
+    }
+
+    /// <summary>Whether <paramref name="title"/> is a <see cref="GroupTitle"/>.</summary>
+    public static bool IsGroupTitle(string title) => title.Contains(" (group of ", StringComparison.Ordinal);
 
     /// <summary>
     /// The big files in at most <paramref name="slots"/> layers, by longest-first assignment: the files from the largest
@@ -227,6 +248,12 @@ public static class Packer
         {
             await sink.CopyBaseBlobAsync(source!, layer, progress.Add, ct).ConfigureAwait(false);
         }
+        // ModelPack: the model's config.json is kept while its layer streams (no second read, no second Hub request)
+        var configJson = settings.ModelPack ? ModelConfigEntry(plans, settings) : null;
+        if (configJson is not null)
+        {
+            sink.CaptureTarPaths = new HashSet<string>(StringComparer.Ordinal) { configJson.TarPath };
+        }
         long layersStarted = System.Diagnostics.Stopwatch.GetTimestamp();
         var modelLayers = await sink.WriteLayersAsync(plans, Attributes(settings), jobs, progress.Add, ct, files, settings.VerifiedFileSha256, settings.TrustedFileSha256).ConfigureAwait(false);
         if (sink.LayerBytesRead > 0)
@@ -237,6 +264,10 @@ public static class Packer
                 sink.Times.Reading.TotalSeconds, sink.Times.WaitingForOutputs.TotalSeconds, sink.Times.Bottleneck);
         }
         settings = settings with { FileSha256 = sink.FileSha256 };
+        if (configJson is not null)
+        {
+            settings = settings with { ModelConfigJson = await ModelConfigJsonAsync(configJson, sink, files, logger, ct).ConfigureAwait(false) };
+        }
 
         var image = ImageAssembly.Assemble(bases, plans, modelLayers, settings);
         foreach (var blob in image.Blobs)
@@ -244,6 +275,42 @@ public static class Packer
             sink.WriteSmallBlob(blob.Content, blob.MediaType);
         }
         return new PackResult(image.Root, image.ImageSize, modelLayers.Length) { Platforms = [.. image.Platforms] };
+    }
+
+    /// <summary>The model's top-level config.json (transformers' keys) when it is a file of at most <see cref="ImageOutputs.MaxCapturedFileBytes"/>, else null (its fields are left out).</summary>
+    public static LayerEntry? ModelConfigEntry(IReadOnlyList<LayerPlan> plans, PackSettings settings)
+    {
+        var tarPath = settings.ModelsPath.Trim('/') + "/config.json";
+        return plans.SelectMany(p => p.Entries).FirstOrDefault(e => e.Kind == LayerEntryKind.File && e.TarPath == tarPath && e.Size <= ImageOutputs.MaxCapturedFileBytes);
+    }
+
+    /// <summary>
+    /// config.json as its layer streamed; when that layer was not read (its digest came from the layer record), the file
+    /// alone, once (a local file, or one request to the Hub for a file of at most 1 MiB, checked against the listing's hash).
+    /// </summary>
+    private static async Task<byte[]> ModelConfigJsonAsync(LayerEntry entry, ImageOutputs sink, ILayerFileSource? files, ILogger logger, CancellationToken ct)
+    {
+        if (sink.CapturedFiles.TryGetValue(entry.TarPath, out var captured))
+        {
+            return captured;
+        }
+        logger.LogInformation("{Path}: its layer is known from the layer record (not read), so the file alone is read for the ModelPack config ({Size} bytes)", entry.TarPath, entry.Size);
+        try
+        {
+            await using var stream = files?.Open(entry, 0, ct) ?? File.OpenRead(entry.SourcePath ?? throw new InvalidOperationException($"{entry.TarPath}: no source"));
+            var content = new byte[entry.Size];
+            await stream.ReadExactlyAsync(content, ct).ConfigureAwait(false);
+            if (await stream.ReadAsync(new byte[1], ct).ConfigureAwait(false) != 0)
+            {
+                throw new SourceChangedException($"{entry.TarPath}: longer than the {entry.Size} bytes planned");
+            }
+            return content;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // not left out silently: the ModelPack config (and the index digest) would depend on it
+            throw new PackingException($"{entry.SourcePath}: cannot read it for the ModelPack config: {e.Message}", e);
+        }
     }
 
     public static ImageConfig BuildConfig(ImageConfig baseConfig, IReadOnlyList<LayerPlan> plans, IReadOnlyList<Descriptor> layers, PackSettings settings)

@@ -225,7 +225,7 @@ public static class OciPackCommand
                 VerifiedFileSha256 = snapshot?.VerifiedSha256(tree) ?? new Dictionary<string, string>(),
                 TrustedFileSha256 = snapshot?.TrustedSha256(tree) ?? new Dictionary<string, string>(),
                 ModelName = snapshot?.RepoId ?? hubSource?.Reference.RepoId,
-                ModelConfigJson = settings.ModelPack && modelDir is not null ? ModelConfigJson(tree) : null,
+                // ModelConfigJson: the Packer keeps config.json as its layer streams (DIR or hf://: the same bytes, no second read)
             };
 
             using var source = OpenSource(baseLocation, ctx, credentials, httpSettings);
@@ -242,8 +242,10 @@ public static class OciPackCommand
             var plans = Packer.Plan(tree, settings);
             if (ctx.Get(dryRun))
             {
+                var baseRepository = (baseLocation as RegistryLocation)?.Reference is { } baseRef ? (baseRef.Registry, baseRef.Repository) : ((string, string)?)null;
                 return await DryRunAsync(ctx, tree, modelDir is null ? $"{modelText} (the Hub's listing)" : modelDir, bases, plans,
-                    DryRunRecord(modelDir, ctx.Get(stateDir), hubSource, log), destinations, registry, credentials, httpSettings, ct);
+                    DryRunRecord(modelDir, ctx.Get(stateDir), hubSource, log), destinations, registry, credentials, httpSettings,
+                    ctx.Get(maxLayers) ?? DefaultMaxLayers, baseRepository, ct);
             }
             CheckSizes(ctx, registry, bases, plans);
             var bigFiles = tree.Entries.Count(e => e.Kind == ModelEntryKind.File && e.Size >= settings.LayerThreshold);
@@ -392,7 +394,6 @@ public static class OciPackCommand
         return formats.Contains("modelpack");
     }
 
-    /// <summary>The model's top-level config.json for the ModelPack config (at most 1 MiB; a local file: the Hub's is not fetched twice).</summary>
     /// <summary>The model's name in its OpenSSF signature (informative only): the directory's name, or NAME of hf://ORG/NAME.</summary>
     private static string ModelSignatureName(string? modelDir, HubModelSource? hub, string modelText) =>
         modelDir is not null ? Path.GetFileName(Path.TrimEndingDirectorySeparator(modelDir))
@@ -448,20 +449,6 @@ public static class OciPackCommand
         return string.Join('/', parts);
     }
 
-    private static byte[]? ModelConfigJson(ModelTree tree)
-    {
-        var entry = tree.Entries.FirstOrDefault(e => e.Kind == ModelEntryKind.File && e.RelativePath == "config.json" && e.Size <= 1 << 20);
-        try
-        {
-            return entry is null ? null : File.ReadAllBytes(entry.FullPath);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // not left out silently: the ModelPack config (and the index digest) would change with the file's permissions
-            throw new ToolException($"{entry!.FullPath}: cannot read it for the ModelPack config: {e.Message}");
-        }
-    }
-
     /// <summary>
     /// The model layers the budget leaves after the largest base (--max-layers, default <see cref="DefaultMaxLayers"/>): a base that
     /// leaves none is an error naming both numbers; an explicit budget over the overlay cap is only warned about.
@@ -484,7 +471,8 @@ public static class OciPackCommand
 
     /// <summary>--dry-run: the plan on stdout (PackPlan), then exit 0, or 1 with its first problem; no record, layout, archive or upload session is made.</summary>
     private static async Task<int> DryRunAsync(ToolContext ctx, ModelTree tree, string source, IReadOnlyList<BaseImage> bases, IReadOnlyList<LayerPlan> plans,
-        LayerDigestRecord? record, IReadOnlyList<ImageLocation> destinations, RegistryOptions registry, ICredentialProvider credentials, HttpSettings httpSettings, CancellationToken ct)
+        LayerDigestRecord? record, IReadOnlyList<ImageLocation> destinations, RegistryOptions registry, ICredentialProvider credentials, HttpSettings httpSettings,
+        int maxLayers, (string Host, string Repository)? baseRepository, CancellationToken ct)
     {
         using var http = destinations.Any(d => d is RegistryLocation) ? HttpClientFactory.Create(httpSettings) : null;
         var outputs = new List<PlanOutput>();
@@ -507,7 +495,7 @@ public static class OciPackCommand
                 });
             }
         }
-        var plan = await PackPlan.CreateAsync(tree, source, bases, plans, record, outputs, ctx.Get(registry.MaxBlobSize), ct).ConfigureAwait(false);
+        var plan = await PackPlan.CreateAsync(tree, source, bases, plans, record, outputs, ctx.Get(registry.MaxBlobSize), ct, maxLayers: maxLayers, baseRepository: baseRepository).ConfigureAwait(false);
         ctx.Out.Write(plan.Render());
         if (plan.Problems.Count == 0)
         {
