@@ -20,7 +20,7 @@ public sealed class HostileRegistryTests
 {
     private static readonly HttpSettings Settings = new() { TlsVerify = true, MaxRetries = 1, RetryBaseDelay = TimeSpan.FromMilliseconds(1) };
 
-    private sealed class MemoryRegistry
+    internal sealed class MemoryRegistry
     {
         public ConcurrentDictionary<string, byte[]> Blobs { get; } = new();
         public ConcurrentDictionary<string, (string MediaType, byte[] Content)> Manifests { get; } = new();
@@ -97,7 +97,7 @@ public sealed class HostileRegistryTests
         }
     }
 
-    private static RegistryRepository Repo(MemoryRegistry registry, string repository = "org/model")
+    internal static RegistryRepository Repo(MemoryRegistry registry, string repository = "org/model")
     {
         var http = HttpClientFactory.Create(Settings, new FakeHttpHandler(registry.Respond));
         var client = new RegistryClient("reg.example", http, Settings, new AnonymousCredentialProvider(), NullLogger.Instance) { AuthRepository = repository };
@@ -105,7 +105,7 @@ public sealed class HostileRegistryTests
         return new RegistryRepository(client, repository);
     }
 
-    private static SigningKey Key() => CosignKeys.LoadPrivateKey(Path.Combine(AppContext.BaseDirectory, "testdata", "cosign", "ecdsa_priv.pem"), () => []);
+    internal static SigningKey Key() => CosignKeys.LoadPrivateKey(Path.Combine(AppContext.BaseDirectory, "testdata", "cosign", "ecdsa_priv.pem"), () => []);
 
     [Fact]
     public async Task A_tag_PUT_answered_201_but_not_stored_is_not_reported_as_signed()
