@@ -70,6 +70,7 @@ public static class RegistryPushCommand
     public static readonly Option<string?> SignKey = Signing.SignKey;
     public static readonly Option<string?> SignKeyPasswordFile = Signing.PasswordFile;
     public static readonly Option<bool?> Attest = Signing.Attest;
+    public static readonly Option<bool?> Sign = Signing.Sign;
 
     public static readonly Option<string?> StateDir = new("--state-dir")
     {
@@ -86,7 +87,7 @@ public static class RegistryPushCommand
     public static RootCommand Create()
     {
         var root = ToolApp.CreateRoot("Push an OCI image (oci: layout or oci-archive:) to one or more registries.");
-        foreach (var option in new Option[] { Source, Dest, AuthFile, Login, Creds, Username, PasswordFile, TlsVerify, CaFile, Jobs, ChunkSize, MaxBlobSize, Retries, StallTimeout, MaxRetryWait, StateDir, DigestFile, SignKey, SignKeyPasswordFile, Attest })
+        foreach (var option in new Option[] { Source, Dest, AuthFile, Login, Creds, Username, PasswordFile, TlsVerify, CaFile, Jobs, ChunkSize, MaxBlobSize, Retries, StallTimeout, MaxRetryWait, StateDir, DigestFile, SignKey, SignKeyPasswordFile, Attest, Sign })
         {
             root.Options.Add(option);
         }
