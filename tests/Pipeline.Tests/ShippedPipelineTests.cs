@@ -111,6 +111,8 @@ public class ShippedPipelineTests
                 ["quay-push-secret"] = new Dictionary<string, string> { [".dockerconfigjson"] = quayAuth },
                 // oc create secret generic hf-token --from-file=token=…
                 ["hf-token"] = new Dictionary<string, string> { ["token"] = hfToken },
+                // Tekton Chains' signing-secrets (cosign generate-key-pair k8s://…): cosign.key, cosign.password, cosign.pub
+                ["signing-secrets"] = SigningSecret(),
             },
         };
     }
@@ -195,6 +197,53 @@ public class ShippedPipelineTests
         return run with { Params = parameters, Workspaces = workspaces };
     }
 
+    /// <summary>A cosign key pair as Chains' secret holds it: the encrypted private key, its password, the public key.</summary>
+    private static Dictionary<string, string> SigningSecret()
+    {
+        using var ec = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var password = "chains-" + Guid.NewGuid().ToString("N");
+        return new Dictionary<string, string>
+        {
+            ["cosign.key"] = ModelCar.Signing.CosignKeys.EncryptToPem(ec.ExportPkcs8PrivateKey(), Encoding.UTF8.GetBytes(password), 32768),
+            ["cosign.password"] = password,
+            ["cosign.pub"] = ec.ExportSubjectPublicKeyInfoPem(),
+        };
+    }
+
+    /// <summary>
+    /// The deploy side: the shipped modelcar-verify Task alone (as tekton/examples/modelcar-deploy.yaml runs it) for the
+    /// registered version, with the public key from the signing secret, pulling from quay with the robot's secret and
+    /// from the internal registry with the pod's token. Returns its results, or the failing step's log.
+    /// </summary>
+    private static async Task<(IReadOnlyDictionary<string, string>? Results, string? Failure)> VerifyTaskAsync(Cluster c, PipelineRunDef build, string image, PodmanStepExecutor executor)
+    {
+        var tasks = LoadShipped().Tasks;
+        YamlDotNet.RepresentationModel.YamlNode Str(string v) => new YamlDotNet.RepresentationModel.YamlScalarNode(v);
+        var pt = new PipelineTaskDef("verify", "modelcar-verify",
+        [
+            ("builder-image", Str(c.Image)),
+            ("server", Str(c.ModelRegistry.Url.ToString().TrimEnd('/'))),
+            ("model-name", Str(Param(build, "model-name"))),
+            ("version-name", Str(Param(build, "version-name"))),
+            ("image", Str(image)),
+            ("login", new YamlDotNet.RepresentationModel.YamlSequenceNode(Str("--login"), Str($"{c.Internal.HostPort}=serviceaccount:/var/run/secrets/kubernetes.io/serviceaccount/token"))),
+            ("authfile", Str("/workspace/registry-auth/.dockerconfigjson")),
+        ], [], new Dictionary<string, string> { ["verification-key"] = "verification-key", ["registry-auth"] = "registry-auth" }, 0);
+        var pipeline = new PipelineDef("modelcar-verify-only", [], [("verification-key", false), ("registry-auth", true)], [pt], []);
+        var run = new PipelineRunDef("modelcar-verify-only", new Dictionary<string, ParamValue>(),
+            [new WorkspaceBinding("verification-key", "secret", null, "signing-secrets"), new WorkspaceBinding("registry-auth", "secret", null, "quay-push-secret")], "pipeline");
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(5));
+        try
+        {
+            var result = await TektonEngine.RunAsync(run, pipeline, tasks, executor, cts.Token);
+            return (result.TaskRuns["verify"].Results, null);
+        }
+        catch (PipelineRunFailed e)
+        {
+            return (null, e.Message);
+        }
+    }
+
     /// <summary>A pipeline param's value in this run (the run's, else the Pipeline's default).</summary>
     private static string Param(PipelineRunDef run, string name) =>
         run.Params.TryGetValue(name, out var v) ? v.String! : LoadShipped(run.PipelineRef).Pipeline.Params.Single(p => p.Name == name).Default!.String!;
@@ -245,6 +294,8 @@ public class ShippedPipelineTests
     {
         await using var c = await StartClusterAsync();
         var run = ShippedRun("modelcar-build-quantized.yaml", c);
+        // signed: the optional signing-secrets workspace bound to Chains' secret
+        run = run with { Workspaces = run.Workspaces.Append(new WorkspaceBinding("signing-secrets", "secret", null, "signing-secrets")).ToList() };
         var (repo, kept, excluded) = AddMistralRepo(c.Hub, Param(run, "repo-id"), 10);
         var executor = new PodmanStepExecutor(c.Tmp.Combine("cluster"), c.Secrets, c.SaDir) { RunId = "quantized" };
 
@@ -285,6 +336,34 @@ public class ShippedPipelineTests
         Assert.Equal(digest, Property(artifact, "image_digest"));
         Assert.Equal(Param(run, "repo-id"), Property(artifact, "hf_repo_id"));
         Assert.Equal("linux/amd64,linux/arm64", Property(artifact, "platforms"));
+        // signed in both registries: 2 platforms + the index each, one attestation each, recorded with the file listing
+        Assert.Matches("^sha256:[0-9a-f]{64}$", Property(artifact, "model-files-digest"));
+        Assert.Equal(6, Property(artifact, "signature-digests")!.Split(',').Length);
+        Assert.Equal(2, Property(artifact, "attestation-digests")!.Split(',').Length);
+        var invocation = result.TaskRuns["pack-and-push"].Outcomes.Select(o => o.Log).ToList();
+
+        // the deploy side: modelcar-verify passes on both registries ...
+        executor.RunId = "verify-quay";
+        var (fromQuay, quayFailure) = await VerifyTaskAsync(c, run, "", executor);
+        Assert.True(quayFailure is null, quayFailure);
+        Assert.Equal(uri, fromQuay!["MODEL_URI"]);
+        Assert.Equal(repo.Commit, fromQuay["VERIFIED_COMMIT"]);
+        var internalImage = $"{c.Internal.HostPort}/{Param(run, "internal-repo")}@{digest}";
+        executor.RunId = "verify-internal";
+        var (fromInternal, internalFailure) = await VerifyTaskAsync(c, run, "docker://" + internalImage, executor);
+        Assert.True(internalFailure is null, internalFailure);
+        Assert.Equal("oci://" + internalImage, fromInternal!["MODEL_URI"]);
+        // ... and fails on an unsigned copy of the same digest (skopeo copies no cosign signatures)
+        var unsignedRepo = $"{c.Internal.HostPort}/{Namespace}/unsigned-copy";
+        var copyUnsigned = await PeerTools.RunAsync("skopeo", ["copy", "--all", "--preserve-digests", "--src-cert-dir", c.CertDir, "--src-authfile", c.QuayAuthFile,
+            "--dest-cert-dir", c.CertDir, "--dest-creds", "serviceaccount:" + c.SaToken, $"docker://{c.Quay.HostPort}/{Param(run, "quay-repo")}@{digest}", $"docker://{unsignedRepo}:x"]);
+        Assert.True(copyUnsigned.ExitCode == 0, copyUnsigned.ToString());
+        executor.RunId = "verify-unsigned";
+        var (_, unsignedFailure) = await VerifyTaskAsync(c, run, $"docker://{unsignedRepo}@{digest}", executor);
+        Assert.NotNull(unsignedFailure);
+        Assert.Contains("is unsigned", unsignedFailure, StringComparison.Ordinal);
+        Assert.All(invocation, log => Assert.DoesNotContain(c.Secrets["signing-secrets"]["cosign.password"], log));
+        executor.RunId = "quantized"; // the build run's fresh PVC is named after its run
 
         // the shipped excludes kept the duplicate weights off the PVC and out of the image
         foreach (var path in excluded)

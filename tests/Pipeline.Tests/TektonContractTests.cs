@@ -389,7 +389,12 @@ public class TektonContractTests
         var sample = new Dictionary<string, IReadOnlyDictionary<string, string>>
         {
             ["download"] = new Dictionary<string, string> { ["commit"] = new string('c', 40) },
-            ["pack-and-push"] = new Dictionary<string, string> { ["IMAGE_DIGEST"] = digest, ["IMAGE_URL"] = "quay.io/x@" + digest, ["IMAGE_SIZE"] = "123" },
+            ["pack-and-push"] = new Dictionary<string, string>
+            {
+                ["IMAGE_DIGEST"] = digest, ["IMAGE_URL"] = "quay.io/x@" + digest, ["IMAGE_SIZE"] = "123",
+                // unsigned (no signing-secrets): the signing results are written empty
+                ["SIGNATURE_DIGESTS"] = "", ["ATTESTATION_DIGESTS"] = "", ["MODEL_FILES_DIGEST"] = "",
+            },
         };
         var step = Assert.Single(TektonEngine.ResolveTaskRun(pipeline.Tasks[1], pipelineParams, run, tasks, sample));
         var args = step.Args.ToList();
@@ -413,6 +418,10 @@ public class TektonContractTests
         Assert.Contains($"internal_image=image-registry.openshift-image-registry.svc:5000/models/mistral-small-24b-instruct@{digest}", register);
         Assert.Contains("image_size:int=123", register);
         Assert.Contains("platforms=linux/amd64,linux/arm64", register);
+        // the run binds no signing-secrets: the pack task signs nothing, and register records nothing for signing
+        Assert.Contains("--sign=false", args);
+        Assert.Equal("", register[register.IndexOf("--model-files-digest") + 1]);
+        Assert.Equal("", register[register.IndexOf("--signature-digests") + 1]);
 
         // the two-step tasks stay, wired in modelcar-build-two-step
         var twoStep = TektonEngine.LoadPipeline(TektonYaml.Load(Path.Combine(TektonYaml.Dir("pipelines"), "modelcar-build-two-step.yaml")));

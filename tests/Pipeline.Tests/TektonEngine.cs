@@ -482,6 +482,9 @@ internal static partial class TektonEngine
             extra[$"workspaces.{decl.Name}.claim"] = binding.Claim ?? "";
         }
         extra["context.taskRun.name"] = $"{pt.Name}-run";
+        // a uid per TaskRun as Kubernetes gives one (derived from the names: the same run resolves the same way)
+        extra["context.taskRun.uid"] = new Guid(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"{run.PipelineRef}/{pt.Name}")).AsSpan(0, 16)).ToString();
+        extra["context.taskRun.namespace"] = "modelcar-test";
         extra["context.pipelineTask.retries"] = pt.Retries.ToString(System.Globalization.CultureInfo.InvariantCulture);
         extra["results.path"] = "/tekton/results";
         foreach (var r in task.Results)

@@ -35,17 +35,31 @@ public sealed class SigningOptions
         Description = "Also push an in-toto SLSA provenance attestation (sha256-HEX.att, DSSE-signed with --sign-key). Default: on with --sign-key.",
     };
 
-    public IEnumerable<Option> All => [SignKey, PasswordFile, Attest];
+    public Option<bool?> Sign { get; } = new("--sign")
+    {
+        Description = "--sign=false: do not sign, even with --sign-key (a Tekton Task passes $(workspaces.signing-secrets.bound), so an unbound optional workspace means no signing). Default: sign when --sign-key is given.",
+    };
 
-    public bool Enabled(ToolContext ctx) => ctx.Get(SignKey) is { Length: > 0 };
+    public IEnumerable<Option> All => [SignKey, PasswordFile, Attest, Sign];
+
+    public bool Enabled(ToolContext ctx) => ctx.Get(Sign) != false && ctx.Get(SignKey) is { Length: > 0 };
 
     public bool AttestEnabled(ToolContext ctx) => Enabled(ctx) && (ctx.Get(Attest) ?? true);
 
     /// <summary>Loads the key (exit 1: missing file, wrong password; exit 2: not EC P-256), or null without --sign-key.</summary>
     public SigningKey? LoadKey(ToolContext ctx)
     {
+        if (ctx.Get(Sign) == false)
+        {
+            ctx.Logger.LogInformation("--sign=false: not signing");
+            return null;
+        }
         if (ctx.Get(SignKey) is not { Length: > 0 } path)
         {
+            if (ctx.Get(Sign) == true)
+            {
+                throw new UsageException("--sign=true needs --sign-key");
+            }
             if (ctx.Get(PasswordFile) is not null || ctx.Get(Attest) == true)
             {
                 throw new UsageException("--sign-key-password-file and --attest need --sign-key");
@@ -123,6 +137,39 @@ public sealed class SigningOptions
         }
         return results;
     }
+}
+
+/// <summary>
+/// The Tekton results of a signed push: the manifests at the signature and attestation tags (comma-separated, per
+/// output in order, each platform then the index) and the model file listing digest the attestation was built from.
+/// Always written (empty when nothing was signed): a Pipeline may pass them on to mr-register either way.
+/// </summary>
+public static class SigningResults
+{
+    public const string SignatureDigests = "SIGNATURE_DIGESTS";
+    public const string AttestationDigests = "ATTESTATION_DIGESTS";
+    public const string ModelFilesDigest = "MODEL_FILES_DIGEST";
+
+    public static IReadOnlyList<string> Names { get; } = [SignatureDigests, AttestationDigests, ModelFilesDigest];
+
+    public static void Write(ToolContext ctx, IReadOnlyList<SignedImage> signed, Digest? modelFiles)
+    {
+        ctx.Results.Write(SignatureDigests, string.Join(",", signed.SelectMany(s => s.Signatures).Select(a => a.Manifest.ToString()).Distinct()));
+        ctx.Results.Write(AttestationDigests, string.Join(",", signed.Select(s => s.Attestation).OfType<AttachOutcome>().Select(a => a.Manifest.ToString()).Distinct()));
+        ctx.Results.Write(ModelFilesDigest, modelFiles?.ToString() ?? "");
+    }
+
+    /// <summary>
+    /// The provenance statement of <paramref name="modelsPath"/>'s files, reporting the digest of their listing
+    /// (<see cref="ModelFileListing"/>) to <paramref name="files"/>: what the Model Registry records to check the attestation against.
+    /// </summary>
+    public static Func<string, Digest, IReadOnlyList<(Digest Digest, ImageManifest Manifest)>, byte[]> Statement(string? modelsPath,
+        IReadOnlyDictionary<string, object> external, string builderId, string? invocationId, Action<Digest> files) =>
+        (identity, digest, manifests) =>
+        {
+            files(ModelFileListing.Of(ModelCarProvenance.ModelFiles(manifests.Select(m => m.Manifest).ToList(), modelsPath)));
+            return ModelCarProvenance.Statement(identity, digest, manifests, modelsPath, external, builderId, invocationId, null);
+        };
 }
 
 /// <summary>Who built it, for the provenance: the Tekton TaskRun when the Task passes it (env), else the tool.</summary>

@@ -153,8 +153,8 @@ public sealed class RegistryRepository(RegistryClient client, string repository)
     /// <summary>Cross-repository mount (forwards to <see cref="BlobUploadOperations.MountAsync"/>).</summary>
     public Task<MountResult> MountAsync(Digest digest, string fromRepository, CancellationToken ct) => Uploads.MountAsync(digest, fromRepository, ct);
 
-    /// <summary>HEAD a manifest: its digest if the reference exists, null on 404.</summary>
-    public async Task<Digest?> ManifestDigestAsync(string reference, CancellationToken ct)
+    /// <summary>HEAD a manifest: its digest if the reference exists, null on 404. <paramref name="scope"/>: <see cref="PullScope"/> for a reader (a verifier); push scope by default (a pusher's check).</summary>
+    public async Task<Digest?> ManifestDigestAsync(string reference, CancellationToken ct, string? scope = null)
     {
         var url = ManifestUrl(reference);
         using var response = await client.SendAsync(() =>
@@ -162,7 +162,7 @@ public sealed class RegistryRepository(RegistryClient client, string repository)
             var r = new HttpRequestMessage(HttpMethod.Head, url);
             r.Headers.TryAddWithoutValidation("Accept", MediaTypes.ManifestAccept);
             return r;
-        }, PushScope, ct).ConfigureAwait(false);
+        }, scope ?? PushScope, ct).ConfigureAwait(false);
         if (response.StatusCode == HttpStatusCode.NotFound)
         {
             return null;

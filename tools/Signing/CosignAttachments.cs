@@ -153,10 +153,13 @@ public sealed class CosignAttachments(RegistryRepository repository, ILogger log
         return buffer.ToArray();
     }
 
-    /// <summary>The manifest at an attachment tag, or null when the tag does not exist. Only OCI image manifests are accepted (as containers/image does).</summary>
-    public static async Task<(Digest Digest, ImageManifest Manifest)?> ReadAttachmentManifestAsync(RegistryRepository repository, string tag, CancellationToken ct)
+    /// <summary>
+    /// The manifest at an attachment tag, or null when the tag does not exist. Only OCI image manifests are accepted (as containers/image does).
+    /// <paramref name="readOnly"/>: a verifier's read, authorized with pull scope only (a reader may have no push rights).
+    /// </summary>
+    public static async Task<(Digest Digest, ImageManifest Manifest)?> ReadAttachmentManifestAsync(RegistryRepository repository, string tag, CancellationToken ct, bool readOnly = false)
     {
-        if (await repository.ManifestDigestAsync(tag, ct).ConfigureAwait(false) is null)
+        if (await repository.ManifestDigestAsync(tag, ct, readOnly ? repository.PullScope : null).ConfigureAwait(false) is null)
         {
             return null;
         }

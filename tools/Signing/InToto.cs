@@ -3,8 +3,12 @@ using ModelCar.Oci;
 
 namespace ModelCar.Signing;
 
-/// <summary>A resource in a statement (in-toto ResourceDescriptor): a name or URI and its sha256.</summary>
-public sealed record ResourceDigest(string Name, string Sha256Hex);
+/// <summary>
+/// A resource in a statement (in-toto ResourceDescriptor): a name or URI and its sha256; a model file also
+/// has its <paramref name="Path"/> in the model (written as the descriptor's <c>name</c>, which tells the
+/// model files apart from the base images among the resolvedDependencies).
+/// </summary>
+public sealed record ResourceDigest(string Name, string Sha256Hex, string? Path = null);
 
 /// <summary>What the SLSA provenance v1 predicate of a ModelCar says.</summary>
 public sealed record ProvenanceFacts
@@ -91,6 +95,10 @@ public static class InToto
             foreach (var f in facts.ModelFiles)
             {
                 w.WriteStartObject();
+                if (f.Path is { } path)
+                {
+                    w.WriteString("name", path);
+                }
                 w.WriteString("uri", f.Name);
                 w.WriteStartObject("digest");
                 w.WriteString("sha256", f.Sha256Hex);

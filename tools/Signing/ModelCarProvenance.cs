@@ -54,7 +54,7 @@ public static class ModelCarProvenance
                 }
             }
         }
-        return files.Select(f => new ResourceDigest(Uri(f.Key), f.Value)).ToList();
+        return files.Select(f => new ResourceDigest(Uri(f.Key), f.Value, f.Key)).ToList();
     }
 
     /// <summary>The base image of each platform (name, digest), as the manifests record them.</summary>

@@ -29,8 +29,8 @@ public static class MrRegisterCommand
     public const string Name = "mr-register";
 
     /// <summary>The pod's service-account token, used when neither --token-file nor the env variable is given.</summary>
-    public const string ServiceAccountTokenPath = "/var/run/secrets/kubernetes.io/serviceaccount/token";
-    public const string TokenPathVariable = "KF_PIPELINES_SA_TOKEN_PATH";
+    public const string ServiceAccountTokenPath = ModelRegistryTokens.ServiceAccountTokenPath;
+    public const string TokenPathVariable = ModelRegistryTokens.TokenPathVariable;
 
     // Shared by both subcommands (each gets its own instances: an option belongs to one parent).
     private sealed class Connection
@@ -133,12 +133,15 @@ public static class MrRegisterCommand
         var imageDigest = Text("--image-digest", "Provenance: the image's digest, sha256:… (artifact property image-digest; oci-pack's IMAGE_DIGEST).", "DIGEST");
         var imageSize = Text("--image-size", "The image's size in bytes (artifact property image-size; oci-pack's IMAGE_SIZE).", "BYTES");
         var platforms = Text("--platforms", "The image's platforms, comma-separated, e.g. linux/amd64,linux/arm64 (artifact property platforms).", "LIST");
+        var modelFilesDigest = Text("--model-files-digest", "Provenance: sha256 of the model's file listing, sha256:… (artifact property model-files-digest; oci-pack's / registry-push's MODEL_FILES_DIGEST): registry-push verify checks the attested files against it.", "DIGEST");
+        var signatureDigests = Text("--signature-digests", "The cosign signature manifests (sha256-HEX.sig) pushed, comma-separated sha256:… (artifact property signature-digests; SIGNATURE_DIGESTS).", "LIST");
+        var attestationDigests = Text("--attestation-digests", "The cosign attestation manifests (sha256-HEX.att) pushed, comma-separated sha256:… (artifact property attestation-digests; ATTESTATION_DIGESTS).", "LIST");
         var versionPattern = Text("--version-pattern", "Regex the whole version name must match, checked before any request (exit 2 if not).", "REGEX");
         var update = new Option<bool>("--update") { Description = "Update the existing artifact in place when its uri or fields differ (otherwise a different uri is an error)." };
         var dryRun = new Option<bool>("--dry-run") { Description = "Send only reads; print each write it would send (METHOD PATH BODY) on stdout instead." };
 
         conn.AddTo(cmd);
-        foreach (var o in new Option[] { modelName, versionName, uri, formatName, formatVersion, storageKey, storagePath, author, owner, description, versionDescription, property, hfRepo, hfCommit, imageDigest, imageSize, platforms, versionPattern, update, dryRun })
+        foreach (var o in new Option[] { modelName, versionName, uri, formatName, formatVersion, storageKey, storagePath, author, owner, description, versionDescription, property, hfRepo, hfCommit, imageDigest, imageSize, platforms, modelFilesDigest, signatureDigests, attestationDigests, versionPattern, update, dryRun })
         {
             cmd.Options.Add(o);
         }
@@ -159,7 +162,8 @@ public static class MrRegisterCommand
                 ModelDescription = Optional(ctx.Get(description)),
                 VersionDescription = Optional(ctx.Get(versionDescription)),
                 Properties = WithProvenance(ParseProperties(ctx.Get(property) ?? []), Optional(ctx.Get(hfRepo)), Optional(ctx.Get(hfCommit)),
-                    Optional(ctx.Get(imageDigest)), Optional(ctx.Get(imageSize)), Optional(ctx.Get(platforms))),
+                    Optional(ctx.Get(imageDigest)), Optional(ctx.Get(imageSize)), Optional(ctx.Get(platforms)),
+                    new SigningRecord(Optional(ctx.Get(modelFilesDigest)), Optional(ctx.Get(signatureDigests)), Optional(ctx.Get(attestationDigests)))),
                 Update = ctx.Get(update),
             };
             CheckVersionPattern(request.VersionName, ctx.Get(versionPattern));
@@ -226,23 +230,53 @@ public static class MrRegisterCommand
     /// <summary>The artifact property keys of the typed provenance options.</summary>
     public static class ProvenanceKeys
     {
-        public const string HfRepo = "hf-repo";
-        public const string HfCommit = "hf-commit";
-        public const string ImageDigest = "image-digest";
-        public const string ImageSize = "image-size";
-        public const string Platforms = "platforms";
+        public const string HfRepo = ModelCarProperties.HfRepo;
+        public const string HfCommit = ModelCarProperties.HfCommit;
+        public const string ImageDigest = ModelCarProperties.ImageDigest;
+        public const string ImageSize = ModelCarProperties.ImageSize;
+        public const string Platforms = ModelCarProperties.Platforms;
+        public const string ModelFilesDigest = ModelCarProperties.ModelFilesDigest;
+        public const string SignatureDigests = ModelCarProperties.SignatureDigests;
+        public const string AttestationDigests = ModelCarProperties.AttestationDigests;
+    }
+
+    /// <summary>The signing side of a registration: the model file listing digest and the pushed signature and attestation manifests.</summary>
+    public sealed record SigningRecord(string? ModelFilesDigest, string? SignatureDigests, string? AttestationDigests);
+
+    private static readonly Regex Sha256Digest = new("^sha256:[0-9a-f]{64}$", RegexOptions.CultureInvariant);
+
+    /// <summary>A comma-separated list of sha256 digests, normalized (no spaces, no empty items); null when empty.</summary>
+    private static string? DigestList(string? list, string option)
+    {
+        if (list is null)
+        {
+            return null;
+        }
+        var items = list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (items.FirstOrDefault(i => !Sha256Digest.IsMatch(i)) is { } bad)
+        {
+            throw new UsageException($"{option}: '{bad}' is not sha256:<64 hex digits> (give a comma-separated list)");
+        }
+        return items.Length == 0 ? null : string.Join(",", items);
     }
 
     /// <summary>
     /// Adds the typed provenance options to the --property map (string values: image-size can exceed
     /// the API's 9-digit int_value). A key also given with --property is a usage error.
     /// </summary>
-    public static Dictionary<string, MetadataValue> WithProvenance(Dictionary<string, MetadataValue> properties, string? hfRepo, string? hfCommit, string? imageDigest, string? imageSize, string? platforms)
+    public static Dictionary<string, MetadataValue> WithProvenance(Dictionary<string, MetadataValue> properties, string? hfRepo, string? hfCommit, string? imageDigest, string? imageSize, string? platforms,
+        SigningRecord? signing = null)
     {
-        if (imageDigest is not null && !Regex.IsMatch(imageDigest, "^sha256:[0-9a-f]{64}$", RegexOptions.CultureInvariant))
+        if (imageDigest is not null && !Sha256Digest.IsMatch(imageDigest))
         {
             throw new UsageException($"--image-digest '{imageDigest}' is not sha256:<64 hex digits>");
         }
+        if (signing?.ModelFilesDigest is { } filesDigest && !Sha256Digest.IsMatch(filesDigest))
+        {
+            throw new UsageException($"--model-files-digest '{filesDigest}' is not sha256:<64 hex digits>");
+        }
+        var signatureList = DigestList(signing?.SignatureDigests, "--signature-digests");
+        var attestationList = DigestList(signing?.AttestationDigests, "--attestation-digests");
         if (imageSize is not null && !(long.TryParse(imageSize, NumberStyles.None, CultureInfo.InvariantCulture, out long size) && size >= 0))
         {
             throw new UsageException($"--image-size '{imageSize}' is not a number of bytes");
@@ -264,6 +298,9 @@ public static class MrRegisterCommand
             (ProvenanceKeys.ImageDigest, imageDigest, "--image-digest"),
             (ProvenanceKeys.ImageSize, imageSize, "--image-size"),
             (ProvenanceKeys.Platforms, platformList, "--platforms"),
+            (ProvenanceKeys.ModelFilesDigest, signing?.ModelFilesDigest, "--model-files-digest"),
+            (ProvenanceKeys.SignatureDigests, signatureList, "--signature-digests"),
+            (ProvenanceKeys.AttestationDigests, attestationList, "--attestation-digests"),
         })
         {
             if (value is null)
@@ -368,22 +405,7 @@ public static class MrRegisterCommand
     }
 
     /// <summary>--token-file, else $KF_PIPELINES_SA_TOKEN_PATH, else the pod's service-account token if present.</summary>
-    public static TokenSource? ResolveToken(string? tokenFile)
-    {
-        if (!string.IsNullOrEmpty(tokenFile))
-        {
-            return new TokenSource(SecretFile.Read(tokenFile, "token"), tokenFile, "--token-file");
-        }
-        if (Environment.GetEnvironmentVariable(TokenPathVariable) is { Length: > 0 } fromEnv)
-        {
-            return new TokenSource(SecretFile.Read(fromEnv, "token"), fromEnv, "$" + TokenPathVariable);
-        }
-        if (File.Exists(ServiceAccountTokenPath))
-        {
-            return new TokenSource(SecretFile.Read(ServiceAccountTokenPath, "token"), ServiceAccountTokenPath, "pod service account");
-        }
-        return null;
-    }
+    public static TokenSource? ResolveToken(string? tokenFile) => ModelRegistryTokens.Resolve(tokenFile, "--token-file");
 
     /// <summary>The whole version name must match (the pattern is anchored). Exit 2 otherwise.</summary>
     public static void CheckVersionPattern(string versionName, string? pattern)

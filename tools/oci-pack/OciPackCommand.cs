@@ -36,7 +36,7 @@ public static class OciPackCommand
         public const string HfCommit = "HF_COMMIT";
     }
 
-    public static IReadOnlyList<string> ResultNames { get; } = [Result.ImageDigest, Result.ImageUrl, Result.ImageSize, Result.ImagePlatforms, Result.HfCommit];
+    public static IReadOnlyList<string> ResultNames { get; } = [Result.ImageDigest, Result.ImageUrl, Result.ImageSize, Result.ImagePlatforms, Result.HfCommit, .. SigningResults.Names];
 
     public const string Name = "oci-pack";
     public const long DefaultLayerThreshold = 16L << 20;
@@ -322,6 +322,8 @@ public static class OciPackCommand
                 {
                     log.LogInformation("{Received} received from the Hub for {Files} file(s)", SizeParser.Format(hubSource.Received), hubSource.ReceivedPerFile.Count);
                 }
+                IReadOnlyList<SignedImage> signed = [];
+                Digest? modelFiles = null;
                 PreparedBundle? modelBundle = null;
                 if (modelSignatureFile is not null)
                 {
@@ -344,10 +346,8 @@ public static class OciPackCommand
                         ["include"] = ctx.Get(include) ?? [],
                         ["exclude"] = ctx.Get(exclude) ?? [],
                     };
-                    Func<string, Digest, IReadOnlyList<(Digest Digest, ImageManifest Manifest)>, byte[]>? statement = signing.AttestEnabled(ctx)
-                        ? (identity, digest, manifests) => ModelCarProvenance.Statement(identity, digest, manifests, settings.ModelsPath, external, builderId, invocationId, null)
-                        : null;
-                    await SigningOptions.SignPushedAsync(signingKey, signTargets, result.Manifest.Digest, statement, log, ct, modelBundle is null ? null : [modelBundle]).ConfigureAwait(false);
+                    var statement = signing.AttestEnabled(ctx) ? SigningResults.Statement(settings.ModelsPath, external, builderId, invocationId, d => modelFiles = d) : null;
+                    signed = await SigningOptions.SignPushedAsync(signingKey, signTargets, result.Manifest.Digest, statement, log, ct, modelBundle is null ? null : [modelBundle]).ConfigureAwait(false);
                 }
 
                 var pushed = registryTarget?.Results ?? [];
@@ -365,6 +365,7 @@ public static class OciPackCommand
                 {
                     ctx.Results.Write(Result.HfCommit, hubSource.Commit);
                 }
+                SigningResults.Write(ctx, signed, modelFiles);
             }
             finally
             {

@@ -24,9 +24,12 @@ public static class RegistryPushCommand
         public const string ImageUrl = "IMAGE_URL";
     }
 
-    public static IReadOnlyList<string> ResultNames { get; } = [Result.ImageDigest, Result.ImageUrl];
+    public static IReadOnlyList<string> ResultNames { get; } = [Result.ImageDigest, Result.ImageUrl, .. SigningResults.Names, .. VerifyCommand.ResultNames];
 
     public const string Name = "registry-push";
+
+    /// <summary>Where a ModelCar holds its model (KServe's /models): cut from layer titles for the attested file paths.</summary>
+    private const string ModelsPath = "/models";
 
     public static readonly Option<string> Source = new("--source")
     {
@@ -67,6 +70,7 @@ public static class RegistryPushCommand
     public static readonly Option<string?> SignKey = Signing.SignKey;
     public static readonly Option<string?> SignKeyPasswordFile = Signing.PasswordFile;
     public static readonly Option<bool?> Attest = Signing.Attest;
+    public static readonly Option<bool?> Sign = Signing.Sign;
 
     public static readonly Option<string?> StateDir = new("--state-dir")
     {
@@ -83,7 +87,7 @@ public static class RegistryPushCommand
     public static RootCommand Create()
     {
         var root = ToolApp.CreateRoot("Push an OCI image (oci: layout or oci-archive:) to one or more registries.");
-        foreach (var option in new Option[] { Source, Dest, AuthFile, Login, Creds, Username, PasswordFile, TlsVerify, CaFile, Jobs, ChunkSize, MaxBlobSize, Retries, StallTimeout, MaxRetryWait, StateDir, DigestFile, SignKey, SignKeyPasswordFile, Attest })
+        foreach (var option in new Option[] { Source, Dest, AuthFile, Login, Creds, Username, PasswordFile, TlsVerify, CaFile, Jobs, ChunkSize, MaxBlobSize, Retries, StallTimeout, MaxRetryWait, StateDir, DigestFile, SignKey, SignKeyPasswordFile, Attest, Sign })
         {
             root.Options.Add(option);
         }
@@ -143,14 +147,15 @@ public static class RegistryPushCommand
             return (d, client);
         }).ToList();
         var results = await pusher.PushAsync(targets, ct).ConfigureAwait(false);
+        IReadOnlyList<SignedImage> signed = [];
+        Digest? modelFiles = null;
         if (signingKey is not null)
         {
             var (builderId, invocationId) = BuilderIdentity.From(Name, Environment.GetEnvironmentVariable);
             var external = new Dictionary<string, object> { ["source"] = sourceLocation.ToString()!, ["dest"] = destinations.Select(d => d.ToString()).ToArray() };
-            Func<string, Digest, IReadOnlyList<(Digest Digest, ImageManifest Manifest)>, byte[]>? statement = Signing.AttestEnabled(ctx)
-                ? (identity, digest, manifests) => ModelCarProvenance.Statement(identity, digest, manifests, null, external, builderId, invocationId, null)
-                : null;
-            await SigningOptions.SignPushedAsync(signingKey, targets.Select(t => (t.client, t.d.Repository)).ToList(), root.Digest, statement, ctx.Logger, ct).ConfigureAwait(false);
+            // the model files as KServe mounts them (/models): paths relative to the model, as oci-pack attests them
+            var statement = Signing.AttestEnabled(ctx) ? SigningResults.Statement(ModelsPath, external, builderId, invocationId, d => modelFiles = d) : null;
+            signed = await SigningOptions.SignPushedAsync(signingKey, targets.Select(t => (t.client, t.d.Repository)).ToList(), root.Digest, statement, ctx.Logger, ct).ConfigureAwait(false);
         }
 
         foreach (var r in results)
@@ -160,6 +165,7 @@ public static class RegistryPushCommand
         ctx.Results.Write(Result.ImageDigest, root.Digest.ToString());
         var first = destinations[0];
         ctx.Results.Write(Result.ImageUrl, first.Digest is null ? $"{first.Name}:{first.Tag ?? "latest"}" : $"{first.Name}@{first.Digest}");
+        SigningResults.Write(ctx, signed, modelFiles);
         if (ctx.Get(DigestFile) is { Length: > 0 } digestFile)
         {
             Files.WriteAllTextAtomic(digestFile, root.Digest.ToString());

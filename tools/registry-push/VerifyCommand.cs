@@ -22,11 +22,17 @@ public static class VerifyCommand
     {
         public const string VerifiedDigest = "VERIFIED_DIGEST";
         public const string VerifiedCommit = "VERIFIED_COMMIT";
+
+        /// <summary>oci://HOST/REPO@sha256:… of what was verified: the InferenceService's storageUri.</summary>
+        public const string ModelUri = "MODEL_URI";
     }
+
+    public static IReadOnlyList<string> ResultNames { get; } = [Result.VerifiedDigest, Result.VerifiedCommit, Result.ModelUri];
 
     public static readonly Argument<string> Image = new("IMAGE")
     {
-        Description = "docker://HOST[:PORT]/REPO@sha256:… (a digest: what is deployed is what is checked).",
+        Description = "docker://HOST[:PORT]/REPO@sha256:… (a digest: what is deployed is what is checked). With --model-registry it may be left out (or \"\"): the artifact's uri is verified.",
+        Arity = ArgumentArity.ZeroOrOne,
     };
 
     public static readonly Option<string> Key = new("--key")
@@ -49,21 +55,44 @@ public static class VerifyCommand
 
     private static readonly RegistryOptions Registry = new(defaultJobs: 1, defaultRetries: 5);
 
+    private static readonly VerifyModelRegistry ModelRegistry = new();
+
     public static Command Create()
     {
         var cmd = new Command("verify", "Check the cosign signatures (each platform and the index) and the SLSA provenance attestation of an image digest with a public key.");
         cmd.Arguments.Add(Image);
-        foreach (var o in new Option[] { Key, NoAttestation, ExpectCommit, Registry.AuthFile, Registry.Login, Registry.Creds, Registry.Username, Registry.PasswordFile, Registry.TlsVerify, Registry.CaFile, Registry.Retries, Registry.StallTimeout, Registry.MaxRetryWait })
+        Option[] options = [Key, NoAttestation, ExpectCommit, .. ModelRegistry.All, Registry.AuthFile, Registry.Login, Registry.Creds, Registry.Username, Registry.PasswordFile, Registry.TlsVerify, Registry.CaFile, Registry.Retries, Registry.StallTimeout, Registry.MaxRetryWait];
+        foreach (var o in options)
         {
             cmd.Options.Add(o);
         }
-        cmd.SetToolAction(RegistryPushCommand.Name, [RegistryOptions.Hints], RunAsync);
+        cmd.SetToolAction(RegistryPushCommand.Name, [RegistryOptions.Hints, e => Hints.For(e, ModelCar.ModelRegistry.ModelRegistryReason.NoToken, "or give one with --model-registry-token-file")], RunAsync);
         return cmd;
     }
 
     private static async Task<int> RunAsync(ToolContext ctx, CancellationToken ct)
     {
         var text = ctx.ParseResult.GetValue(Image) ?? "";
+        if (ModelRegistry.Enabled(ctx) && ctx.Get(NoAttestation))
+        {
+            throw new UsageException("--model-registry checks the attestation: drop --no-attestation");
+        }
+        if (text.Length == 0 && !ModelRegistry.Enabled(ctx))
+        {
+            throw new UsageException("name the IMAGE (docker://HOST/REPO@sha256:…), or the version with --model-registry, --model-name and --version-name");
+        }
+        // the key first: a missing or wrong key file is found before any request
+        var keyPath = ctx.Required(Key);
+        RecordedRelease? recorded = null;
+        if (ModelRegistry.Enabled(ctx))
+        {
+            var (record, uri) = await ModelRegistry.LookupAsync(ctx, Registry.HttpSettingsFrom(ctx), ct).ConfigureAwait(false);
+            recorded = record;
+            if (text.Length == 0)
+            {
+                text = VerifyModelRegistry.ImageOfUri(uri, record.Where);
+            }
+        }
         RegistryReference reference;
         try
         {
@@ -80,7 +109,7 @@ public static class VerifyCommand
         VerificationKey key;
         try
         {
-            key = CosignKeys.LoadPublicKey(ctx.Required(Key));
+            key = CosignKeys.LoadPublicKey(keyPath);
         }
         catch (SigningException e)
         {
@@ -105,6 +134,18 @@ public static class VerifyCommand
             }
             using var statement = verified.Statement;
             string? commit = statement is null ? null : AttestedRevision(statement.RootElement);
+            if (recorded is not null)
+            {
+                try
+                {
+                    var attested = ReleaseCheck.Check($"{reference.Registry}/{reference.Repository}", digest, statement!.RootElement, recorded);
+                    ctx.Logger.LogInformation("{Where}: digest, commit and {Files} model file digest(s) match the attestation", recorded.Where, attested.Files.Count);
+                }
+                catch (SigningException e)
+                {
+                    throw new ToolException(e.Message, e);
+                }
+            }
             if (ctx.Get(ExpectCommit) is { Length: > 0 } expected && commit != expected)
             {
                 throw new ToolException($"{reference.Registry}/{reference.Repository}@{digest}: commit differs: the attestation says {commit ?? "(no revision)"}, expected {expected}");
@@ -114,12 +155,11 @@ public static class VerifyCommand
             ctx.WriteResult($"{reference.Registry}/{reference.Repository}@{digest}");
             ctx.Results.Write(Result.VerifiedDigest, digest.ToString());
             ctx.Results.Write(Result.VerifiedCommit, commit ?? "");
+            ctx.Results.Write(Result.ModelUri, $"oci://{reference.Registry}/{reference.Repository}@{digest}");
             return ExitCodes.Ok;
         }
     }
 
     /// <summary>predicate.buildDefinition.externalParameters.revision (the Hub commit oci-pack recorded).</summary>
-    public static string? AttestedRevision(JsonElement statement) =>
-        statement.TryGetProperty("predicate", out var p) && p.TryGetProperty("buildDefinition", out var bd) && bd.TryGetProperty("externalParameters", out var ep)
-        && ep.ValueKind == JsonValueKind.Object && ep.TryGetProperty("revision", out var rev) && rev.ValueKind == JsonValueKind.String ? rev.GetString() : null;
+    public static string? AttestedRevision(JsonElement statement) => ReleaseCheck.AttestedRevision(statement);
 }
