@@ -12,7 +12,8 @@ namespace ModelCar.OciPack.Tests;
 /// system read-only; KServe mounts <c>subPath: models</c> into the server container, which runs as a random UID with GID 0),
 /// judged by Debian's podman 4.3.1 (<c>--mount type=image</c>, overlay store of its own) and containerd 1.6 (<c>ctr image
 /// pull</c>, then <c>ctr images mount</c>, the read-only snapshot view the CRI image volume is made of, bind-mounted at its
-/// <c>models</c> folder into a container).</item>
+/// <c>models</c> folder into a container; ctr 1.6 cannot set a container's user, so the random UID reads that view through
+/// util-linux setpriv).</item>
 /// <item><c>oci+fetch</c> (KServe's storage initializer: the first <c>linux/&lt;GOARCH&gt;</c> entry of the index, layers of the
 /// accepted tar media types, only names starting <c>models/</c> extracted): its steps, over HTTP from the registry, in Python's
 /// tarfile (oras-py, which KServe uses for the HTTP part, is not installable here: PyPI is not reachable).</item>
@@ -66,7 +67,7 @@ public sealed class KServeModesModelPackTests : IAsyncLifetime
         Assert.Equal(["linux/amd64", "unknown/unknown"], entries.Select(e => $"{e.GetProperty("platform").GetProperty("os").GetString()}/{e.GetProperty("platform").GetProperty("architecture").GetString()}"));
         var modelCar = Json(await Get($"manifests/{entries[0].GetProperty("digest").GetString()}", "application/vnd.oci.image.manifest.v1+json"));
         Assert.Equal(4, modelCar.GetProperty("layers").GetArrayLength());
-        Assert.Contains(modelCar.GetProperty("layers").EnumerateArray(), l => l.GetProperty("annotations").GetProperty("org.opencontainers.image.title").GetString()!.StartsWith("/models (group of 2 files: ", StringComparison.Ordinal));
+        Assert.Contains(modelCar.GetProperty("layers").EnumerateArray(), l => l.TryGetProperty("annotations", out var a) && a.GetProperty("org.opencontainers.image.title").GetString()!.StartsWith("/models (group of 2 files: ", StringComparison.Ordinal));
         return (model, image, expected);
     }
 
@@ -89,10 +90,10 @@ public sealed class KServeModesModelPackTests : IAsyncLifetime
     private const string ServerScript = "id -u; id -g; cd /mnt/models && /bin/busybox find . -type f -exec /bin/busybox sha256sum {} + ; "
         + "if /bin/busybox touch /mnt/models/written 2>/dev/null; then echo WRITABLE; else echo READ-ONLY; fi";
 
-    private static void AssertServerSaw(string output, Dictionary<string, string> expected)
+    private static void AssertServerSaw(string output, Dictionary<string, string> expected, string uid = "1000770000")
     {
         var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal("1000770000", lines[0]);
+        Assert.Equal(uid, lines[0]);
         Assert.Equal("0", lines[1]);
         Assert.Equal(expected.OrderBy(p => p.Key, StringComparer.Ordinal), Sums(output).OrderBy(p => p.Key, StringComparer.Ordinal));
         Assert.Equal("READ-ONLY", lines[^1]);
@@ -145,9 +146,15 @@ public sealed class KServeModesModelPackTests : IAsyncLifetime
             Assert.True(r.ExitCode == 0, r.ToString());
             try
             {
-                // the image volume's subPath models, bind-mounted read-only into the server container, which runs as a random UID
-                r = await ctr(["run", "--rm", "--user", RandomUid, "--mount", $"type=bind,src={Path.Combine(view, "models")},dst=/mnt/models,options=rbind:ro",
+                // the image volume's subPath models, bind-mounted read-only into the server container (ctr 1.6 run has no
+                // --user: it runs as the image's User, 1001, not root; a random UID is checked with setpriv below)
+                r = await ctr(["run", "--rm", "--mount", $"type=bind,src={Path.Combine(view, "models")},dst=/mnt/models,options=rbind:ro",
                     image, "server1", "/bin/busybox", "sh", "-c", ServerScript]);
+                Assert.True(r.ExitCode == 0, r.ToString());
+                AssertServerSaw(r.StdOut, expected, uid: "1001");
+                // the random UID (GID 0) of a restricted pod reads every file of the same read-only view (util-linux setpriv)
+                r = await PeerTools.RunAsync("setpriv", ["--reuid", "1000770000", "--regid", "0", "--clear-groups", "/bin/busybox", "sh", "-c",
+                    ServerScript.Replace("/mnt/models", Path.Combine(view, "models"), StringComparison.Ordinal)]);
                 Assert.True(r.ExitCode == 0, r.ToString());
                 AssertServerSaw(r.StdOut, expected);
                 Assert.False(File.Exists(Path.Combine(view, "models", "written")));
