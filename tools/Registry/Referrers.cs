@@ -103,7 +103,7 @@ public sealed class Referrers(RegistryRepository repository, ILogger logger)
     {
         var tag = FallbackTag(subject);
         JsonObject index;
-        var existing = await ReadFallbackIndexAsync(subject, ct).ConfigureAwait(false);
+        var existing = await ReadFallbackIndexAsync(subject, forPush: true, ct).ConfigureAwait(false);
         if (existing is null)
         {
             index = new JsonObject
@@ -143,10 +143,11 @@ public sealed class Referrers(RegistryRepository repository, ILogger logger)
         (System.Text.Json.Serialization.Metadata.JsonTypeInfo<Descriptor>)OciJson.Options.GetTypeInfo(typeof(Descriptor));
 
     /// <summary>The index at the fallback tag (raw, to keep what we do not model, and its entries), or null when the tag does not exist.</summary>
-    private async Task<(JsonObject Raw, IReadOnlyList<Descriptor> Entries)?> ReadFallbackIndexAsync(Digest subject, CancellationToken ct)
+    /// <param name="forPush">True when the index is read to be appended to (push scope); false for a reader, which asks pull scope only.</param>
+    private async Task<(JsonObject Raw, IReadOnlyList<Descriptor> Entries)?> ReadFallbackIndexAsync(Digest subject, bool forPush, CancellationToken ct)
     {
         var tag = FallbackTag(subject);
-        if (await repository.ManifestDigestAsync(tag, ct).ConfigureAwait(false) is null)
+        if (await repository.ManifestDigestAsync(tag, ct, forPush ? null : repository.PullScope).ConfigureAwait(false) is null)
         {
             return null;
         }
@@ -195,7 +196,7 @@ public sealed class Referrers(RegistryRepository repository, ILogger logger)
         {
             Add(d, ReferrersPath.Api);
         }
-        if (await ReadFallbackIndexAsync(subject, ct).ConfigureAwait(false) is { } index)
+        if (await ReadFallbackIndexAsync(subject, forPush: false, ct).ConfigureAwait(false) is { } index)
         {
             foreach (var d in index.Entries)
             {
