@@ -54,6 +54,21 @@ public sealed record UploadOptions
 /// </summary>
 public sealed class BlobUploader(RegistryRepository repository, UploadOptions options, ILogger logger, UploadStateStore? state = null)
 {
+    /// <summary>
+    /// A small in-memory blob (a signature layer, a bundle, an empty config) into <paramref name="target"/> unless a
+    /// HEAD already finds it: one upload with the default options, verified like every other.
+    /// </summary>
+    public static async Task EnsureSmallBlobAsync(RegistryRepository target, Descriptor descriptor, byte[] content, ILogger log, CancellationToken ct)
+    {
+        if (await target.BlobExistsAsync(descriptor.Digest, ct).ConfigureAwait(false))
+        {
+            return;
+        }
+        var uploader = new BlobUploader(target, new UploadOptions(), log);
+        await uploader.UploadAsync(descriptor, () => new MemoryStream(content, writable: false), offset => new MemoryStream(content, (int)offset, content.Length - (int)offset, writable: false),
+            null, _ => { }, ct).ConfigureAwait(false);
+    }
+
     /// <summary>How long a best-effort DELETE of a session may take (forwards to <see cref="BlobUploadOperations.CancelTimeout"/>).</summary>
     public static readonly TimeSpan CancelTimeout = BlobUploadOperations.CancelTimeout;
 

@@ -41,8 +41,8 @@ public sealed class BundleReferrers(RegistryRepository repository, ILogger logge
         var bytes = bundle();
         var layer = new Descriptor { MediaType = SigstoreBundle.MediaType, Digest = Digest.Sha256(bytes), Size = bytes.Length };
         var config = new Descriptor { MediaType = EmptyMediaType, Digest = Digest.Sha256(EmptyConfig), Size = EmptyConfig.Length, ArtifactType = SigstoreBundle.MediaType };
-        await EnsureBlobAsync(config, EmptyConfig, ct).ConfigureAwait(false);
-        await EnsureBlobAsync(layer, bytes, ct).ConfigureAwait(false);
+        await BlobUploader.EnsureSmallBlobAsync(repository, config, EmptyConfig, logger, ct).ConfigureAwait(false);
+        await BlobUploader.EnsureSmallBlobAsync(repository, layer, bytes, logger, ct).ConfigureAwait(false);
         var referrer = new ImageManifest
         {
             MediaType = MediaTypes.ImageManifest,
@@ -125,14 +125,4 @@ public sealed class BundleReferrers(RegistryRepository repository, ILogger logge
         return found;
     }
 
-    private async Task EnsureBlobAsync(Descriptor descriptor, byte[] content, CancellationToken ct)
-    {
-        if (await repository.BlobExistsAsync(descriptor.Digest, ct).ConfigureAwait(false))
-        {
-            return;
-        }
-        var uploader = new BlobUploader(repository, new UploadOptions(), logger);
-        await uploader.UploadAsync(descriptor, () => new MemoryStream(content, writable: false), offset => new MemoryStream(content, (int)offset, content.Length - (int)offset, writable: false),
-            null, _ => { }, ct).ConfigureAwait(false);
-    }
 }

@@ -88,11 +88,11 @@ public sealed class CosignAttachments(RegistryRepository repository, ILogger log
             }
         }
         var layerDescriptor = new Descriptor { MediaType = layerMediaType, Digest = Digest.Sha256(blob), Size = blob.Length, Annotations = annotations() };
-        await EnsureBlobAsync(layerDescriptor, blob, ct).ConfigureAwait(false);
+        await BlobUploader.EnsureSmallBlobAsync(repository, layerDescriptor, blob, logger, ct).ConfigureAwait(false);
         layers.Add(layerDescriptor);
         var config = ConfigFor(layers);
         var configDescriptor = new Descriptor { MediaType = ConfigMediaType, Digest = Digest.Sha256(config), Size = config.Length };
-        await EnsureBlobAsync(configDescriptor, config, ct).ConfigureAwait(false);
+        await BlobUploader.EnsureSmallBlobAsync(repository, configDescriptor, config, logger, ct).ConfigureAwait(false);
         var manifest = OciJson.Serialize(new ImageManifest { MediaType = MediaTypes.ImageManifest, Config = configDescriptor, Layers = layers }, OciJson.Manifest);
         var digest = await repository.PutManifestAsync(tag, MediaTypes.ImageManifest, manifest, ct).ConfigureAwait(false);
         var check = await repository.ManifestDigestAsync(tag, ct).ConfigureAwait(false);
@@ -108,16 +108,6 @@ public sealed class CosignAttachments(RegistryRepository repository, ILogger log
         return new AttachOutcome(tag, digest, true, layers.Count);
     }
 
-    private async Task EnsureBlobAsync(Descriptor descriptor, byte[] content, CancellationToken ct)
-    {
-        if (await repository.BlobExistsAsync(descriptor.Digest, ct).ConfigureAwait(false))
-        {
-            return;
-        }
-        var uploader = new BlobUploader(repository, new UploadOptions(), logger);
-        await uploader.UploadAsync(descriptor, () => new MemoryStream(content, writable: false), offset => new MemoryStream(content, (int)offset, content.Length - (int)offset, writable: false),
-            null, _ => { }, ct).ConfigureAwait(false);
-    }
 
     /// <summary>go-containerregistry's empty image config with one rootfs diff_id (and history entry) per layer, as cosign writes it.</summary>
     private static byte[] ConfigFor(IReadOnlyList<Descriptor> layers)

@@ -34,6 +34,28 @@ public sealed record ProvenanceFacts
 public static class InToto
 {
     public const string StatementType = "https://in-toto.io/Statement/v1";
+
+    /// <summary>
+    /// The start every statement shares: <c>_type</c>, the <c>subject</c> list (name + digest each) and
+    /// <c>predicateType</c>; the caller writes <c>predicate</c> and closes the object.
+    /// </summary>
+    public static void WriteStatementHead(System.Text.Json.Utf8JsonWriter w, IEnumerable<(string Name, string Algorithm, string Hex)> subjects, string predicateType)
+    {
+        w.WriteStartObject();
+        w.WriteString("_type", StatementType);
+        w.WriteStartArray("subject");
+        foreach (var (name, algorithm, hex) in subjects)
+        {
+            w.WriteStartObject();
+            w.WriteString("name", name);
+            w.WriteStartObject("digest");
+            w.WriteString(algorithm, hex);
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteString("predicateType", predicateType);
+    }
     public const string SlsaProvenanceV1 = "https://slsa.dev/provenance/v1";
     public const string BuildType = "https://github.com/modelcar/modelcar-tools/oci-pack@v1";
 
@@ -43,20 +65,7 @@ public static class InToto
         using var buffer = new MemoryStream();
         using (var w = new Utf8JsonWriter(buffer))
         {
-            w.WriteStartObject();
-            w.WriteString("_type", StatementType);
-            w.WriteStartArray("subject");
-            foreach (var (name, digest) in facts.Subjects)
-            {
-                w.WriteStartObject();
-                w.WriteString("name", name);
-                w.WriteStartObject("digest");
-                w.WriteString(digest.Algorithm, digest.Encoded);
-                w.WriteEndObject();
-                w.WriteEndObject();
-            }
-            w.WriteEndArray();
-            w.WriteString("predicateType", SlsaProvenanceV1);
+            WriteStatementHead(w, facts.Subjects.Select(x => (x.Name, x.Digest.Algorithm, x.Digest.Encoded)), SlsaProvenanceV1);
             w.WriteStartObject("predicate");
             w.WriteStartObject("buildDefinition");
             w.WriteString("buildType", BuildType);

@@ -49,17 +49,7 @@ public static class ModelSignature
         using var buffer = new MemoryStream();
         using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
-            w.WriteStartObject();
-            w.WriteString("_type", InToto.StatementType);
-            w.WriteStartArray("subject");
-            w.WriteStartObject();
-            w.WriteString("name", modelName);
-            w.WriteStartObject("digest");
-            w.WriteString("sha256", Convert.ToHexStringLower(root.GetHashAndReset()));
-            w.WriteEndObject();
-            w.WriteEndObject();
-            w.WriteEndArray();
-            w.WriteString("predicateType", PredicateType);
+            InToto.WriteStatementHead(w, [(modelName, "sha256", Convert.ToHexStringLower(root.GetHashAndReset()))], PredicateType);
             w.WriteStartObject("predicate");
             w.WriteStartObject("serialization");
             w.WriteString("method", "files");

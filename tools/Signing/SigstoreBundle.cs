@@ -113,17 +113,7 @@ public static class SigstoreBundle
         using var buffer = new MemoryStream();
         using (var w = new Utf8JsonWriter(buffer))
         {
-            w.WriteStartObject();
-            w.WriteString("_type", InToto.StatementType);
-            w.WriteStartArray("subject");
-            w.WriteStartObject();
-            w.WriteString("name", identity);
-            w.WriteStartObject("digest");
-            w.WriteString(digest.Algorithm, digest.Encoded);
-            w.WriteEndObject();
-            w.WriteEndObject();
-            w.WriteEndArray();
-            w.WriteString("predicateType", CosignSignPredicateType);
+            InToto.WriteStatementHead(w, [(identity, digest.Algorithm, digest.Encoded)], CosignSignPredicateType);
             w.WriteStartObject("predicate");
             w.WriteEndObject();
             w.WriteEndObject();

@@ -47,6 +47,10 @@ public sealed class SilentServer : IAsyncDisposable
         catch (SocketException)
         {
         }
+        catch (InvalidOperationException) when (_stop.IsCancellationRequested)
+        {
+            // the loop passed its check just before DisposeAsync cancelled, then called Accept on the stopped listener
+        }
         await Task.WhenAll(clients);
     }
 
