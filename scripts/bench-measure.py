@@ -12,7 +12,7 @@ Writes to OUT.json: seconds (wall clock), exit code, and for the command's proce
                                   sampled every 20 ms until exit (not wait4's ru_maxrss: that also
                                   holds this helper's RSS, copied by the fork before the exec),
   cpu_seconds                     user + system CPU time from wait4 (what the command costs,
-                                  whatever the machine's load),
+                                  whatever the machine's load; also apart: user_seconds, sys_seconds),
   watched_reads                   with --watch DIR: inotify IN_ACCESS events (a read() of a file's
                                   contents) per file directly under DIR during the run, so "zero model
                                   bytes read" is checked on the model files themselves, not guessed from
@@ -116,6 +116,8 @@ def main() -> int:
         "rchar": max(exact["rchar"], sampled_io.get("rchar", 0)),
         "peak_rss_kib": sampled_hwm,
         "cpu_seconds": round(rusage.ru_utime + rusage.ru_stime, 2),
+        "user_seconds": round(rusage.ru_utime, 2),
+        "sys_seconds": round(rusage.ru_stime, 2),
         "watched_reads": reads,
     }
     with open(out, "w") as f:

@@ -9,7 +9,7 @@
 #
 # The model is SIZE of incompressible bytes (AES-CTR keystream) in FILES "safetensors" files plus a
 # small config.json (the ModelPack config reads it), generated once into
-# .bench/modelpack-model-FILESxSIZE (git-ignored) and reused; the page cache is warm for every run.
+# .bench/model-FILESxSIZE (git-ignored) and reused; the page cache is warm for every run.
 # Each format runs twice, alternating (A B B A), the best of two counts; every run gets a fresh
 # registry (scripts/lib.sh start_registry) and a fresh --state-dir (no layer record), and its time
 # includes a final sync. Base: scratch (the base is the same for both and not what is measured).
@@ -23,14 +23,11 @@ oci_pack="$(realpath "${OCI_PACK:-out/bin/oci-pack}")"
 for p in docker-registry openssl curl python3; do
   command -v "$p" >/dev/null || { echo "bench: $p is not installed (scripts/prerequisites.sh)" >&2; exit 2; }
 done
-total="$(python3 -c 'import sys
-s=sys.argv[1].upper().removesuffix("IB").removesuffix("B")
-m={"K":1<<10,"M":1<<20,"G":1<<30,"T":1<<40}
-print(int(float(s[:-1])*m[s[-1]]) if s[-1] in m else int(s))' "$size")"
+total="$(bench_bytes "$size")"
 per_file=$((total / files))
 mkdir -p .bench
 bench_root="$(realpath .bench)"
-model="$bench_root/modelpack-model-${files}x${per_file}"
+model="$bench_root/model-${files}x${per_file}"
 work="$(mktemp -d "$bench_root/modelpack-run.XXXXXX")"
 pids=()
 cleanup() {
@@ -39,19 +36,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [[ ! -f "$model.complete" ]]; then
-  echo "bench: generating the model once: $files × $per_file bytes into $model" >&2
-  rm -rf "$model" "$model.tmp"; mkdir -p "$model.tmp"
-  for i in $(seq 1 "$files"); do
-    name=$(printf 'model-%05d-of-%05d.safetensors' "$i" "$files")
-    { openssl enc -aes-128-ctr -nosalt -pass pass:"modelpack$i" -in /dev/zero 2>/dev/null || true; } | head -c "$per_file" > "$model.tmp/$name"
-  done
-  printf '{"architectures":["LlamaForCausalLM"],"model_type":"llama","torch_dtype":"bfloat16"}\n' > "$model.tmp/config.json"
-  sync "$model.tmp"/*
-  mv "$model.tmp" "$model"; : > "$model.complete"
-fi
-holes="$(holes_in "$model"/*.safetensors)" || { echo "bench: $model is sparse ($holes): delete it" >&2; exit 1; }
-rm -rf "$model/.oci-pack"
+bench_model "$model" "$files" "$per_file" modelpack
 cat "$model"/* > /dev/null   # warm the page cache
 
 # run NAME FORMAT: one pass into a fresh registry; prints "SECONDS STORED_BLOB_BYTES LAYER_BYTES"

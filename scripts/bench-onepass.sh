@@ -54,10 +54,7 @@ for p in buildah skopeo docker-registry openssl curl python3; do
 done
 [[ -x /bin/busybox ]] || { echo "bench: /bin/busybox missing (apt-get install busybox-static)" >&2; exit 2; }
 "$oci_pack" --help 2>&1 | grep -q 'docker://' || { echo "bench: $oci_pack has no --output docker:// (build the one-pass oci-pack)" >&2; exit 2; }
-total="$(python3 -c 'import sys
-s=sys.argv[1].upper().removesuffix("IB").removesuffix("B")
-m={"K":1<<10,"M":1<<20,"G":1<<30,"T":1<<40}
-print(int(float(s[:-1])*m[s[-1]]) if s[-1] in m else int(s))' "$size")"
+total="$(bench_bytes "$size")"
 per_file=$((total / files))
 jobs="$(( $(nproc) < 4 ? $(nproc) : 4 ))"   # oci-pack's default --jobs (cores, at most 4)
 

@@ -80,3 +80,31 @@ for path in sys.argv[1:]:
 sys.exit(bad)
 PY
 }
+
+# bench_model DIR FILES PER_FILE SEED: a model of FILES "safetensors" files of PER_FILE real, incompressible,
+# non-sparse bytes (AES-CTR keystream keyed by SEED) plus a small config.json, generated once into DIR and
+# reused (DIR.complete is written last, beside DIR, so DIR holds nothing else). Fails if DIR has holes.
+bench_model() {
+  local dir="$1" files="$2" per_file="$3" seed="$4" i name holes
+  if [[ ! -f "$dir.complete" ]]; then
+    echo "bench: generating the model once: $files × $per_file bytes into $dir" >&2
+    rm -rf "$dir" "$dir.tmp"; mkdir -p "$dir.tmp"
+    for i in $(seq 1 "$files"); do
+      name=$(printf 'model-%05d-of-%05d.safetensors' "$i" "$files")
+      { openssl enc -aes-128-ctr -nosalt -pass pass:"$seed$i" -in /dev/zero 2>/dev/null || true; } | head -c "$per_file" > "$dir.tmp/$name"
+    done
+    printf '{"architectures":["LlamaForCausalLM"],"model_type":"llama","torch_dtype":"bfloat16"}\n' > "$dir.tmp/config.json"
+    sync "$dir.tmp"/*
+    mv "$dir.tmp" "$dir"; : > "$dir.complete"
+  fi
+  holes="$(holes_in "$dir"/*.safetensors)" || { echo "bench: $dir is sparse ($holes): delete it" >&2; return 1; }
+  rm -rf "$dir/.oci-pack"   # a record left by a hand-run oci-pack would spare a first run its hashing
+}
+
+# bench_bytes SIZE: SIZE (e.g. 4G, 512M, 1.5G, 1048576) in bytes.
+bench_bytes() {
+  python3 -c 'import sys
+s=sys.argv[1].upper().removesuffix("IB").removesuffix("B")
+m={"K":1<<10,"M":1<<20,"G":1<<30,"T":1<<40}
+print(int(float(s[:-1])*m[s[-1]]) if s[-1] in m else int(s))' "$1"
+}
