@@ -85,19 +85,19 @@ cat "$work/hf-model"/* >/dev/null
 sync
 
 # ---- contenders ----
-registries=()
+registries=(); reg_pids=()
 fresh_registries() { # N: sets registries=(HOST:PORT…), new and empty
-  registries=()
+  registries=(); reg_pids=()
   local i
   for i in $(seq 1 "$1"); do
     start_registry "$work/registry-$RANDOM$RANDOM"
-    pids+=("$REGISTRY_PID")
+    pids+=("$REGISTRY_PID"); reg_pids+=("$REGISTRY_PID")
     registries+=("127.0.0.1:$REGISTRY_PORT")
   done
 }
 drop_registries() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
-  pids=(); rm -rf "$work"/registry-*
+  pids=(); reg_pids=(); rm -rf "$work"/registry-*
 }
 put_blob() { # REG FILE: one monolithic upload
   local loc d
@@ -114,14 +114,27 @@ put_all() { # REG…: every blob to every registry given, each blob to all of th
 }
 export -f put_blob put_all
 export work jobs
-# result lines in $work/results: NAME ROUND SECONDS CPU USER SYS RSS_KIB WRITE_BYTES
-record() { echo "$*" >> "$work/results"; }
+# result lines in $work/results: NAME ROUND SECONDS CPU USER SYS RSS_KIB WRITE_BYTES REGISTRY_CPU MACHINE_BUSY IOWAIT
+# (the last three: CPU-seconds of the registries in the measured window, and the share of the machine's CPU
+# time that was busy / waiting for the disk: what says which resource set the pace)
+record() { echo "$*" "$(registries_cpu)" "$(machine_share "$mark")" >> "$work/results"; }
+registries_cpu() { # CPU-seconds (user + system) of the running registries so far
+  local p total=0
+  for p in "${reg_pids[@]}"; do total=$((total + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done
+  awk -v t="$total" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
+}
+cpu_mark() { awk '/^cpu / { busy = $2 + $3 + $4 + $7 + $8 + $9; print busy, busy + $5 + $6, $6 }' /proc/stat; }
+machine_share() { # "BUSY TOTAL IOWAIT" from cpu_mark at the start → "busy-share iowait-share" since then
+  local b0 t0 w0 b1 t1 w1
+  read -r b0 t0 w0 <<<"$1"; read -r b1 t1 w1 < <(cpu_mark)
+  awk -v b="$((b1 - b0))" -v t="$((t1 - t0))" -v w="$((w1 - w0))" 'BEGIN { printf "%.2f %.2f", b / t, w / t }'
+}
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
 run_curl() { # N ROUND
   fresh_registries "$1"; sync
-  local t0 t1; t0=$(now)
+  local t0 t1; mark="$(cpu_mark)"; t0=$(now)
   /usr/bin/time -f '%U %S' -o "$work/time.txt" bash -c 'put_all "$@"' _ "${registries[@]}" || { echo "bench: curl failed" >&2; exit 1; }
   sync; t1=$(now)
   read -r u s < "$work/time.txt"
@@ -133,7 +146,7 @@ run_pack() { # NAME MODEL N ROUND [rerun]
   fresh_registries "$n"; sync
   for r in "${registries[@]}"; do outs+=(--output "docker://$r/bench/$name:v1"); done
   local cmd=("$oci_pack" --model "$dir" --base scratch --allow-no-shell --state-dir "$work/state-$name-$round" --tls-verify=false "${outs[@]}")
-  t0=$(now)
+  mark="$(cpu_mark)"; t0=$(now)
   "${measure[@]}" "$work/m.json" --watch "$dir" -- "${cmd[@]}" >"$work/pack.out" 2>"$work/pack.err" || { tail -5 "$work/pack.err" >&2; exit 1; }
   sync; t1=$(now)
   # the same image as the layout's; from the hf-fetch download the manifest also names the Hub revision
@@ -148,6 +161,7 @@ run_pack() { # NAME MODEL N ROUND [rerun]
   drop_registries
 }
 run_openssl() { # ROUND
+  mark="$(cpu_mark)"
   /usr/bin/time -f '%U %S' -o "$work/time.txt" openssl dgst -sha256 "$model"/* >/dev/null
   read -r u s < "$work/time.txt"
   record openssl "$1" 0 "$(awk -v u="$u" -v s="$s" 'BEGIN { print u + s }')" "$u" "$s" 0 0
@@ -172,19 +186,21 @@ results, rerun_file, model, size, files, load0, load1, digest, cores = sys.argv[
 model = int(model)
 runs = defaultdict(list)
 for line in open(results):
-    name, rnd, secs, cpu, user, sys_, rss, written = line.split()
-    runs[name].append(dict(round=int(rnd), secs=float(secs), cpu=float(cpu), user=float(user), sys=float(sys_), rss=int(rss), written=int(written)))
+    name, rnd, secs, cpu, user, sys_, rss, written, reg, busy, iowait = line.split()
+    runs[name].append(dict(round=int(rnd), secs=float(secs), cpu=float(cpu), user=float(user), sys=float(sys_), rss=int(rss), written=int(written),
+                           reg=float(reg), busy=float(busy), iowait=float(iowait)))
 best = {k: min(v, key=lambda r: r["secs"] if k != "openssl" else r["cpu"]) for k, v in runs.items()}
 cpu = {k: min(r["cpu"] for r in v) for k, v in runs.items()}   # CPU-seconds: the least of the rounds
 print(f"model: {size} in {files} files ({model} bytes); {cores} cores, load average {load0} before, {load1} after; image {digest}")
-print(f"{'contender':34s} {'wall s (each round)':>24s}  {'best':>7s}  {'CPU s (user+sys, least)':>24s}")
+print(f"{'contender':34s} {'wall s (each round)':>24s}  {'best':>7s}  {'CPU s (user+sys, least)':>24s}   best run: registries' CPU, machine busy, iowait")
 names = {"curl1": "limit: curl → 1 registry", "pack1": "one pass → 1, plain directory", "hf1": "one pass → 1, hf-fetch download",
          "curl2": "limit: curl → 2 registries", "pack2": "one pass → 2, plain directory", "openssl": "openssl dgst -sha256 (one hash)"}
 for k in ("openssl", "curl1", "pack1", "hf1", "curl2", "pack2"):
     v = runs[k]
     walls = " ".join(f"{r['secs']:.2f}" for r in v) if k != "openssl" else "—"
     b = best[k]
-    print(f"{names[k]:34s} {walls:>24s}  {b['secs'] if k != 'openssl' else 0:7.2f}  {cpu[k]:8.2f} ({min(r['user'] for r in v):.2f} + {min(r['sys'] for r in v):.2f})")
+    where = f"   {b['reg']:.2f} s, {100 * b['busy']:.0f}%, {100 * b['iowait']:.0f}%" if k != "openssl" else ""
+    print(f"{names[k]:34s} {walls:>24s}  {b['secs'] if k != 'openssl' else 0:7.2f}  {cpu[k]:8.2f} ({min(r['user'] for r in v):.2f} + {min(r['sys'] for r in v):.2f}){where}")
 print()
 ok = []
 def goal(text, passed, value):
