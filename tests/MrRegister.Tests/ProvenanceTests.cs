@@ -71,6 +71,7 @@ public sealed class ProvenanceTests
         var r = await Tool.RegisterAsync(fake, [.. Tool.Granite, option, value]);
         Assert.Equal(2, r.ExitCode);
         Assert.Contains(message, r.StdErr);
+        Assert.Contains($"mr-register: error: {option} '{value}' {message}", r.StdErr); // the library says what is wrong, the command names the option
         Assert.Empty(fake.Log);
     }
 

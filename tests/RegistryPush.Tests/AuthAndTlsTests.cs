@@ -6,12 +6,7 @@ namespace ModelCar.RegistryPush.Tests;
 /// <summary>Basic (htpasswd), Bearer token (the registry's auth: token) and TLS, with the published binary.</summary>
 public sealed class AuthAndTlsTests
 {
-    internal static async Task<string> Htpasswd(string user, string password)
-    {
-        var r = await PeerTools.RunAsync("htpasswd", ["-Bbn", user, password]);
-        Assert.True(r.ExitCode == 0, r.ToString());
-        return r.StdOut.Trim() + "\n";
-    }
+    internal static Task<string> Htpasswd(string user, string password) => HtpasswdRegistryFixture.Htpasswd(user, password);
 
     [Fact]
     public async Task Htpasswd_basic_auth_with_creds_password_file_and_authfile_and_wrong_password_without_retry_storm()

@@ -3,29 +3,21 @@ using ModelCar.TestSupport;
 
 namespace ModelCar.RegistryPush.Tests;
 
-public sealed class HtpasswdRegistryFixture : IAsyncLifetime
+/// <summary>The registry-push side of <see cref="HtpasswdRegistryFixture"/>: what a successful push through a proxy leaves.</summary>
+internal static class HtpasswdRegistryAssertions
 {
-    public const string User = "pusher";
-    public const string Password = "fault-test-pass-42";
-
-    public RegistryContainer Registry { get; private set; } = null!;
-
-    public async Task InitializeAsync() =>
-        Registry = await new RegistryContainer(new RegistryContainerOptions { Htpasswd = await AuthAndTlsTests.Htpasswd(User, Password) }).StartAsync();
-
-    public Task DisposeAsync() => Registry.DisposeAsync().AsTask();
-
     /// <summary>
     /// The push through <paramref name="proxy"/> succeeded and printed the manifest digest; the registry behind it
     /// serves that digest, skopeo pulls the image back intact, and the password is nowhere in the output.
     /// </summary>
-    public async Task AssertLandedAsync(string repo, TestImage image, ToolResult r, FaultProxy proxy, string workDir)
+    public static async Task AssertLandedAsync(this HtpasswdRegistryFixture fixture, string repo, TestImage image, ToolResult r, FaultProxy proxy, string workDir)
     {
+        const string User = HtpasswdRegistryFixture.User, Password = HtpasswdRegistryFixture.Password;
         Assert.True(r.ExitCode == 0, r + "\n--- proxy ---\n" + string.Join("\n", proxy.Log));
         Assert.Equal($"{proxy.HostPort}/{repo}@{image.ManifestDigest}", r.StdOut.Trim());
         var creds = $"{User}:{Password}";
-        Assert.Equal(image.ManifestDigest, await Skopeo.InspectDigestAsync($"{Registry.HostPort}/{repo}:v1", "--creds", creds));
-        await Skopeo.AssertPullsBackAsync($"{Registry.HostPort}/{repo}:v1", image, workDir, "--src-creds", creds);
+        Assert.Equal(image.ManifestDigest, await Skopeo.InspectDigestAsync($"{fixture.Registry.HostPort}/{repo}:v1", "--creds", creds));
+        await Skopeo.AssertPullsBackAsync($"{fixture.Registry.HostPort}/{repo}:v1", image, workDir, "--src-creds", creds);
         Assert.DoesNotContain(Password, r.AllOutput);
     }
 }

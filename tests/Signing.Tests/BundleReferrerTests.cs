@@ -7,7 +7,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using ModelCar.Oci;
 using ModelCar.Registry;
 using ModelCar.Signing.Verification;
-using MemoryRegistry = ModelCar.Signing.Tests.HostileRegistryTests.MemoryRegistry;
+using MemoryRegistry = ModelCar.TestSupport.HostileRegistry;
 
 namespace ModelCar.Signing.Tests;
 
@@ -94,29 +94,29 @@ public sealed class BundleReferrerTests
         // a foreign referrer already listed, with a field we do not model
         var foreign = "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:" + new string('f', 64) + "\",\"size\":7,\"artifactType\":\"application/spdx+json\",\"x-vendor\":{\"kept\":true}}";
         var seeded = Encoding.UTF8.GetBytes("{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"manifests\":[" + foreign + "]}");
-        registry.Manifests[Referrers.FallbackTag(digest)] = (MediaTypes.ImageIndex, seeded);
+        registry.Manifests["org/model@" + Referrers.FallbackTag(digest)] = (MediaTypes.ImageIndex, seeded);
         using var key = HostileRegistryTests.Key();
         var signed = await new ImageSigner(key, NullLogger.Instance).SignAsync(Repo(registry), digest, Slsa, InToto.SlsaProvenanceV1, CancellationToken.None);
         Assert.All(signed.Bundles, b => Assert.Equal(ReferrersPath.TagSchema, b.Path));
         Assert.Equal(2, signed.Bundles.Count);
 
-        var index = JsonNode.Parse(registry.Manifests[Referrers.FallbackTag(digest)].Content)!;
+        var index = JsonNode.Parse(registry.Manifests["org/model@" + Referrers.FallbackTag(digest)].Content)!;
         var entries = index["manifests"]!.AsArray();
         Assert.Equal(3, entries.Count);
         Assert.Equal(JsonNode.Parse(foreign)!.ToJsonString(), entries[0]!.ToJsonString());
         Assert.All(entries.Skip(1), e => Assert.Equal(SigstoreBundle.MediaType, e!["artifactType"]!.GetValue<string>()));
         Assert.Equal([SigstoreBundle.CosignSignPredicateType, InToto.SlsaProvenanceV1], entries.Skip(1).Select(e => e!["annotations"]![SigstoreBundle.PredicateTypeAnnotation]!.GetValue<string>()).ToArray());
-        var before = registry.Manifests[Referrers.FallbackTag(digest)].Content;
+        var before = registry.Manifests["org/model@" + Referrers.FallbackTag(digest)].Content;
 
         var again = await new ImageSigner(key, NullLogger.Instance).SignAsync(Repo(registry), digest, Slsa, InToto.SlsaProvenanceV1, CancellationToken.None);
         Assert.All(again.Bundles, b => Assert.False(b.Added));
-        Assert.Equal(before, registry.Manifests[Referrers.FallbackTag(digest)].Content);
+        Assert.Equal(before, registry.Manifests["org/model@" + Referrers.FallbackTag(digest)].Content);
         await new ImageVerifier(Repo(registry), key.PublicKey).VerifyAsync(digest, false, null, CancellationToken.None);
 
         // another key's signature is added beside ours (kept), and verify still finds ours
         using var other = OtherKey();
         await new ImageSigner(other, NullLogger.Instance).SignAsync(Repo(registry), digest, null, null, CancellationToken.None);
-        Assert.Equal(4, JsonNode.Parse(registry.Manifests[Referrers.FallbackTag(digest)].Content)!["manifests"]!.AsArray().Count);
+        Assert.Equal(4, JsonNode.Parse(registry.Manifests["org/model@" + Referrers.FallbackTag(digest)].Content)!["manifests"]!.AsArray().Count);
         await new ImageVerifier(Repo(registry), key.PublicKey).VerifyAsync(digest, false, null, CancellationToken.None);
     }
 
@@ -125,12 +125,12 @@ public sealed class BundleReferrerTests
     {
         var registry = new MemoryRegistry();
         var digest = Digest.Parse(registry.PutImage("org/model", [12]));
-        var image = registry.Manifests[digest.ToString()];
-        registry.Manifests[Referrers.FallbackTag(digest)] = image; // someone's image at that tag
+        var image = registry.Manifests["org/model@" + digest.ToString()];
+        registry.Manifests["org/model@" + Referrers.FallbackTag(digest)] = image; // someone's image at that tag
         using var key = HostileRegistryTests.Key();
         var e = await Assert.ThrowsAnyAsync<Exception>(() => new ImageSigner(key, NullLogger.Instance).SignAsync(Repo(registry), digest, null, null, CancellationToken.None));
         Assert.Contains("not an OCI image index", e.Message, StringComparison.Ordinal);
-        Assert.Equal(image.Content, registry.Manifests[Referrers.FallbackTag(digest)].Content);
+        Assert.Equal(image.Content, registry.Manifests["org/model@" + Referrers.FallbackTag(digest)].Content);
     }
 
     [Fact]
@@ -140,7 +140,7 @@ public sealed class BundleReferrerTests
         var digest = Digest.Parse(registry.PutImage("org/model", [13]));
         using var key = HostileRegistryTests.Key();
         await new ImageSigner(key, NullLogger.Instance).SignAsync(Repo(registry), digest, null, null, CancellationToken.None);
-        registry.Manifests.TryRemove(Referrers.FallbackTag(digest), out _);
+        registry.Manifests.TryRemove("org/model@" + Referrers.FallbackTag(digest), out _);
         var e = await Assert.ThrowsAsync<SigningException>(() => new ImageVerifier(Repo(registry), key.PublicKey).VerifyAsync(digest, false, null, CancellationToken.None));
         Assert.Contains("no Sigstore bundle referrer", e.Message, StringComparison.Ordinal);
         // the .sig alone is what the older check accepted
@@ -158,7 +158,7 @@ public sealed class BundleReferrerTests
         using var key = HostileRegistryTests.Key();
         var signed = await new ImageSigner(key, NullLogger.Instance).SignAsync(Repo(registry), digest, null, null, CancellationToken.None);
         Assert.Equal(ReferrersPath.Api, Assert.Single(signed.Bundles).Path);
-        Assert.False(registry.Manifests.ContainsKey(Referrers.FallbackTag(digest)));
+        Assert.False(registry.Manifests.ContainsKey("org/model@" + Referrers.FallbackTag(digest)));
         await new ImageVerifier(Repo(registry), key.PublicKey).VerifyAsync(digest, false, null, CancellationToken.None);
         var again = await new ImageSigner(key, NullLogger.Instance).SignAsync(Repo(registry), digest, null, null, CancellationToken.None);
         Assert.False(Assert.Single(again.Bundles).Added);
@@ -174,7 +174,7 @@ public sealed class BundleReferrerTests
         using var key = HostileRegistryTests.Key();
         await new ImageSigner(key, NullLogger.Instance).SignAsync(Repo(registry), a, null, null, CancellationToken.None);
         // b gets a .sig (copied: the tag check is the older one) but the API answers b's referrers with a's bundle
-        registry.Manifests[CosignAttachments.Tag(b, "sig")] = registry.Manifests[CosignAttachments.Tag(a, "sig")];
+        registry.Manifests["org/model@" + CosignAttachments.Tag(b, "sig")] = registry.Manifests["org/model@" + CosignAttachments.Tag(a, "sig")];
         registry.ReferrersApi = (subject, _) => Json(registry.ReferrersOf(a.ToString()));
         var e = await Assert.ThrowsAsync<SigningException>(() => new ImageVerifier(Repo(registry), key.PublicKey) { }.VerifyAsync(b, false, null, CancellationToken.None));
         Assert.Contains("digest mismatch", e.Message, StringComparison.Ordinal); // the .sig fails first
@@ -207,7 +207,7 @@ public sealed class BundleReferrerTests
         registry.ReferrersApi = (subject, _) => Json(EmptyIndex, "</v2/org/other/referrers/sha256:" + new string('0', 64) + ">; rel=\"next\"");
         e = await Assert.ThrowsAsync<RegistryException>(() => referrers.ListAsync(digest, null, CancellationToken.None));
         Assert.Contains("points its next page elsewhere", e.Message, StringComparison.Ordinal);
-        Assert.DoesNotContain(registry.Requests, r => r.Contains("elsewhere.example", StringComparison.Ordinal) || r.Contains("org/other", StringComparison.Ordinal));
+        Assert.DoesNotContain(registry.Requests, r => r.Port != registry.Port || r.Target.Contains("org/other", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -125,7 +125,7 @@ public sealed class ReleaseCheckTests
     [Fact]
     public async Task The_verifier_asks_only_for_pull_scope()
     {
-        var registry = new HostileRegistryTests.MemoryRegistry();
+        var registry = new HostileRegistry();
         var digest = Digest.Parse(registry.PutImage("org/model", [9]));
         using var key = HostileRegistryTests.Key();
         await new ImageSigner(key, NullLogger.Instance).SignAsync(HostileRegistryTests.Repo(registry), digest,

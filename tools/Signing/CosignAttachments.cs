@@ -30,14 +30,24 @@ public sealed class CosignAttachments(RegistryRepository repository, ILogger log
     /// <summary>The signed identity: HOST/REPO, no tag (what <c>cosign sign</c> writes, what matchRepository compares).</summary>
     public string Identity => $"{repository.Client.Registry}/{repository.Name}";
 
-    public static string Tag(Digest subject, string suffix) => $"{subject.Algorithm}-{subject.Encoded}.{suffix}";
+    /// <summary>
+    /// Cosign's tag for an attachment of <paramref name="subject"/>: <c>sha256-HEX.SUFFIX</c> (the referrers fallback tag
+    /// <see cref="Referrers.FallbackTag"/> plus the suffix). The signer and the verifier both name tags only through this.
+    /// </summary>
+    public static string Tag(Digest subject, string suffix) => $"{Referrers.FallbackTag(subject)}.{suffix}";
+
+    /// <summary><c>sha256-HEX.sig</c>: the cosign signatures of <paramref name="subject"/>.</summary>
+    public static string SignatureTag(Digest subject) => Tag(subject, "sig");
+
+    /// <summary><c>sha256-HEX.att</c>: the cosign attestations of <paramref name="subject"/>.</summary>
+    public static string AttestationTag(Digest subject) => Tag(subject, "att");
 
     /// <summary>Pushes (or finds) the cosign signature of <paramref name="subject"/> by <paramref name="key"/>.</summary>
     public Task<AttachOutcome> SignAsync(SigningKey key, Digest subject, CancellationToken ct)
     {
         var payload = SimpleSigning.Create(Identity, subject);
         var payloadDigest = Digest.Sha256(payload);
-        return AttachAsync(Tag(subject, "sig"), SimpleSigning.LayerMediaType, payload,
+        return AttachAsync(SignatureTag(subject), SimpleSigning.LayerMediaType, payload,
             () => new Dictionary<string, string> { [SimpleSigning.SignatureAnnotation] = Convert.ToBase64String(key.Sign(payload)) },
             (layer, _) => Task.FromResult(layer.MediaType == SimpleSigning.LayerMediaType && layer.Digest == payloadDigest
                 && layer.Annotations?.GetValueOrDefault(SimpleSigning.SignatureAnnotation) is { } sig && VerifiesBase64(key.PublicKey, payload, sig)),
@@ -48,7 +58,7 @@ public sealed class CosignAttachments(RegistryRepository repository, ILogger log
     public Task<AttachOutcome> AttestAsync(SigningKey key, Digest subject, byte[] statement, string predicateType, CancellationToken ct)
     {
         var envelope = Dsse.Sign(key, Dsse.InTotoPayloadType, statement);
-        return AttachAsync(Tag(subject, "att"), Dsse.EnvelopeMediaType, envelope,
+        return AttachAsync(AttestationTag(subject), Dsse.EnvelopeMediaType, envelope,
             () => new Dictionary<string, string> { [PredicateTypeAnnotation] = predicateType },
             async (layer, ct2) =>
             {

@@ -21,6 +21,8 @@ public enum SigningFailure
     AttestationMissing,
     /// <summary>The attestation disagrees with what was expected (commit, file digests).</summary>
     AttestationMismatch,
+    /// <summary>The release record to check against is malformed or contradicts itself.</summary>
+    ReleaseRecord,
 }
 
 /// <summary>A signing or verification failure; one line, never the key, the password or the decrypted key.</summary>

@@ -4,8 +4,6 @@ using ModelCar.Common.Cli;
 using ModelCar.Common.Http;
 using ModelCar.Common.IO;
 using ModelCar.Oci;
-using ModelCar.Oci.Archive;
-using ModelCar.Oci.Layout;
 using ModelCar.Registry;
 using ModelCar.Registry.Auth;
 using ModelCar.Registry.Cli;
@@ -50,27 +48,8 @@ public static class RegistryPushCommand
     /// <summary>Credentials, TLS, jobs, chunking, retries, --max-blob-size: shared with oci-pack --output docker://.</summary>
     private static readonly RegistryOptions Registry = new(defaultJobs: 4, defaultRetries: 5);
 
-    public static readonly Option<string[]> AuthFile = Registry.AuthFile;
-    public static readonly Option<string[]> Login = Registry.Login;
-    public static readonly Option<string?> Creds = Registry.Creds;
-    public static readonly Option<string?> Username = Registry.Username;
-    public static readonly Option<string?> PasswordFile = Registry.PasswordFile;
-    public static readonly Option<long?> MaxBlobSize = Registry.MaxBlobSize;
-    public static readonly Option<bool> TlsVerify = Registry.TlsVerify;
-    public static readonly Option<string[]> CaFile = Registry.CaFile;
-    public static readonly Option<int> Jobs = Registry.Jobs;
-    public static readonly Option<int> Retries = Registry.Retries;
-    public static readonly Option<long?> ChunkSize = Registry.ChunkSize;
-    public static readonly Option<int> StallTimeout = Registry.StallTimeout;
-    public static readonly Option<int> MaxRetryWait = Registry.MaxRetryWait;
-
     /// <summary>--sign-key, --sign-key-password-file, --attest (shared with oci-pack).</summary>
     private static readonly SigningOptions Signing = new();
-
-    public static readonly Option<string?> SignKey = Signing.SignKey;
-    public static readonly Option<string?> SignKeyPasswordFile = Signing.PasswordFile;
-    public static readonly Option<bool?> Attest = Signing.Attest;
-    public static readonly Option<bool?> Sign = Signing.Sign;
 
     public static readonly Option<string?> StateDir = new("--state-dir")
     {
@@ -87,7 +66,8 @@ public static class RegistryPushCommand
     public static RootCommand Create()
     {
         var root = ToolApp.CreateRoot("Push an OCI image (oci: layout or oci-archive:) to one or more registries.");
-        foreach (var option in new Option[] { Source, Dest, AuthFile, Login, Creds, Username, PasswordFile, TlsVerify, CaFile, Jobs, ChunkSize, MaxBlobSize, Retries, StallTimeout, MaxRetryWait, StateDir, DigestFile, SignKey, SignKeyPasswordFile, Attest, Sign })
+        foreach (var option in new Option[] { Source, Dest, Registry.AuthFile, Registry.Login, Registry.Creds, Registry.Username, Registry.PasswordFile, Registry.TlsVerify, Registry.CaFile,
+            Registry.Jobs, Registry.ChunkSize, Registry.MaxBlobSize, Registry.Retries, Registry.StallTimeout, Registry.MaxRetryWait, StateDir, DigestFile, Signing.SignKey, Signing.PasswordFile, Signing.Attest, Signing.Sign })
         {
             root.Options.Add(option);
         }
@@ -104,30 +84,19 @@ public static class RegistryPushCommand
         {
             throw new UsageException("at least one --dest is required");
         }
-        var credentials = CredentialsFrom(ctx);
+        var credentials = Registry.CredentialsFrom(ctx);
         RegistryOptions.WarnUnusedLogins(credentials, destinations.Select(d => d.Registry).ToList(), "--dest", ctx.Logger);
         var settings = Registry.HttpSettingsFrom(ctx);
         var upload = Registry.UploadOptionsFrom(ctx, settings);
         // the key is read (and decrypted) before anything is uploaded: a wrong password pushes nothing
         using var signingKey = Signing.LoadKey(ctx);
 
-        using IImageSource source = sourceLocation switch
-        {
-            OciLayoutLocation l => OciLayout.Open(l.Path),
-            OciArchiveLocation a => OciArchiveReader.Open(a.Path),
-            _ => throw new UsageException($"--source {sourceLocation}: only oci: and oci-archive: sources are supported"),
-        };
-        var reference = sourceLocation switch
-        {
-            OciLayoutLocation l => l.Reference,
-            OciArchiveLocation a => a.Reference,
-            _ => null,
-        };
-        var root = source.ResolveRoot(reference);
+        using IImageSource source = LocalImage.Open(sourceLocation);
+        var root = source.ResolveRoot(LocalImage.ReferenceOf(sourceLocation));
         using var progress = new ProgressReporter(ctx.Logger, "push", 0);
-        var pusher = new ImagePusher(source, root, upload, ctx.Get(Jobs), ctx.Logger, progress);
+        var pusher = new ImagePusher(source, root, upload, ctx.Get(Registry.Jobs), ctx.Logger, progress);
         pusher.CheckSource();
-        if (ctx.Get(MaxBlobSize) is { } maxBlobSize)
+        if (ctx.Get(Registry.MaxBlobSize) is { } maxBlobSize)
         {
             CheckBlobSizes(pusher.Blobs, maxBlobSize);
         }
@@ -141,11 +110,7 @@ public static class RegistryPushCommand
             pusher.Blobs.Count, SizeParser.Format(pusher.TotalBlobBytes), destinations.Count);
 
         using var http = HttpClientFactory.Create(settings);
-        var targets = destinations.Select(d =>
-        {
-            var client = new RegistryClient(d.Registry, http, settings, credentials, ctx.Logger) { AuthRepository = d.Repository };
-            return (d, client);
-        }).ToList();
+        var targets = destinations.Select(d => (d, client: new RegistryClient(d.Registry, http, settings, credentials, ctx.Logger) { AuthRepository = d.Repository })).ToList();
         var results = await pusher.PushAsync(targets, ct).ConfigureAwait(false);
         IReadOnlyList<SignedImage> signed = [];
         Digest? modelFiles = null;
@@ -173,14 +138,6 @@ public static class RegistryPushCommand
         return ExitCodes.Ok;
     }
 
-    /// <summary>Default state file: beside the layout directory or archive (it survives a Tekton retry with the source's workspace).</summary>
-    public static string DefaultStatePath(ImageLocation source) => source switch
-    {
-        OciLayoutLocation l => Path.TrimEndingDirectorySeparator(Path.GetFullPath(l.Path)) + ".registry-push-state.json",
-        OciArchiveLocation a => Path.GetFullPath(a.Path) + ".registry-push-state.json",
-        _ => throw new InvalidOperationException("unexpected source"),
-    };
-
     /// <summary>
     /// --state-dir must be writable (else exit 1). The default place next to the source may be
     /// read-only (a read-only workspace): then one warning, and the push goes on without resume
@@ -188,23 +145,18 @@ public static class RegistryPushCommand
     /// </summary>
     private static UploadStateStore? OpenState(ToolContext ctx, ImageLocation source)
     {
-        if (ctx.Get(StateDir) is { } dir)
-        {
-            try
-            {
-                return UploadStateStore.Open(Path.Combine(dir, UploadStateStore.FileName), ctx.Logger);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
-            {
-                throw new ToolException($"--state-dir '{dir}': cannot write the upload state there: {e.Message}");
-            }
-        }
-        var path = DefaultStatePath(source);
+        var dir = ctx.Get(StateDir);
+        // by default beside the layout directory or archive: it survives a Tekton retry with the source's workspace
+        var path = dir is null ? LocalImage.Beside(source, "." + UploadStateStore.FileName) : Path.Combine(dir, UploadStateStore.FileName);
         try
         {
             return UploadStateStore.Open(path, ctx.Logger);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (dir is not null && e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            throw new ToolException($"--state-dir '{dir}': cannot write the upload state there: {e.Message}");
+        }
+        catch (Exception e) when (dir is null && e is IOException or UnauthorizedAccessException)
         {
             ctx.Logger.LogWarning("cannot write the upload state next to the source ({Path}: {Error}); an interrupted chunked upload will start over in the next run (set --state-dir to a writable directory)",
                 path, e.Message);
@@ -223,7 +175,7 @@ public static class RegistryPushCommand
         {
             throw new UsageException($"--source: {e.Message}");
         }
-        if (location is not (OciLayoutLocation or OciArchiveLocation))
+        if (!LocalImage.IsLocal(location))
         {
             throw new UsageException($"--source '{text}': use oci:DIR[:REF] or oci-archive:FILE[:REF]");
         }
@@ -248,7 +200,4 @@ public static class RegistryPushCommand
 
     /// <summary>Fails on the first blob over the limit, naming its layer title (else its digest) and the limit.</summary>
     public static void CheckBlobSizes(IEnumerable<Descriptor> blobs, long maxBlobSize) => RegistryOptions.CheckBlobSizes(blobs, maxBlobSize);
-
-    /// <summary>Credentials per destination host (see <see cref="RegistryOptions.CredentialsFrom"/>).</summary>
-    public static ICredentialProvider CredentialsFrom(ToolContext ctx) => Registry.CredentialsFrom(ctx);
 }

@@ -3,7 +3,6 @@ using Microsoft.Extensions.Logging;
 using ModelCar.Common.Cli;
 using ModelCar.Common.Http;
 using ModelCar.ModelRegistry;
-using ModelCar.Oci;
 using ModelCar.Signing.Verification;
 
 namespace ModelCar.RegistryPush;
@@ -64,26 +63,15 @@ public sealed class VerifyModelRegistry
         {
             throw new UsageException($"--model-registry '{server}' is plain http: pass --tls-verify=false to allow it");
         }
-        var token = ModelRegistryTokens.Resolve(ctx.Get(TokenFile), "--model-registry-token-file");
-        using var http = HttpClientFactory.Create(settings);
-        using var client = new ModelRegistryClient(http, server, token, HttpRetry.Create(settings, ctx.Logger), ctx.Logger);
-        var (model, version, artifact) = await new Registrar(client, ctx.Logger).LookupAsync(modelName, versionName, ct).ConfigureAwait(false);
-        var where = $"the Model Registry's '{model.Name}' version '{version.Name}' (artifact {artifact.Id})";
-        var uriDigest = ParseDigest(ModelCarProperties.UriDigest(artifact.Uri), $"{where}: uri '{artifact.Uri}'");
-        var propertyDigest = ParseDigest(ModelCarProperties.Get(artifact, ModelCarProperties.ImageDigest), $"{where}: {ModelCarProperties.ImageDigest}");
-        if (uriDigest is { } u && propertyDigest is { } p && !u.Matches(p))
-        {
-            throw new ToolException($"digest mismatch: {where} records uri {artifact.Uri} but {ModelCarProperties.ImageDigest} {p}: the record contradicts itself");
-        }
-        var record = new RecordedRelease(where, uriDigest ?? propertyDigest, ModelCarProperties.Get(artifact, ModelCarProperties.HfCommit),
-            ParseDigest(ModelCarProperties.Get(artifact, ModelCarProperties.ModelFilesDigest), $"{where}: {ModelCarProperties.ModelFilesDigest}"));
-        ctx.Logger.LogInformation("{Where}: uri {Uri}, commit {Commit}, model files {Files}", where, artifact.Uri, record.Commit ?? "(none)", record.ModelFilesDigest?.ToString() ?? "(none)");
+        var connection = new ModelRegistryConnection(server, settings, ctx.Get(TokenFile), "--model-registry-token-file");
+        var found = await ModelRegistration.LookupAsync(connection, modelName, versionName, ctx.Logger, ct).ConfigureAwait(false);
+        var artifact = found.Artifact;
+        var record = new ReleaseRecordText(found.Where, artifact.Uri!, ModelCarProperties.UriDigest(artifact.Uri),
+            ModelCarProperties.ImageDigest, ModelCarProperties.Get(artifact, ModelCarProperties.ImageDigest), ModelCarProperties.Get(artifact, ModelCarProperties.HfCommit),
+            ModelCarProperties.ModelFilesDigest, ModelCarProperties.Get(artifact, ModelCarProperties.ModelFilesDigest)).Parse();
+        ctx.Logger.LogInformation("{Where}: uri {Uri}, commit {Commit}, model files {Files}", found.Where, artifact.Uri, record.Commit ?? "(none)", record.ModelFilesDigest?.ToString() ?? "(none)");
         return (record, artifact.Uri!);
     }
-
-    private static Digest? ParseDigest(string? text, string what) => text is null ? null
-        : Digest.TryParse(text, out var d) ? d
-        : throw new ToolException($"{what} is not a digest ('{(text.Length > 80 ? text[..80] + "…" : text)}')");
 
     /// <summary>docker://HOST/REPO@sha256:… for an artifact uri oci://HOST/REPO@sha256:… (the image to verify when none is named).</summary>
     public static string ImageOfUri(string uri, string where) =>

@@ -55,7 +55,7 @@ public sealed class ImageVerifier(RegistryRepository repository, VerificationKey
 
     private async Task CheckSignatureAsync(Digest target, CancellationToken ct)
     {
-        var tag = $"{target.Algorithm}-{target.Encoded}.sig";
+        var tag = CosignAttachments.SignatureTag(target);
         var manifest = await CosignAttachments.ReadAttachmentManifestAsync(repository, tag, ct, readOnly: true).ConfigureAwait(false);
         var layers = manifest?.Manifest.Layers.Where(l => l.MediaType == SimpleSigning.LayerMediaType).ToList() ?? [];
         if (layers.Count == 0)
@@ -122,7 +122,7 @@ public sealed class ImageVerifier(RegistryRepository repository, VerificationKey
 
     private async Task<JsonDocument> CheckAttestationAsync(Digest digest, string? predicateType, CancellationToken ct)
     {
-        var tag = $"{digest.Algorithm}-{digest.Encoded}.att";
+        var tag = CosignAttachments.AttestationTag(digest);
         var manifest = await CosignAttachments.ReadAttachmentManifestAsync(repository, tag, ct, readOnly: true).ConfigureAwait(false);
         var layers = manifest?.Manifest.Layers.Where(l => l.MediaType == Dsse.EnvelopeMediaType).ToList() ?? [];
         if (layers.Count == 0)

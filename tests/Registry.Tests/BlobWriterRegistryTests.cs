@@ -6,7 +6,7 @@ using ModelCar.Registry;
 using ModelCar.Registry.Auth;
 using ModelCar.TestSupport;
 
-namespace ModelCar.RegistryPush.Tests;
+namespace ModelCar.Registry.Tests;
 
 /// <summary>
 /// RegistryBlobWriter against the real CNCF distribution registry (htpasswd auth) behind the fault
