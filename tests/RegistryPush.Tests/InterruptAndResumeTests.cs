@@ -106,13 +106,14 @@ public sealed class InterruptAndResumeTests(HtpasswdRegistryFixture fixture) : I
     }
 
     [Fact]
-    public async Task Sigterm_during_a_monolithic_put_cancels_the_session_with_delete()
+    public async Task Sigterm_during_a_monolithic_upload_cancels_the_session_with_delete()
     {
+        // the body goes in one streamed PATCH (it went in the PUT before the copy engine): hold that request
         using var tmp = new TempDir();
         var image = TestImages.WriteLayout(tmp.Combine("layout"), "v1", TestImages.RandomLayers(63, 3 << 20, 500));
         var passwordFile = tmp.WriteFile("password", HtpasswdRegistryFixture.Password);
         await using var proxy = await FaultProxy.StartAsync(fixture.Registry.BaseUri);
-        proxy.Decide = (_, m, p) => m == "PUT" && p.Contains("/blobs/uploads/", StringComparison.Ordinal) ? Fault.Hold : Fault.Forward;
+        proxy.Decide = (_, m, p) => m == "PATCH" && p.Contains("/blobs/uploads/", StringComparison.Ordinal) ? Fault.Hold : Fault.Forward;
         var r = await TerminateWhenHeldAsync(Start(Args(image, proxy, "resume/mono", passwordFile)), proxy);
         Assert.NotEqual(0, r.ExitCode);
         Assert.Contains("upload session cancelled (DELETE: 204)", r.StdErr);

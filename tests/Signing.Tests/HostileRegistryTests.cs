@@ -23,6 +23,7 @@ public sealed class HostileRegistryTests
     internal sealed class MemoryRegistry
     {
         public ConcurrentDictionary<string, byte[]> Blobs { get; } = new();
+        public ConcurrentDictionary<string, byte[]> Uploads { get; } = new();
         public ConcurrentDictionary<string, (string MediaType, byte[] Content)> Manifests { get; } = new();
         public bool DropManifestPuts { get; set; }
         public Func<string, byte[], byte[]> ServeBlob { get; set; } = (_, b) => b;
@@ -65,10 +66,18 @@ public sealed class HostileRegistryTests
             {
                 return Ok(HttpStatusCode.OK);
             }
+            // a blob upload is POST, PATCH (the bytes), PUT ?digest= (empty): the one upload of every blob
+            if (path.StartsWith("/upload/", StringComparison.Ordinal) && req.Method == HttpMethod.Patch)
+            {
+                Uploads.AddOrUpdate(path, body ?? [], (_, held) => [.. held, .. body ?? []]);
+                var r = new HttpResponseMessage(HttpStatusCode.Accepted);
+                r.Headers.Location = req.RequestUri;
+                return Task.FromResult(r);
+            }
             if (path.StartsWith("/upload/", StringComparison.Ordinal) && req.Method == HttpMethod.Put)
             {
                 var digest = System.Web.HttpUtility.ParseQueryString(req.RequestUri.Query)["digest"]!;
-                Blobs[digest] = body ?? [];
+                Blobs[digest] = [.. Uploads.TryRemove(path, out var held) ? held : [], .. body ?? []];
                 return Ok(HttpStatusCode.Created);
             }
             var parts = path.Split('/');

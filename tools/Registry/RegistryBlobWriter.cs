@@ -427,7 +427,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
         Exception? error = null;
         try
         {
-            answer = await _uploads.CompleteAsync(_session, digest, null, RefusalHint, ct).ConfigureAwait(false);
+            answer = await _uploads.CompleteAsync(_session, digest, RefusalHint, ct).ConfigureAwait(false);
         }
         catch (RetryWaitTooLongException e)
         {
