@@ -55,8 +55,9 @@ public sealed class InterruptAndResumeTests(HtpasswdRegistryFixture fixture) : I
         var passwordFile = tmp.WriteFile("password", HtpasswdRegistryFixture.Password);
         await using var proxy = await FaultProxy.StartAsync(fixture.Registry.BaseUri);
         int patches = 0;
-        // a buffering front proxy: the 3rd PATCH (bytes 2M-3M of the first layer) never reaches the registry
-        proxy.Decide = (_, m, _) => m == "PATCH" && Interlocked.Increment(ref patches) == 3 ? Fault.Hold : Fault.Forward;
+        // a buffering front proxy: the 4th PATCH (bytes 2M-3M of the first layer) never reaches the registry. Every blob
+        // goes by PATCH now (the config's one streamed PATCH is the 1st; it was a PUT with a body before the copy engine)
+        proxy.Decide = (_, m, _) => m == "PATCH" && Interlocked.Increment(ref patches) == 4 ? Fault.Hold : Fault.Forward;
         const string repo = "resume/sigterm";
         var args = Args(image, proxy, repo, passwordFile, "--chunk-size", "1M");
         var first = await TerminateWhenHeldAsync(Start(args), proxy);
@@ -73,8 +74,9 @@ public sealed class InterruptAndResumeTests(HtpasswdRegistryFixture fixture) : I
         var second = await ToolRunner.RunAsync("registry-push", args);
         await fixture.AssertLandedAsync(repo, image, second, proxy, tmp.Path);
         Assert.Contains("resuming the upload of an earlier run at byte 2097152 of 4718592", second.StdErr);
-        // only what the registry did not have was sent again: the rest of layer 1 and layer 2
-        Assert.Equal(Layer1 - (2 << 20) + Layer2, proxy.PatchBytes);
+        // only what the registry did not have was sent again: the rest of layer 1, layer 2 and the 700-byte layer
+        // (in a PATCH now, in the PUT before the copy engine)
+        Assert.Equal(Layer1 - (2 << 20) + Layer2 + 700, proxy.PatchBytes);
         Assert.False(File.Exists(statePath), "the state file is removed once every recorded blob is complete");
     }
 
@@ -88,7 +90,8 @@ public sealed class InterruptAndResumeTests(HtpasswdRegistryFixture fixture) : I
         await using var proxy = await FaultProxy.StartAsync(fixture.Registry.BaseUri);
         int patches = 0;
         // CNCF distribution 2.8 kills a session once part of a PATCH body reached it and the request was cut
-        proxy.Decide = (_, m, _) => m == "PATCH" && Interlocked.Increment(ref patches) == 3 ? Fault.HoldAfterHalfForward : Fault.Forward;
+        // the 4th PATCH is the first layer's 3rd chunk (the config's one PATCH is the 1st)
+        proxy.Decide = (_, m, _) => m == "PATCH" && Interlocked.Increment(ref patches) == 4 ? Fault.HoldAfterHalfForward : Fault.Forward;
         const string repo = "resume/dead";
         var args = Args(image, proxy, repo, passwordFile, "--chunk-size", "1M", "--state-dir", stateDir);
         var first = await TerminateWhenHeldAsync(Start(args), proxy);
@@ -101,18 +104,19 @@ public sealed class InterruptAndResumeTests(HtpasswdRegistryFixture fixture) : I
         var second = await ToolRunner.RunAsync("registry-push", args);
         await fixture.AssertLandedAsync(repo, image, second, proxy, tmp.Path);
         Assert.Contains("the upload session of an earlier run cannot be resumed", second.StdErr);
-        Assert.Equal(Layer1, proxy.PatchBytes); // the fallback: the whole blob once, in a new session
+        Assert.Equal(Layer1 + 600, proxy.PatchBytes); // the fallback: the whole blob once, in a new session; and the 600-byte layer (one PATCH)
         Assert.False(File.Exists(Path.Combine(stateDir, "registry-push-state.json")));
     }
 
     [Fact]
-    public async Task Sigterm_during_a_monolithic_put_cancels_the_session_with_delete()
+    public async Task Sigterm_during_a_monolithic_upload_cancels_the_session_with_delete()
     {
+        // the body goes in one streamed PATCH (it went in the PUT before the copy engine): hold that request
         using var tmp = new TempDir();
         var image = TestImages.WriteLayout(tmp.Combine("layout"), "v1", TestImages.RandomLayers(63, 3 << 20, 500));
         var passwordFile = tmp.WriteFile("password", HtpasswdRegistryFixture.Password);
         await using var proxy = await FaultProxy.StartAsync(fixture.Registry.BaseUri);
-        proxy.Decide = (_, m, p) => m == "PUT" && p.Contains("/blobs/uploads/", StringComparison.Ordinal) ? Fault.Hold : Fault.Forward;
+        proxy.Decide = (_, m, p) => m == "PATCH" && p.Contains("/blobs/uploads/", StringComparison.Ordinal) ? Fault.Hold : Fault.Forward;
         var r = await TerminateWhenHeldAsync(Start(Args(image, proxy, "resume/mono", passwordFile)), proxy);
         Assert.NotEqual(0, r.ExitCode);
         Assert.Contains("upload session cancelled (DELETE: 204)", r.StdErr);

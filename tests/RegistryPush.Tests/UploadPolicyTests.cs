@@ -61,8 +61,7 @@ public sealed class UploadPolicyTests
             return new UploadAnswer(UploadOutcome.Stored, session, data.Length);
         }
 
-        public Task<UploadAnswer> CompleteAsync(UploadSession session, Digest digest, Func<HttpContent>? body, Func<HttpStatusCode, string?>? hint,
-            CancellationToken ct)
+        public Task<UploadAnswer> CompleteAsync(UploadSession session, Digest digest, Func<HttpStatusCode, string?>? hint, CancellationToken ct)
         {
             Calls.Add("PUT " + Id(session));
             var bytes = _sessions[Id(session)].ToArray();

@@ -13,8 +13,8 @@ public sealed class BlobUploadException(string message, bool transient, Exceptio
     : RegistryException(message, inner, transient)
 {
     /// <summary>
-    /// The one rule for "gave up after retries", whichever loop sent the blob (monolithic PUT or PATCH
-    /// chunks): a transient <see cref="BlobUploadException"/> "WHAT; last error: …" (exit code 1, like
+    /// The one rule for "gave up after retries" of a blob upload (<see cref="RegistryBlobWriter"/>: one streamed
+    /// PATCH or PATCH chunks): a transient <see cref="BlobUploadException"/> "WHAT; last error: …" (exit code 1, like
     /// every failure that is not bad usage; a later run may succeed unchanged).
     /// </summary>
     public static BlobUploadException GaveUp(string what, Exception lastError) =>

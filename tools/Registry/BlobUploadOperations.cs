@@ -40,8 +40,8 @@ public sealed record UploadAnswer(UploadOutcome Outcome, UploadSession Session, 
 
 /// <summary>
 /// The distribution-spec upload endpoints of one repository, one HTTP call each, nothing retried or resumed
-/// here (the shape of dotnet/sdk Containers' <c>IBlobUploadOperations</c>). The loops that send a blob
-/// (<see cref="BlobUploader"/>, <see cref="RegistryBlobWriter"/>) decide what to do with each answer under the
+/// here (the shape of dotnet/sdk Containers' <c>IBlobUploadOperations</c>). The loop that sends a blob
+/// (<see cref="RegistryBlobWriter"/>) decides what to do with each answer under the
 /// one <see cref="RetryPolicy"/>. A 401 is answered by <see cref="RegistryClient"/> (new handshake, the same
 /// request again); credentials go only to the registry's own origin, a foreign Location gets none.
 /// </summary>
@@ -62,9 +62,9 @@ public interface IBlobUploadOperations
     /// </summary>
     Task<UploadAnswer> UploadChunkAsync(UploadSession session, Func<HttpContent> body, Func<HttpStatusCode, string?>? hint, CancellationToken ct);
 
-    /// <summary>PUT ?digest= (with <paramref name="body"/>, or empty): classified; a stored blob's reported digest is checked
+    /// <summary>PUT ?digest= with an empty body (the bytes went in PATCHes): classified; a stored blob's reported digest is checked
     /// (<see cref="DigestMismatchException"/> when the registry names another one).</summary>
-    Task<UploadAnswer> CompleteAsync(UploadSession session, Digest digest, Func<HttpContent>? body, Func<HttpStatusCode, string?>? hint, CancellationToken ct);
+    Task<UploadAnswer> CompleteAsync(UploadSession session, Digest digest, Func<HttpStatusCode, string?>? hint, CancellationToken ct);
 
     /// <summary>HEAD the blob and trust a 200 only with the right size and digest (<see cref="RegistryRepository.HasBlobAsync"/>).</summary>
     Task<bool> HasBlobAsync(Digest digest, long size, CancellationToken ct);
@@ -133,11 +133,10 @@ public sealed class BlobUploadOperations(RegistryRepository repository, ILogger 
         return await AnswerAsync(session, response, patch: true, hint, ct).ConfigureAwait(false);
     }
 
-    public async Task<UploadAnswer> CompleteAsync(UploadSession session, Digest digest, Func<HttpContent>? body, Func<HttpStatusCode, string?>? hint,
-        CancellationToken ct)
+    public async Task<UploadAnswer> CompleteAsync(UploadSession session, Digest digest, Func<HttpStatusCode, string?>? hint, CancellationToken ct)
     {
         var url = RegistryClient.WithQuery(session.Location, "digest", digest.ToString());
-        var response = await Client.SendAsync(() => new HttpRequestMessage(HttpMethod.Put, url) { Content = body?.Invoke() ?? new ByteArrayContent([]) },
+        var response = await Client.SendAsync(() => new HttpRequestMessage(HttpMethod.Put, url) { Content = new ByteArrayContent([]) },
             repository.PushScope, ct, retry: false).ConfigureAwait(false);
         if (response.StatusCode is HttpStatusCode.Created or HttpStatusCode.NoContent or HttpStatusCode.OK)
         {

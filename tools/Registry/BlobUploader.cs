@@ -1,6 +1,3 @@
-using System.Buffers;
-using System.Net;
-using System.Net.Http.Headers;
 using Microsoft.Extensions.Logging;
 using ModelCar.Common;
 using ModelCar.Common.Http;
@@ -38,25 +35,33 @@ public sealed record UploadOptions
 }
 
 /// <summary>
-/// Uploads one blob. Monolithic: POST, then PUT ?digest= with the streamed body (the source is
-/// verified while it is read); a failed PUT starts the blob again with a new session. Chunked: a
-/// <see cref="RegistryBlobWriter"/> fed from the source stream (PATCH with Content-Range per chunk,
-/// at least OCI-Chunk-Min-Length, then PUT ?digest=). After a cut the upload URL is asked for its
-/// Range and the upload continues from there (only the lost bytes are read again); when the registry
-/// reports the session dead (404 BLOB_UPLOAD_INVALID / BLOB_UPLOAD_UNKNOWN, as distribution 2.8 does
-/// after a PATCH was cut inside its body) the blob starts again with a new POST. Both paths count,
-/// wait and log under the one <see cref="RetryPolicy"/> (<see cref="UploadOptions.PolicyFor"/>).
+/// One destination of a blob push (registry-push, the registry outputs' commit): opens its
+/// <see cref="RegistryBlobWriter"/> — POST, the bytes in one streamed PATCH body (or PATCH chunks with
+/// Content-Range when <see cref="UploadOptions.ChunkSizeFor"/> asks for them), then PUT ?digest= with an empty
+/// body — and keeps its chunked session across runs. <see cref="UploadAllAsync"/> feeds the writers of every
+/// destination that needs the blob from ONE read of the source (<see cref="BlobFanOut"/>, the copy engine of
+/// every output; go-containerregistry's remote.MultiWrite, oras' CopyAsync): read through the source's
+/// verifying stream, so nothing is hashed twice and a source whose bytes do not match their digest fails
+/// before any writer commits (no PUT ?digest= is sent). Recovery inside a blob (cuts, 5xx, 429, dead
+/// sessions) is the writer's, under the one <see cref="RetryPolicy"/> (<see cref="UploadOptions.PolicyFor"/>).
+/// <para>
 /// Across runs: with an <see cref="UploadStateStore"/>, every chunked session is recorded (URL and
 /// acknowledged offset); the next run asks the recorded URL for its Range and continues from the
-/// registry's offset, or starts the blob afresh when the session is gone (404) or unusable.
-/// A session that cannot be resumed (monolithic, or not recorded) is cancelled with DELETE when
-/// the upload fails or is cancelled (SIGTERM/SIGINT), so it leaves nothing in the registry.
+/// registry's offset, or starts the blob afresh when the session is gone (404) or unusable. Destinations
+/// that resume at different offsets still share one read: it starts at the lowest offset (byte 0, verified,
+/// when any destination starts afresh) and each writer skips the bytes its session already holds; only
+/// when every destination resumes is the source read raw from the lowest offset (the registry's PUT
+/// ?digest= is then the check, as it always was for a resumed session). A session that cannot be resumed
+/// (not chunked, or not recorded) is cancelled with DELETE when the upload fails or is cancelled
+/// (SIGTERM/SIGINT), so it leaves nothing in the registry.
+/// </para>
 /// </summary>
 public sealed class BlobUploader(RegistryRepository repository, UploadOptions options, ILogger logger, UploadStateStore? state = null)
 {
     /// <summary>
     /// A small in-memory blob (a signature layer, a bundle, an empty config) into <paramref name="target"/> unless a
-    /// HEAD already finds it: one upload with the default options, verified like every other.
+    /// HEAD already finds it: the same upload as every other blob (one implementation of the wire requests and
+    /// their recovery), with the default options.
     /// </summary>
     public static async Task EnsureSmallBlobAsync(RegistryRepository target, Descriptor descriptor, byte[] content, ILogger log, CancellationToken ct)
     {
@@ -69,44 +74,75 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
             null, _ => { }, ct).ConfigureAwait(false);
     }
 
-    /// <summary>How long a best-effort DELETE of a session may take (forwards to <see cref="BlobUploadOperations.CancelTimeout"/>).</summary>
-    public static readonly TimeSpan CancelTimeout = BlobUploadOperations.CancelTimeout;
-
     private readonly BlobUploadOperations _uploads = new(repository, logger);
-
-    /// <summary>Bytes read from the source at a time for the chunked path.</summary>
-    private const int FeedBuffer = 1 << 20;
-
-    private UploadSession? _open;   // the monolithic session bytes went to, until the blob is complete (the writer owns chunked sessions)
 
     /// <summary>Opens the source at an offset (the raw, unverified bytes from there on).</summary>
     public delegate Stream OpenAt(long offset);
 
-    public async Task UploadAsync(Descriptor blob, Func<Stream> openVerified, OpenAt openAt, UploadSession? session, Action<long> progress, CancellationToken ct)
+    public RegistryRepository Repository => repository;
+
+    /// <summary>One destination of <see cref="UploadAllAsync"/>: its uploader, the session a refused mount started
+    /// (or null), and its progress (bytes handed to its writer; a resumed session's bytes count at once).</summary>
+    public readonly record struct Destination(BlobUploader Uploader, UploadSession? Session, Action<long> Progress);
+
+    /// <summary>Uploads <paramref name="blob"/> to this repository alone (<see cref="UploadAllAsync"/> with one destination).</summary>
+    public Task UploadAsync(Descriptor blob, Func<Stream> openVerified, OpenAt openAt, UploadSession? session, Action<long> progress, CancellationToken ct) =>
+        UploadAllAsync(blob, openVerified, openAt, [new Destination(this, session, progress)], ct);
+
+    /// <summary>
+    /// Uploads <paramref name="blob"/> to every destination from one read of the source: <paramref name="openVerified"/>
+    /// (which throws before its end when the bytes do not match the blob's size and digest) from byte 0, or
+    /// <paramref name="openAt"/> from the lowest resumed offset; the writers re-read from <paramref name="openAt"/> only
+    /// the bytes a failure lost. Every writer commits (PUT ?digest=) only after the last byte was read and verified;
+    /// on any failure every writer is abandoned. A failure of one destination fails the blob for all of them.
+    /// </summary>
+    public static async Task UploadAllAsync(Descriptor blob, Func<Stream> openVerified, OpenAt openAt, IReadOnlyList<Destination> destinations, CancellationToken ct)
     {
+        var source = new SourceBlob(blob.Size, openAt);
+        var opening = destinations.Select(d => d.Uploader.OpenWriterAsync(blob, source, d.Session, ct)).ToList();
         try
         {
-            if (options.ChunkSizeFor(blob.Size) is not null)
-            {
-                await ChunkedAsync(blob, openAt, session, progress, ct).ConfigureAwait(false);
-            }
-            else
-            {
-                await MonolithicAsync(blob, openVerified, session, progress, ct).ConfigureAwait(false);
-            }
+            await Task.WhenAll(opening).ConfigureAwait(false);
         }
-        catch (Exception) when (_open is { } open)
+        catch
         {
-            _open = null;
-            await _uploads.CancelAsync(open, What(blob.Digest)).ConfigureAwait(false);
+            foreach (var t in opening.Where(t => t.IsCompletedSuccessfully))
+            {
+                await t.Result.Writer.DisposeAsync().ConfigureAwait(false);
+            }
             throw;
+        }
+        var opened = opening.Select(t => t.Result).ToList();
+        long start = opened.Min(o => o.ResumeAt);
+        var writers = new IBlobWriter[opened.Count];
+        for (int i = 0; i < opened.Count; i++)
+        {
+            destinations[i].Progress(opened[i].ResumeAt);
+            writers[i] = new Feed(opened[i].Writer, opened[i].ResumeAt - start, destinations[i].Progress);
+        }
+        Func<Stream> open = start == 0 ? openVerified
+            : start == blob.Size ? () => Stream.Null // every session holds every byte: only the PUT is missing
+            : () => openAt(start);
+        await BlobFanOut.CopyAsync(open, blob.Size - start, writers, What(blob.Digest), ct, known: blob.Digest).ConfigureAwait(false);
+        foreach (var d in destinations)
+        {
+            d.Uploader.Completed(blob);
         }
     }
 
-    private UploadSession Opened(UploadSession session)
+    /// <summary>This destination's writer: a recorded session of an earlier run (chunked blobs) is resumed at the registry's offset.</summary>
+    private async Task<(RegistryBlobWriter Writer, long ResumeAt)> OpenWriterAsync(Descriptor blob, IRereadableBlob source, UploadSession? session, CancellationToken ct)
     {
-        _open = session;
-        return session;
+        bool chunked = options.ChunkSizeFor(blob.Size) is not null;
+        long offset = 0;
+        if (chunked && session is null && await ResumeRecordedAsync(blob, ct).ConfigureAwait(false) is { } resumed)
+        {
+            (session, offset) = resumed;
+        }
+        var target = $"blob upload to {repository.Client.Registry}/{repository.Name}";
+        var writer = await RegistryBlobWriter.OpenAsync(_uploads, repository.Client.Settings, target, source, options, logger, ct, session,
+            progress: null, What(blob.Digest), resumeAt: offset, record: chunked ? (s, stored) => Record(blob, s, stored) : null).ConfigureAwait(false);
+        return (writer, offset);
     }
 
     /// <summary>Records the chunked session and its acknowledged offset; false without a state store or when it cannot be saved.</summary>
@@ -130,15 +166,6 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
 
     private static string What(Digest digest) => "blob " + digest.Encoded[..12];
 
-    /// <summary>Best-effort <c>DELETE</c> of an upload session; never throws (forwards to <see cref="BlobUploadOperations.CancelAsync"/>).</summary>
-    public static Task CancelSessionAsync(RegistryRepository repository, UploadSession session, Digest digest, ILogger logger) =>
-        new BlobUploadOperations(repository, logger).CancelAsync(session, What(digest));
-
-    /// <summary>Best-effort <c>DELETE</c> of an upload session (<paramref name="what"/> names it in the log); never throws
-    /// (forwards to <see cref="BlobUploadOperations.CancelAsync"/>).</summary>
-    public static Task CancelSessionAsync(RegistryRepository repository, UploadSession session, string what, ILogger logger) =>
-        new BlobUploadOperations(repository, logger).CancelAsync(session, what);
-
     /// <summary>
     /// A blob that is already in the registry needs no recorded session: cancel it (if any) and drop
     /// its record.
@@ -152,7 +179,7 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
         state.Remove(repository.Client.Registry, repository.Name, digest);
         if (Uri.TryCreate(record.Location, UriKind.Absolute, out var location))
         {
-            await CancelSessionAsync(repository, new UploadSession(location, record.MinChunkLength), digest, logger).ConfigureAwait(false);
+            await new BlobUploadOperations(repository, logger).CancelAsync(new UploadSession(location, record.MinChunkLength), What(digest)).ConfigureAwait(false);
         }
     }
 
@@ -191,171 +218,38 @@ public sealed class BlobUploader(RegistryRepository repository, UploadOptions op
         return null;
     }
 
-    private async Task MonolithicAsync(Descriptor blob, Func<Stream> openVerified, UploadSession? session, Action<long> progress, CancellationToken ct)
-    {
-        var retries = options.PolicyFor(repository.Client.Settings, logger).Begin(What(blob.Digest));
-        while (true)
-        {
-            session = Opened(session ?? await _uploads.StartAsync(ct).ConfigureAwait(false));
-            long sent = 0;
-            UploadAnswer? answer = null;
-            Exception? error = null;
-            try
-            {
-                answer = await _uploads.CompleteAsync(session, blob.Digest, () =>
-                {
-                    sent = 0;
-                    var content = new StreamingContent(() => new EndCheckingStream(openVerified(), blob.Size), blob.Size, n => { sent += n; progress(n); },
-                        repository.Client.Settings.StallTimeout);
-                    content.Headers.ContentType = RegistryClient.OctetStream;
-                    return content;
-                }, null, ct).ConfigureAwait(false);
-            }
-            catch (Exception e) when (IsRecoverable(e, ct))
-            {
-                error = e;
-            }
-            catch (HttpRequestException e) when (PermanentCause(e) is { } cause)
-            {
-                throw cause;
-            }
-            catch (DigestMismatchException)
-            {
-                _open = null; // the PUT completed the session (with other bytes): nothing to cancel
-                throw;
-            }
-            if (answer is { Outcome: UploadOutcome.Stored })
-            {
-                _open = null;
-                return;
-            }
-            if (answer is { Outcome: UploadOutcome.Refused })
-            {
-                throw answer.Error!;
-            }
-            // a dead session or a temporary failure: this blob starts again with a new session
-            error ??= answer!.Error;
-            progress(-sent);
-            if (!retries.TryFail())
-            {
-                throw BlobUploadException.GaveUp($"upload of blob {blob.Digest} failed {retries.Failures} times", error!);
-            }
-            await retries.WaitAsync($"upload failed ({ErrorText.Describe(error!)})", "starting it again with a new session", answer?.Delay, ct).ConfigureAwait(false);
-            _open = null;
-            await _uploads.CancelAsync(session, What(blob.Digest)).ConfigureAwait(false); // partial bytes of the failed PUT
-            session = null;
-        }
-    }
-
-    /// <summary>
-    /// The chunked path is <see cref="RegistryBlobWriter"/> fed from the source stream (one chunked-upload
-    /// implementation for registry-push and oci-pack): the source is read once from the first byte the
-    /// registry lacks; the writer re-reads from <paramref name="openAt"/> only the bytes a failure lost.
-    /// A recorded session of an earlier run is resumed at the registry's offset, and every acknowledged
-    /// offset is recorded, so a killed run continues next time.
-    /// </summary>
-    private async Task ChunkedAsync(Descriptor blob, OpenAt openAt, UploadSession? session, Action<long> progress, CancellationToken ct)
-    {
-        long offset = 0;
-        if (session is null && await ResumeRecordedAsync(blob, ct).ConfigureAwait(false) is { } resumed)
-        {
-            (session, offset) = resumed;
-        }
-        var target = $"blob upload to {repository.Client.Registry}/{repository.Name}";
-        await using var writer = await RegistryBlobWriter.OpenAsync(_uploads, repository.Client.Settings, target,
-            new SourceBlob(blob.Size, openAt), options, logger, ct, session, progress, What(blob.Digest), resumeAt: offset,
-            record: (s, stored) => Record(blob, s, stored)).ConfigureAwait(false);
-        var buffer = ArrayPool<byte>.Shared.Rent(FeedBuffer);
-        Stream? source = null;
-        try
-        {
-            for (long left = blob.Size - offset; left > 0;)
-            {
-                source ??= openAt(offset); // not opened when the session already holds every byte (only the PUT is missing)
-                int n = await source.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, left)), ct).ConfigureAwait(false);
-                if (n == 0)
-                {
-                    throw new BlobUploadException($"blob {blob.Digest}: the source ended {left} bytes before the blob's size ({blob.Size})", transient: false);
-                }
-                await writer.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
-                left -= n;
-            }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-            if (source is not null)
-            {
-                await source.DisposeAsync().ConfigureAwait(false);
-            }
-        }
-        await writer.CommitAsync(blob.Digest, ct).ConfigureAwait(false);
-        Completed(blob);
-    }
-
     /// <summary>The source as the writer's re-readable blob (raw bytes from an offset).</summary>
-    private sealed class SourceBlob(long size, BlobUploader.OpenAt openAt) : IRereadableBlob
+    private sealed class SourceBlob(long size, OpenAt openAt) : IRereadableBlob
     {
         public long Size => size;
 
         public Stream OpenAt(long offset) => openAt(offset);
     }
 
-    /// <summary>Bytes an upload session holds by its Range header (forwards to <see cref="BlobUploadOperations.StoredBytes"/>).</summary>
-    public static long? StoredBytes(HttpResponseMessage response) => BlobUploadOperations.StoredBytes(response);
-
-    /// <summary>The inclusive end of a <c>Range: 0-N</c> header (forwards to <see cref="BlobUploadOperations.RangeEnd"/>).</summary>
-    public static long? RangeEnd(HttpResponseMessage response) => BlobUploadOperations.RangeEnd(response);
-
-    internal static bool IsRecoverable(Exception e, CancellationToken ct) =>
-        !ct.IsCancellationRequested && PermanentCause(e) is null && HttpRetry.IsTransient(e, ct);
-
-    /// <summary>A decided failure (<see cref="ModelCarException"/>: bad source data) inside an HTTP failure: that is the real error.</summary>
-    public static ModelCarException? PermanentCause(Exception e)
+    /// <summary>
+    /// One destination's side of the fan-out: drops the first <c>skip</c> bytes (its session already holds them: it
+    /// resumes further on than the read starts) and counts what it hands on.
+    /// </summary>
+    private sealed class Feed(IBlobWriter inner, long skip, Action<long> progress) : IBlobWriter
     {
-        for (Exception? x = e; x is not null; x = x.InnerException)
+        public ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken ct)
         {
-            if (x is ModelCarException te)
+            if (skip > 0)
             {
-                return te;
-            }
-        }
-        return null;
-    }
-
-    /// <summary>Reads exactly <c>length</c> bytes, then one more (empty) read so a verifying stream checks its digest.</summary>
-    private sealed class EndCheckingStream(Stream inner, long length) : ModelCar.Common.IO.ReadOnlyWrapperStream(inner)
-    {
-        private long _read;
-
-        public override long Length => length;
-        public override long Position { get => _read; set => throw new NotSupportedException(); }
-
-        public override int Read(Span<byte> buffer)
-        {
-            int n = Inner.Read(buffer);
-            return After(n);
-        }
-
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            int n = await Inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
-            return After(n);
-        }
-
-        private int After(int n)
-        {
-            _read += n;
-            if (n > 0 && _read == length)
-            {
-                // end of the declared size: one empty read so the verifier checks size and digest now
-                if (Inner.Read(Span<byte>.Empty) != 0)
+                int n = (int)Math.Min(skip, data.Length);
+                skip -= n;
+                data = data[n..];
+                if (data.IsEmpty)
                 {
-                    throw new InvalidOperationException("empty read returned data");
+                    return ValueTask.CompletedTask;
                 }
             }
-            return n;
+            progress(data.Length);
+            return inner.WriteAsync(data, ct);
         }
 
+        public Task CommitAsync(Digest digest, CancellationToken ct) => inner.CommitAsync(digest, ct);
+
+        public ValueTask DisposeAsync() => inner.DisposeAsync();
     }
 }

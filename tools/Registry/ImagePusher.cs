@@ -16,12 +16,15 @@ public sealed record PushResult(RegistryReference Destination, Digest Digest, in
 
 /// <summary>
 /// Pushes one image (a manifest, or an index with its child manifests) from an <see cref="IImageSource"/>
-/// to several destinations at once. Blobs: HEAD first (skip if present); at most <c>jobs</c> transfers
-/// in flight overall. When two destinations share a registry host, a blob is uploaded once: the first
-/// destination to need it uploads, the others wait for it and then mount it from that repository
-/// (falling back to an upload if the registry answers the mount with 202). Manifests go last,
-/// children before the index, each checked against the digest the registry reports; a tag that
-/// already points at the same digest is left alone (a re-push is HEAD requests only).
+/// to several destinations at once. Blobs: HEAD first on every destination (skip where present); a blob
+/// is read from the source ONCE for every destination that needs its bytes (<see cref="BlobUploader.UploadAllAsync"/>:
+/// one <see cref="RegistryBlobWriter"/> per destination, fed by <see cref="BlobFanOut"/>); at most <c>jobs</c>
+/// blobs in flight (HEADs, mounts and fan-outs) overall. When two destinations share a registry host, a
+/// blob is uploaded once: the first destination to need it uploads, the others then mount it from that
+/// repository (falling back to an upload if the registry answers the mount with 202, or with a 201 it does
+/// not serve). The first real failure stops everything. Manifests go last, children before the index, each
+/// checked against the digest the registry reports; a tag that already points at the same digest is left
+/// alone (a re-push is HEAD requests only).
 /// </summary>
 public sealed class ImagePusher
 {
@@ -31,7 +34,7 @@ public sealed class ImagePusher
     private readonly SemaphoreSlim _slots;
     private readonly ILogger _logger;
     private readonly ProgressReporter? _progress;
-    private readonly ConcurrentDictionary<(string Host, Digest Digest), TaskCompletionSource<string?>> _owners = new();
+    private readonly ConcurrentDictionary<(string Host, Digest Digest), string> _known = new();
     private readonly List<(Descriptor Descriptor, byte[] Content)> _manifests = [];
     private readonly List<Descriptor> _blobs = [];
 
@@ -55,9 +58,7 @@ public sealed class ImagePusher
     /// </summary>
     public void AddKnownLocation(string host, Digest digest, string repository)
     {
-        var known = new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously);
-        known.SetResult(repository);
-        _owners[(host, digest)] = known;
+        _known[(host, digest)] = repository;
     }
 
     /// <summary>
@@ -123,73 +124,53 @@ public sealed class ImagePusher
     public async Task<IReadOnlyList<PushResult>> PushAsync(IReadOnlyList<(RegistryReference Reference, RegistryClient Client)> destinations, CancellationToken ct)
     {
         using var failFast = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var tasks = destinations.Select(d => PushOneAsync(d.Reference, d.Client, failFast)).ToList();
-        try
-        {
-            return await Task.WhenAll(tasks).ConfigureAwait(false);
-        }
-        catch
-        {
-            // report the first real failure, not a cancellation it caused in a sibling
-            var first = tasks.Where(t => t.IsFaulted).Select(t => t.Exception!.InnerException!).FirstOrDefault(e => e is not OperationCanceledException);
-            if (first is not null)
-            {
-                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
-            }
-            throw;
-        }
+        var token = failFast.Token;
+        var targets = destinations.Select(d => new Target(d.Reference, d.Client, new RegistryRepository(d.Client, d.Reference.Repository))).ToList();
+        await AllOrFirstFailure(targets.Select(t => PrepareAsync(t, token)), failFast).ConfigureAwait(false);
+        await AllOrFirstFailure(_blobs.Select(b => PushBlobAsync(b, targets, token)), failFast).ConfigureAwait(false);
+        var finishing = targets.Select(t => FinishAsync(t, token)).ToList();
+        await AllOrFirstFailure(finishing, failFast).ConfigureAwait(false);
+        return finishing.Select(t => t.Result).ToList();
     }
 
-    private async Task<PushResult> PushOneAsync(RegistryReference destination, RegistryClient client, CancellationTokenSource failFast)
+    /// <summary>One destination: where it goes, its repository and its counters.</summary>
+    private sealed record Target(RegistryReference Reference, RegistryClient Client, RegistryRepository Repository)
     {
-        var ct = failFast.Token;
-        try
-        {
-            if (destination.Digest is { } wanted && !wanted.Matches(_root.Digest))
-            {
-                throw new RegistryInputException($"destination docker://{destination}: the image's digest is {_root.Digest}, not {wanted}");
-            }
-            await client.PingAsync(ct).ConfigureAwait(false);
-            var repository = new RegistryRepository(client, destination.Repository);
-            var stats = new Counters();
-            await WhenAllPreferFailures(_blobs.Select(async b =>
-            {
-                try
-                {
-                    await EnsureBlobAsync(repository, b, stats, ct).ConfigureAwait(false);
-                }
-                catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
-                {
-                    await failFast.CancelAsync().ConfigureAwait(false); // stop the other blobs at once (no storm after a 401)
-                    throw;
-                }
-            }).ToList()).ConfigureAwait(false);
+        public Counters Stats { get; } = new();
+    }
 
-            bool unchanged = false;
-            foreach (var (descriptor, content) in _manifests)
-            {
-                bool isRoot = descriptor.Digest == _root.Digest;
-                string reference = isRoot ? destination.Tag ?? destination.Digest?.ToString() ?? "latest" : descriptor.Digest.ToString();
-                var existing = await repository.ManifestDigestAsync(reference, ct).ConfigureAwait(false);
-                if (existing is { } e && e.Matches(descriptor.Digest))
-                {
-                    unchanged |= isRoot;
-                    continue;
-                }
-                await repository.PutManifestAsync(reference, descriptor.MediaType, content, ct).ConfigureAwait(false);
-            }
-            await VerifyAsync(repository, destination, ct).ConfigureAwait(false);
-            var result = new PushResult(destination, _root.Digest, stats.Present, stats.Mounted, stats.Uploaded, Interlocked.Read(ref stats.UploadedBytes), unchanged, client.RequestCount);
-            _logger.LogInformation("{Destination}: {Present} blobs already present, {Mounted} mounted, {Uploaded} uploaded ({Bytes}); manifest {Manifest}; {Requests} requests",
-                destination.Name, result.Present, result.Mounted, result.Uploaded, SizeParser.Format(result.UploadedBytes),
-                unchanged ? "unchanged" : "pushed", result.Requests);
-            return result;
-        }
-        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+    private async Task PrepareAsync(Target target, CancellationToken ct)
+    {
+        if (target.Reference.Digest is { } wanted && !wanted.Matches(_root.Digest))
         {
-            await failFast.CancelAsync().ConfigureAwait(false);
-            throw;
+            throw new RegistryInputException($"destination docker://{target.Reference}: the image's digest is {_root.Digest}, not {wanted}");
         }
+        await target.Client.PingAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The manifests of one destination (after every blob of every destination), verified; its result.</summary>
+    private async Task<PushResult> FinishAsync(Target target, CancellationToken ct)
+    {
+        var (destination, client, repository, stats) = (target.Reference, target.Client, target.Repository, target.Stats);
+        bool unchanged = false;
+        foreach (var (descriptor, content) in _manifests)
+        {
+            bool isRoot = descriptor.Digest == _root.Digest;
+            string reference = isRoot ? destination.Tag ?? destination.Digest?.ToString() ?? "latest" : descriptor.Digest.ToString();
+            var existing = await repository.ManifestDigestAsync(reference, ct).ConfigureAwait(false);
+            if (existing is { } e && e.Matches(descriptor.Digest))
+            {
+                unchanged |= isRoot;
+                continue;
+            }
+            await repository.PutManifestAsync(reference, descriptor.MediaType, content, ct).ConfigureAwait(false);
+        }
+        await VerifyAsync(repository, destination, ct).ConfigureAwait(false);
+        var result = new PushResult(destination, _root.Digest, stats.Present, stats.Mounted, stats.Uploaded, Interlocked.Read(ref stats.UploadedBytes), unchanged, client.RequestCount);
+        _logger.LogInformation("{Destination}: {Present} blobs already present, {Mounted} mounted, {Uploaded} uploaded ({Bytes}); manifest {Manifest}; {Requests} requests",
+            destination.Name, result.Present, result.Mounted, result.Uploaded, SizeParser.Format(result.UploadedBytes),
+            unchanged ? "unchanged" : "pushed", result.Requests);
+        return result;
     }
 
     /// <summary>
@@ -210,9 +191,25 @@ public sealed class ImagePusher
         }
     }
 
-    /// <summary>Awaits all tasks; on failure throws the first real error rather than a cancellation it caused.</summary>
-    private static async Task WhenAllPreferFailures(IReadOnlyList<Task> tasks)
+    /// <summary>
+    /// Awaits all tasks; the first real failure cancels the others at once (no storm after a 401) and is what is
+    /// thrown, rather than a cancellation it caused.
+    /// </summary>
+    private static async Task AllOrFirstFailure(IEnumerable<Task> work, CancellationTokenSource failFast)
     {
+        var ct = failFast.Token;
+        var tasks = work.Select(async t =>
+        {
+            try
+            {
+                await t.ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+            {
+                await failFast.CancelAsync().ConfigureAwait(false);
+                throw;
+            }
+        }).ToList();
         try
         {
             await Task.WhenAll(tasks).ConfigureAwait(false);
@@ -228,109 +225,130 @@ public sealed class ImagePusher
         }
     }
 
-    private async Task EnsureBlobAsync(RegistryRepository repository, Descriptor blob, Counters stats, CancellationToken ct)
+    /// <summary>
+    /// One blob to every destination: HEAD each; per registry host, a host that holds it already (oci-pack's
+    /// one pass) mounts it, otherwise the first destination needing it uploads; every upload of the blob shares
+    /// one read of the source; then the other destinations of each host mount it from the uploader's repository.
+    /// A mount the registry refuses (202, or 201 without serving the blob) becomes an upload (one more read,
+    /// shared by every such destination).
+    /// </summary>
+    private async Task PushBlobAsync(Descriptor blob, IReadOnlyList<Target> targets, CancellationToken ct)
     {
-        var host = repository.Client.Registry;
+        var present = await Task.WhenAll(targets.Select(t => PresentAsync(t, blob, ct))).ConfigureAwait(false);
+        var missing = targets.Where((_, i) => !present[i]).ToList();
+        var uploads = new List<(Target Target, UploadSession? Session)>();
+        var mountNow = new List<(Target Target, string From)>();
+        var mountAfter = new List<(Target Target, string From)>();
+        foreach (var host in missing.GroupBy(t => t.Client.Registry))
+        {
+            if (_known.TryGetValue((host.Key, blob.Digest), out var from))
+            {
+                mountNow.AddRange(host.Select(t => (t, from)));
+            }
+            else
+            {
+                var first = host.First();
+                uploads.Add((first, null));
+                mountAfter.AddRange(host.Skip(1).Select(t => (t, first.Repository.Name)));
+            }
+        }
+        uploads.AddRange(await MountAllAsync(mountNow, blob, ct).ConfigureAwait(false));
+        await UploadAsync(blob, uploads, ct).ConfigureAwait(false);
+        await UploadAsync(blob, await MountAllAsync(mountAfter, blob, ct).ConfigureAwait(false), ct).ConfigureAwait(false);
+    }
+
+    /// <summary>HEAD: "it is there" only counts when the registry serves it with the right size and digest.</summary>
+    private async Task<bool> PresentAsync(Target target, Descriptor blob, CancellationToken ct)
+    {
         await _slots.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            if (await repository.HasBlobAsync(blob.Digest, blob.Size, ct).ConfigureAwait(false))
+            if (!await target.Repository.HasBlobAsync(blob.Digest, blob.Size, ct).ConfigureAwait(false))
             {
-                await BlobUploader.DiscardRecordAsync(repository, State, blob.Digest, _logger).ConfigureAwait(false);
-                Interlocked.Increment(ref stats.Present);
-                _logger.LogDebug("{Repo}: blob {Digest} already present", repository.Name, blob.Digest);
-                return;
+                return false;
             }
+            await BlobUploader.DiscardRecordAsync(target.Repository, State, blob.Digest, _logger).ConfigureAwait(false);
+            Interlocked.Increment(ref target.Stats.Present);
+            _logger.LogDebug("{Repo}: blob {Digest} already present", target.Repository.Name, blob.Digest);
+            return true;
         }
         finally
         {
             _slots.Release();
         }
-
-        var mine = new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var owner = _owners.GetOrAdd((host, blob.Digest), mine);
-        UploadSession? session = null;
-        if (owner != mine)
-        {
-            // another destination on this host uploads it: wait (holding no slot), then mount
-            var from = await owner.Task.WaitAsync(ct).ConfigureAwait(false);
-            if (from is not null)
-            {
-                await _slots.WaitAsync(ct).ConfigureAwait(false);
-                try
-                {
-                    // "it is there" only counts when a HEAD shows the blob (right size and digest)
-                    if (from == repository.Name)
-                    {
-                        if (await repository.HasBlobAsync(blob.Digest, blob.Size, ct).ConfigureAwait(false))
-                        {
-                            Interlocked.Increment(ref stats.Present);
-                            return;
-                        }
-                        from = null;
-                    }
-                    var mount = from is null ? new MountResult(false, null) : await repository.MountAsync(blob.Digest, from, ct).ConfigureAwait(false);
-                    if (mount.Mounted && !await repository.HasBlobAsync(blob.Digest, blob.Size, ct).ConfigureAwait(false))
-                    {
-                        _logger.LogWarning("{Repo}: the registry answered the mount of {Digest} from {From} with 201 but does not serve it; uploading", repository.Name, Short(blob.Digest), from);
-                        mount = new MountResult(false, null);
-                    }
-                    if (mount.Mounted)
-                    {
-                        Interlocked.Increment(ref stats.Mounted);
-                        _logger.LogInformation("{Repo}: blob {Digest} mounted from {From}", repository.Name, Short(blob.Digest), from);
-                        return;
-                    }
-                    session = mount.Session;
-                    if (session is not null)
-                    {
-                        _logger.LogDebug("{Repo}: mount of {Digest} from {From} refused (202); uploading", repository.Name, blob.Digest, from);
-                    }
-                }
-                finally
-                {
-                    _slots.Release();
-                }
-            }
-            await UploadAsync(repository, blob, session, stats, ct).ConfigureAwait(false);
-            return;
-        }
-        try
-        {
-            await UploadAsync(repository, blob, null, stats, ct).ConfigureAwait(false);
-            mine.SetResult(repository.Name);
-        }
-        catch
-        {
-            mine.TrySetResult(null);
-            throw;
-        }
     }
 
-    private async Task UploadAsync(RegistryRepository repository, Descriptor blob, UploadSession? session, Counters stats, CancellationToken ct)
+    /// <summary>Mounts; returns the destinations that must upload after all (with the session a 202 started, if any).</summary>
+    private async Task<IReadOnlyList<(Target Target, UploadSession? Session)>> MountAllAsync(IReadOnlyList<(Target Target, string From)> mounts, Descriptor blob, CancellationToken ct)
     {
+        var results = await Task.WhenAll(mounts.Select(m => MountAsync(m.Target, blob, m.From, ct))).ConfigureAwait(false);
+        return mounts.Select((m, i) => (m.Target, results[i])).Where(r => r.Item2.Upload).Select(r => (r.Target, r.Item2.Session)).ToList();
+    }
+
+    private async Task<(bool Upload, UploadSession? Session)> MountAsync(Target target, Descriptor blob, string from, CancellationToken ct)
+    {
+        var (repository, stats) = (target.Repository, target.Stats);
         await _slots.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            _progress?.AddTotal(blob.Size);
-            var clock = Stopwatch.StartNew();
-            var uploader = new BlobUploader(repository, _upload, _logger, State);
-            long reported = 0;
-            await uploader.UploadAsync(blob,
-                () => _source.OpenVerified(blob),
-                offset => OpenAt(blob, offset),
-                session,
-                n =>
+            if (from == repository.Name)
+            {
+                if (await repository.HasBlobAsync(blob.Digest, blob.Size, ct).ConfigureAwait(false))
                 {
-                    Interlocked.Add(ref reported, n);
-                    _progress?.Add(n);
-                },
-                ct).ConfigureAwait(false);
-            Interlocked.Increment(ref stats.Uploaded);
-            Interlocked.Add(ref stats.UploadedBytes, blob.Size);
+                    Interlocked.Increment(ref stats.Present);
+                    return (false, null);
+                }
+                return (true, null);
+            }
+            var mount = await repository.MountAsync(blob.Digest, from, ct).ConfigureAwait(false);
+            if (mount.Mounted && !await repository.HasBlobAsync(blob.Digest, blob.Size, ct).ConfigureAwait(false))
+            {
+                _logger.LogWarning("{Repo}: the registry answered the mount of {Digest} from {From} with 201 but does not serve it; uploading", repository.Name, Short(blob.Digest), from);
+                mount = new MountResult(false, null);
+            }
+            if (mount.Mounted)
+            {
+                Interlocked.Increment(ref stats.Mounted);
+                _logger.LogInformation("{Repo}: blob {Digest} mounted from {From}", repository.Name, Short(blob.Digest), from);
+                return (false, null);
+            }
+            if (mount.Session is not null)
+            {
+                _logger.LogDebug("{Repo}: mount of {Digest} from {From} refused (202); uploading", repository.Name, blob.Digest, from);
+            }
+            return (true, mount.Session);
+        }
+        finally
+        {
+            _slots.Release();
+        }
+    }
+
+    /// <summary>One read of the source for every destination in <paramref name="uploads"/> (one <c>jobs</c> slot).</summary>
+    private async Task UploadAsync(Descriptor blob, IReadOnlyList<(Target Target, UploadSession? Session)> uploads, CancellationToken ct)
+    {
+        if (uploads.Count == 0)
+        {
+            return;
+        }
+        await _slots.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            var destinations = uploads.Select(u =>
+            {
+                _progress?.AddTotal(blob.Size);
+                return new BlobUploader.Destination(new BlobUploader(u.Target.Repository, _upload, _logger, State), u.Session, n => _progress?.Add(n));
+            }).ToList();
+            await BlobUploader.UploadAllAsync(blob, () => _source.OpenVerified(blob), offset => OpenAt(blob, offset), destinations, ct).ConfigureAwait(false);
             double seconds = Math.Max(clock.Elapsed.TotalSeconds, 0.001);
-            _logger.LogInformation("{Repo}: blob {Digest} uploaded ({Size}) in {Seconds:0.0} s, {Rate:0.0} MB/s{Mode}", repository.Name, Short(blob.Digest),
-                SizeParser.Format(blob.Size), seconds, blob.Size / seconds / 1e6, _upload.ChunkSizeFor(blob.Size) is { } c ? $", chunks of {SizeParser.Format(c)}" : string.Empty);
+            foreach (var (target, _) in uploads)
+            {
+                Interlocked.Increment(ref target.Stats.Uploaded);
+                Interlocked.Add(ref target.Stats.UploadedBytes, blob.Size);
+                _logger.LogInformation("{Repo}: blob {Digest} uploaded ({Size}) in {Seconds:0.0} s, {Rate:0.0} MB/s{Mode}", target.Repository.Name, Short(blob.Digest),
+                    SizeParser.Format(blob.Size), seconds, blob.Size / seconds / 1e6, _upload.ChunkSizeFor(blob.Size) is { } c ? $", chunks of {SizeParser.Format(c)}" : string.Empty);
+            }
         }
         finally
         {

@@ -38,9 +38,9 @@ namespace ModelCar.Registry;
 /// unknown here until the end): a later run regenerates the blob.
 /// </para>
 /// <para>
-/// The writer is also registry-push's chunked upload (<see cref="BlobUploader"/> feeds it from the source
-/// stream), so there is one chunked-upload implementation. Delays, attempt counts and retry log lines come
-/// from the one <see cref="RetryPolicy"/>.
+/// The writer is also registry-push's upload (<see cref="ImagePusher"/> feeds one per destination from one read of
+/// the source, <see cref="BlobFanOut"/>), so there is one upload implementation. Delays, attempt counts and retry
+/// log lines come from the one <see cref="RetryPolicy"/>.
 /// </para>
 /// Not thread-safe: one producer calls <see cref="WriteAsync"/> in order, then <see cref="CommitAsync"/>
 /// or <see cref="DisposeAsync"/>.
@@ -381,11 +381,11 @@ public sealed class RegistryBlobWriter : IBlobWriter
         {
             throw Failure($"{_what}: {e.Message}", e, transient: true);
         }
-        catch (Exception e) when (BlobUploader.IsRecoverable(e, ct) && !_life.IsCancellationRequested)
+        catch (Exception e) when (!ct.IsCancellationRequested && !_life.IsCancellationRequested && HttpRetry.IsTransient(e, ct))
         {
             error = e;
         }
-        catch (Exception e) when (BlobUploader.PermanentCause(e) is { } cause)
+        catch (Exception e) when (ModelCarException.Find(e) is { } cause)
         {
             throw Failure($"{_what}: {ErrorText.Describe(cause)}", cause, transient: false);
         }
@@ -427,7 +427,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
         Exception? error = null;
         try
         {
-            answer = await _uploads.CompleteAsync(_session, digest, null, RefusalHint, ct).ConfigureAwait(false);
+            answer = await _uploads.CompleteAsync(_session, digest, RefusalHint, ct).ConfigureAwait(false);
         }
         catch (RetryWaitTooLongException e)
         {
@@ -437,7 +437,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
         {
             throw Failure($"{_what}: {e.Message}", e, transient: false);
         }
-        catch (Exception e) when (BlobUploader.IsRecoverable(e, ct))
+        catch (Exception e) when (!ct.IsCancellationRequested && HttpRetry.IsTransient(e, ct))
         {
             error = e;
         }

@@ -31,6 +31,13 @@ public abstract class ModelCarException : Exception
     /// <summary>The typed case, when the library knows one the caller can act on; null otherwise.</summary>
     public Enum? Reason { get; }
 
+    /// <summary>
+    /// The decided failure inside <paramref name="e"/>: the first ModelCarException in its chain (itself, then its inner
+    /// exceptions), or null. The one rule for "is there a real cause under this HTTP/IO failure": such a cause is
+    /// reported as it is and never retried (<c>HttpRetry.IsTransient</c>, the registry blob writer).
+    /// </summary>
+    public static ModelCarException? Find(Exception? e) => Find<ModelCarException>(e);
+
     /// <summary>The first <typeparamref name="T"/> in the chain of <paramref name="e"/> (itself, then its inner exceptions).</summary>
     public static T? Find<T>(Exception? e) where T : Exception
     {

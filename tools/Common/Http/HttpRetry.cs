@@ -36,7 +36,10 @@ public static partial class HttpRetry
         or HttpStatusCode.TooManyRequests or HttpStatusCode.InternalServerError or HttpStatusCode.BadGateway
         or HttpStatusCode.ServiceUnavailable or HttpStatusCode.GatewayTimeout;
 
-    public static bool IsTransient(Exception e, CancellationToken callerToken) => !HasPermanentCause(e) && e switch
+    /// <summary>Worth another attempt: a network error, a timeout or a transient status, and never a decided failure
+    /// (a <see cref="ModelCarException"/> anywhere in the chain, <see cref="ModelCarException.Find"/>: bad source data,
+    /// a missing file, retries spent) nor the caller's own cancellation.</summary>
+    public static bool IsTransient(Exception e, CancellationToken callerToken) => ModelCarException.Find(e) is null && e switch
     {
         HttpRequestException { StatusCode: null } => true,
         HttpRequestException { StatusCode: { } s } => IsTransient(s),
@@ -45,19 +48,6 @@ public static partial class HttpRetry
         OperationCanceledException => !callerToken.IsCancellationRequested, // a stall/headers timeout, not Ctrl-C
         _ => false,
     };
-
-    /// <summary>A <see cref="ModelCarException"/> anywhere in the chain (a decided failure: bad source data, missing file, retries spent) never heals by retrying.</summary>
-    public static bool HasPermanentCause(Exception e)
-    {
-        for (Exception? x = e; x is not null; x = x.InnerException)
-        {
-            if (x is ModelCarException)
-            {
-                return true;
-            }
-        }
-        return false;
-    }
 
     internal static bool ShouldRetry(Outcome<HttpResponseMessage> outcome, CancellationToken ct) =>
         outcome.Exception is { } e ? IsTransient(e, ct) : outcome.Result is { } r && IsTransient(r.StatusCode);

@@ -1,9 +1,8 @@
 using System.Buffers;
 using System.Diagnostics;
 using System.Security.Cryptography;
-using ModelCar.Oci;
 
-namespace ModelCar.Packing;
+namespace ModelCar.Oci;
 
 /// <summary>
 /// One read, N destinations: reads a blob once, hashes it, and hands each buffer to every

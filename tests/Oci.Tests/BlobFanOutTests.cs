@@ -1,7 +1,6 @@
 using ModelCar.Oci;
-using ModelCar.Packing;
 
-namespace ModelCar.Packing.Tests;
+namespace ModelCar.Oci.Tests;
 
 /// <summary>The one-read fan-out: every writer gets every byte, the slowest sets the pace, failures abandon all.</summary>
 public sealed class BlobFanOutTests
