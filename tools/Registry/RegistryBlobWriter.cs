@@ -62,7 +62,7 @@ public sealed class RegistryBlobWriter : IBlobWriter
     private readonly long? _chunkSize;
     private readonly CancellationTokenSource _life;
     private readonly Pipe _pipe = new(new PipeOptions(pauseWriterThreshold: BufferLimit, resumeWriterThreshold: BufferLimit / 2,
-        minimumSegmentSize: 64 << 10, useSynchronizationContext: false));
+        minimumSegmentSize: SliceSize, useSynchronizationContext: false));
     private readonly SemaphoreSlim _reader = new(1, 1); // one request body reads the pipe at a time
     private UploadSession _session;
     private Attempt? _attempt;
