@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.IO.Pipelines;
 using System.Net;
 using Microsoft.Extensions.Logging;
 using ModelCar.Common;
@@ -15,8 +14,11 @@ namespace ModelCar.Registry;
 /// <c>PATCH</c> chunks with <c>Content-Range</c> when <see cref="UploadOptions.ChunkSizeFor"/> asks for
 /// them, at least <c>OCI-Chunk-Min-Length</c>), then <c>PUT ?digest=</c> with an empty body.
 /// <para>
-/// Memory: the pushed bytes pass through a pipe of at most <see cref="BufferLimit"/> bytes; when the
-/// registry is slower than the producer, <see cref="WriteAsync"/> waits (the slowest writer sets the pace).
+/// Memory: none of its own. The producer's buffer is handed over as it is: a request body writes it to the
+/// socket straight from the producer's memory, and <see cref="WriteAsync"/> returns once every byte of it is in
+/// a request body (the producer's next read overlaps that send; when the registry is slower than the producer,
+/// <see cref="WriteAsync"/> waits: the slowest writer sets the pace). No copy: at 1 MiB buffers a copy into a
+/// pipe cost ≈ 5% of oci-pack's CPU per registry (docs/benchmarks.md).
 /// </para>
 /// <para>
 /// Recovery (at most <see cref="UploadOptions.MaxRecoveries"/> failures in a row, <see cref="RetryBudget"/>): after a cut, a
@@ -47,8 +49,8 @@ namespace ModelCar.Registry;
 /// </summary>
 public sealed class RegistryBlobWriter : IBlobWriter
 {
-    /// <summary>Most pushed bytes held in memory per writer (the pipe's pause threshold).</summary>
-    public const int BufferLimit = 4 << 20;
+    /// <summary>Most pushed bytes a writer holds at a time: the one buffer handed to <see cref="WriteAsync"/> (the fan-out's).</summary>
+    public const int BufferLimit = 1 << 20;
 
     private const int SliceSize = 1 << 20;
 
@@ -61,13 +63,14 @@ public sealed class RegistryBlobWriter : IBlobWriter
     private readonly string _what;
     private readonly long? _chunkSize;
     private readonly CancellationTokenSource _life;
-    private readonly Pipe _pipe = new(new PipeOptions(pauseWriterThreshold: BufferLimit, resumeWriterThreshold: BufferLimit / 2,
-        minimumSegmentSize: 64 << 10, useSynchronizationContext: false));
+    private readonly object _gate = new();
+    private ReadOnlyMemory<byte> _pending; // handed over by WriteAsync and not yet in a request body; guarded by _gate
+    private TaskCompletionSource _changed = NewSignal(); // completed (and replaced) whenever _pending changes; guarded by _gate
     private readonly SemaphoreSlim _reader = new(1, 1); // one request body reads the pipe at a time
     private UploadSession _session;
     private Attempt? _attempt;
     private long _position;     // bytes pushed by the producer
-    private long _consumed;     // bytes taken out of the pipe (written into some request body); guarded by _reader
+    private long _consumed;     // bytes written into some request body (= where _pending starts); changed under _gate
     private long _stored;       // bytes the registry acknowledged
     private long _reported;     // bytes reported to progress
     private readonly RetryBudget _retries;
@@ -170,28 +173,31 @@ public sealed class RegistryBlobWriter : IBlobWriter
         }
         try
         {
-            while (!data.IsEmpty)
+            lock (_gate)
             {
-                var slice = data[..Math.Min(data.Length, SliceSize)];
-                _pipe.Writer.Write(slice.Span);
-                _position += slice.Length;
-                data = data[slice.Length..];
-                var flush = _pipe.Writer.FlushAsync(ct).AsTask();
-                while (true)
+                _pending = data;
+                _position += data.Length;
+                Signal();
+            }
+            while (true)
+            {
+                await PumpAsync(ct).ConfigureAwait(false);
+                Task changed;
+                lock (_gate)
                 {
-                    await PumpAsync(ct).ConfigureAwait(false);
-                    if (flush.IsCompleted)
+                    SkipStored();
+                    if (_pending.IsEmpty)
                     {
-                        break;
+                        break; // every byte is in a request body (or stored): the producer may reuse its buffer
                     }
-                    if (_attempt is not { } inFlight)
-                    {
-                        break; // everything is stored: the flush completes as soon as the pipe notices
-                    }
-                    // the pipe is full: a request is reading it (or finishing a chunk)
-                    await Task.WhenAny(flush, inFlight.Task).ConfigureAwait(false);
+                    changed = _changed.Task;
                 }
-                await flush.ConfigureAwait(false);
+                if (_attempt is not { } inFlight)
+                {
+                    throw new InvalidOperationException($"{_what}: {_pending.Length} bytes wait with no request to take them");
+                }
+                // a request is sending the buffer (or finishing a chunk first)
+                await Task.WhenAny(changed, inFlight.Task).WaitAsync(ct).ConfigureAwait(false);
             }
         }
         catch
@@ -264,13 +270,9 @@ public sealed class RegistryBlobWriter : IBlobWriter
         {
             await _uploads.CancelAsync(_session, _what).ConfigureAwait(false);
         }
-        try
+        lock (_gate)
         {
-            await _pipe.Reader.CompleteAsync().ConfigureAwait(false);
-        }
-        catch (InvalidOperationException)
-        {
-            // a body of an earlier attempt is still winding down
+            _pending = default; // the producer's buffer goes back to it
         }
         _life.Dispose();
     }
@@ -286,10 +288,66 @@ public sealed class RegistryBlobWriter : IBlobWriter
 
     private void CompleteWriter()
     {
-        if (!_writerCompleted)
+        lock (_gate)
         {
-            _writerCompleted = true;
-            _pipe.Writer.Complete();
+            if (!_writerCompleted)
+            {
+                _writerCompleted = true;
+                Signal();
+            }
+        }
+    }
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Wakes whoever waits for <see cref="_pending"/> to change. Under <see cref="_gate"/>.</summary>
+    private void Signal()
+    {
+        var changed = _changed;
+        _changed = NewSignal();
+        changed.TrySetResult();
+    }
+
+    /// <summary>Takes <paramref name="n"/> bytes off the front of <see cref="_pending"/> (they are in a request body, or stored). Under <see cref="_gate"/>.</summary>
+    private void Consume(int n)
+    {
+        _pending = _pending[n..];
+        Interlocked.Add(ref _consumed, n);
+        Signal();
+    }
+
+    /// <summary>Drops the handed-over bytes the registry already has (it took part of a write that failed). Under <see cref="_gate"/>.</summary>
+    private void SkipStored()
+    {
+        long skip = Math.Min(_pending.Length, _stored - _consumed);
+        if (skip > 0)
+        {
+            Consume((int)skip);
+        }
+    }
+
+    /// <summary>
+    /// Up to <paramref name="max"/> handed-over bytes, from where the request bodies stopped; waits for the producer.
+    /// Empty when the producer is done. The bytes stay the producer's until <see cref="Consume"/>.
+    /// </summary>
+    private async Task<ReadOnlyMemory<byte>> PeekAsync(long max, CancellationToken token)
+    {
+        while (true)
+        {
+            Task changed;
+            lock (_gate)
+            {
+                if (!_pending.IsEmpty)
+                {
+                    return _pending[..(int)Math.Min(_pending.Length, max)];
+                }
+                if (_writerCompleted)
+                {
+                    return ReadOnlyMemory<byte>.Empty;
+                }
+                changed = _changed.Task;
+            }
+            await changed.WaitAsync(token).ConfigureAwait(false);
         }
     }
 
@@ -672,41 +730,32 @@ public sealed class RegistryBlobWriter : IBlobWriter
                         ArrayPool<byte>.Shared.Return(buffer);
                     }
                 }
-                var reader = _w._pipe.Reader;
                 while (_w._consumed < offset)
                 {
-                    // the registry took part of a write that failed: those bytes are still in the pipe, skip them
-                    var result = await reader.ReadAsync(token).ConfigureAwait(false);
-                    long skip = Math.Min(result.Buffer.Length, offset - _w._consumed);
-                    reader.AdvanceTo(result.Buffer.GetPosition(skip));
-                    Interlocked.Add(ref _w._consumed, skip);
-                    if (skip == 0 && result.IsCompleted)
+                    // the registry took part of a write that failed: those bytes are still handed over, skip them
+                    var skipped = await _w.PeekAsync(offset - _w._consumed, token).ConfigureAwait(false);
+                    if (skipped.IsEmpty)
                     {
                         throw new RegistryException($"{_w._what}: the producer stopped before byte {offset}");
+                    }
+                    lock (_w._gate)
+                    {
+                        _w.Consume(skipped.Length);
                     }
                 }
                 while (offset < end)
                 {
-                    var result = await reader.ReadAsync(token).ConfigureAwait(false);
-                    var data = result.Buffer;
-                    long written = 0;
-                    try
-                    {
-                        foreach (var segment in data.Slice(0, Math.Min(data.Length, end - offset)))
-                        {
-                            await WriteAsync(stream, segment, stall, stallTimeout, cancellationToken).ConfigureAwait(false);
-                            written += segment.Length;
-                            offset += segment.Length;
-                            Interlocked.Add(ref _w._consumed, segment.Length);
-                        }
-                    }
-                    finally
-                    {
-                        reader.AdvanceTo(data.GetPosition(written));
-                    }
-                    if (written == 0 && result.IsCompleted)
+                    // straight from the producer's buffer to the socket; consumed only once the transport took it all
+                    var data = await _w.PeekAsync(end - offset, token).ConfigureAwait(false);
+                    if (data.IsEmpty)
                     {
                         throw new RegistryException($"{_w._what}: the producer stopped {end - offset} bytes before the end of the request body");
+                    }
+                    await WriteAsync(stream, data, stall, stallTimeout, cancellationToken).ConfigureAwait(false);
+                    offset += data.Length;
+                    lock (_w._gate)
+                    {
+                        _w.Consume(data.Length);
                     }
                 }
                 _attempt.BodySent(_headersTimeout);
