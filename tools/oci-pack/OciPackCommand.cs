@@ -108,8 +108,17 @@ public static class OciPackCommand
                 log.LogWarning("--max-layers {Max} allows images of more than {Cap} layers, which podman 4.3 and Docker's overlay2 refuse to start (max depth exceeded)", maxLayers, PackJob.OverlayDepthCap);
             }
 
-            IReadOnlyList<SignedImage> signed = [];
-            Digest? modelFiles = null;
+            // the signer: the model signature file, then .sig/.att and bundle referrers in each registry, after the commit
+            var signer = signingKey is null ? null : new OciPackSigner(signingKey, modelSignatureFile, o.Signing.AttestEnabled(ctx), settings.ModelsPath,
+                platformsPacked => new Dictionary<string, object>
+                {
+                    ["model"] = modelText,
+                    ["base"] = ctx.Required(o.Base),
+                    ["modelsPath"] = settings.ModelsPath,
+                    ["platforms"] = platformsPacked.Select(pl => pl.ToString()!).ToArray(),
+                    ["include"] = ctx.Get(o.Include) ?? [],
+                    ["exclude"] = ctx.Get(o.Exclude) ?? [],
+                }, log);
             var request = new PackRequest
             {
                 Model = model,
@@ -132,34 +141,7 @@ public static class OciPackCommand
                 // a HOME that EnsureHome made up is no home: nothing may be created there
                 Environment = name => env(name) is var v && !(name == "HOME" && v == ProcessEnvironment.NoHome) ? v : null,
                 LockLayout = async (path, what, c) => await CommonOptions.AcquireLockAsync(ctx, o.LockTimeout, path, what, c).ConfigureAwait(false),
-                AfterCommit = signingKey is null ? null : async (image, c) =>
-                {
-                    PreparedBundle? modelBundle = null;
-                    if (modelSignatureFile is not null)
-                    {
-                        // from the sha256 of each file taken during the one read: no file is opened again
-                        var statementBytes = ModelSignature.Statement(image.ModelName, ModelSignatureFiles(image), image.Tree.Entries.Any(e => e.Kind == ModelEntryKind.Symlink));
-                        modelBundle = new PreparedBundle(ModelSignature.PredicateType, statementBytes, ModelSignature.Sign(signingKey, statementBytes));
-                        ModelSignature.Write(modelSignatureFile, modelBundle.Bundle);
-                        log.LogInformation("wrote the OpenSSF model signature of {Files} file(s) to {Path}", image.Tree.Entries.Count, modelSignatureFile);
-                    }
-                    if (image.Registries.Count > 0)
-                    {
-                        // from the manifests just pushed: the per-file sha256 oci-pack put on the layers during the one read
-                        var (builderId, invocationId) = BuilderIdentity.From(Name, env);
-                        var external = new Dictionary<string, object>
-                        {
-                            ["model"] = modelText,
-                            ["base"] = ctx.Required(o.Base),
-                            ["modelsPath"] = settings.ModelsPath,
-                            ["platforms"] = image.Image.Platforms.Select(pl => pl.ToString()!).ToArray(),
-                            ["include"] = ctx.Get(o.Include) ?? [],
-                            ["exclude"] = ctx.Get(o.Exclude) ?? [],
-                        };
-                        var statement = o.Signing.AttestEnabled(ctx) ? SigningResults.Statement(settings.ModelsPath, external, builderId, invocationId, d => modelFiles = d) : null;
-                        signed = await SigningOptions.SignPushedAsync(signingKey, image.Registries, image.Image.Manifest.Digest, statement, log, c, modelBundle is null ? null : [modelBundle]).ConfigureAwait(false);
-                    }
-                },
+                AfterCommit = signer is null ? null : signer.SignAsync,
             };
 
             PackJobResult result;
@@ -191,23 +173,10 @@ public static class OciPackCommand
             {
                 ctx.Results.Write(Result.HfCommit, commit);
             }
-            SigningResults.Write(ctx, signed, modelFiles);
+            SigningResults.Write(ctx, signer?.Signed ?? [], signer?.ModelFiles);
             return ExitCodes.Ok;
         });
         return root;
-    }
-
-    /// <summary>Each packed file with the sha256 taken inline, a symlink with its target's (<see cref="ModelTree.EntryDigests"/>).</summary>
-    private static List<ModelFileDigest> ModelSignatureFiles(PackedImage image)
-    {
-        try
-        {
-            return image.Tree.EntryDigests(image.FileSha256).Select(d => new ModelFileDigest(d.Path, d.Sha256Hex)).ToList();
-        }
-        catch (PackingException e)
-        {
-            throw new ToolException($"--model-signature: {e.Message}", e);
-        }
     }
 
     /// <summary>The library failures whose one line names an option in the middle (the others get <see cref="Hints"/>).</summary>
