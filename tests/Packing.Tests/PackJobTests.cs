@@ -178,7 +178,8 @@ public sealed class PackJobTests : IDisposable
         Assert.IsType<OciLayoutLocation>(parsed[0]);
         Assert.IsType<OciArchiveLocation>(parsed[1]);
         Assert.IsType<RegistryLocation>(parsed[2]);
-        Assert.Contains("names the same place", Assert.Throws<PackingInputException>(() => PackOutputs.Parse(["oci:/tmp/a:v1", "oci:/tmp/../tmp/a:v2"])).Message);
+        Assert.Equal("oci:/tmp/../tmp/a:v2", Assert.Throws<SameOutputTwiceException>(() => PackOutputs.Parse(["oci:/tmp/a:v1", "oci:/tmp/../tmp/a:v2"])).Text);
+        Assert.Throws<FormatException>(() => PackOutputs.Parse(["oci:"]));
         Assert.Contains("takes a tag, not a digest", Assert.Throws<PackingInputException>(() => PackOutputs.Parse(["docker://reg.example/m@sha256:" + new string('a', 64)])).Message);
         Assert.Contains("use oci:DIR", Assert.Throws<PackingInputException>(() => PackOutputs.Parse(["scratch"])).Message);
     }

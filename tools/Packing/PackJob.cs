@@ -393,23 +393,16 @@ public static class PackJob
 public static class PackOutputs
 {
     /// <summary>
-    /// Parses each output (oci:DIR[:TAG], oci-archive:FILE[:TAG], docker://HOST/REPO[:TAG]); a malformed one, a
-    /// digest on a registry output or two names for one place is a <see cref="PackingInputException"/> starting with the text.
+    /// Parses each output (oci:DIR[:TAG], oci-archive:FILE[:TAG], docker://HOST/REPO[:TAG]): a malformed one is
+    /// <see cref="ImageLocation.Parse"/>'s <see cref="FormatException"/>; another transport or a digest on a registry output a
+    /// <see cref="PackingInputException"/> starting with the text; two names for one place a <see cref="SameOutputTwiceException"/>.
     /// </summary>
     public static IReadOnlyList<ImageLocation> Parse(IReadOnlyList<string> texts)
     {
         var outputs = new List<ImageLocation>();
         foreach (var text in texts)
         {
-            ImageLocation location;
-            try
-            {
-                location = ImageLocation.Parse(text);
-            }
-            catch (FormatException e)
-            {
-                throw new PackingInputException($"'{text}': {e.Message}", e);
-            }
+            var location = ImageLocation.Parse(text);
             if (location is not (OciLayoutLocation or OciArchiveLocation or RegistryLocation))
             {
                 throw new PackingInputException($"'{text}': use oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker://HOST[:PORT]/REPO[:TAG]");
@@ -421,7 +414,7 @@ public static class PackOutputs
             var key = PathOf(location);
             if (outputs.Any(o => PathOf(o) == key))
             {
-                throw new PackingInputException($"'{text}' names the same place as another output");
+                throw new SameOutputTwiceException(text);
             }
             outputs.Add(location);
         }

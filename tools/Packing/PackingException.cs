@@ -38,7 +38,7 @@ public class PackingException(string message, Exception? inner = null, bool tran
 }
 
 /// <summary>A value the caller passed (a platform list, hf://ORG/NAME[@REV], SOURCE_DATE_EPOCH) is malformed.</summary>
-public sealed class PackingInputException(string message, Exception? inner = null) : PackingException(message, inner)
+public class PackingInputException(string message, Exception? inner = null) : PackingException(message, inner)
 {
     public override bool IsInvalidInput => true;
 }
@@ -68,4 +68,10 @@ public sealed class LayerRecordDirectoryException(string directory, string why)
 {
     public string Directory { get; } = directory;
     public string Why { get; } = why;
+}
+
+/// <summary>Two outputs name the same place (<see cref="Text"/> is the second).</summary>
+public sealed class SameOutputTwiceException(string text) : PackingInputException($"'{text}' names the same place as another output")
+{
+    public string Text { get; } = text;
 }

@@ -65,7 +65,7 @@ public static class OciPackCommand
                 ModelPack = ParseFormats(ctx.Required(o.Format)),
             };
             var platforms = ctx.Get(o.Platform) is { } p ? Parsed("--platform", () => PlatformRequest.Parse(p)) : PlatformRequest.Unspecified;
-            var destinations = ctx.Get(o.Output) is { Length: > 0 } outputTexts ? Parsed("--output", () => PackOutputs.Parse(outputTexts)) : throw new UsageException("at least one --output is required");
+            var destinations = ParseOutputs(ctx.Get(o.Output) ?? []);
             var baseLocation = ParseLocation(ctx.Required(o.Base), "--base");
             // named credential files are read now (a missing one is an error even with no registry involved)
             var credentials = o.Registry.CredentialsFrom(ctx);
@@ -186,6 +186,7 @@ public static class OciPackCommand
         BlobOverLimitException { Blob: { } blob } x => Thrown(() => RegistryOptions.CheckBlobSizes([blob], x.Limit)),
         BlobOverLimitException x => new ToolException($"layer {x.LayerTitle} would be {SizeParser.Format(x.Size)} ({x.Size} bytes), over --max-blob-size {SizeParser.Format(x.Limit)} ({x.Limit} bytes): "
             + "nothing was read or uploaded; leave duplicate weights out (--exclude) or push to a registry without that limit", x),
+        PackingException { Reason: PackingReason.BaseWithoutShell } x => new ToolException($"{x.Message}: use a base with a shell (busybox, ubi-micro), or --allow-no-shell for images only mounted as volumes", x),
         LayerRecordDirectoryException r => new ToolException($"--state-dir '{r.Directory}': cannot write the layer record there: {r.Why}", r),
         _ => null,
     };
@@ -210,7 +211,6 @@ public static class OciPackCommand
         H.For(e, PackingReason.ManifestTooLarge, "raise --layer-threshold to make fewer layers"),
         H.For(e, PackingReason.LayerBudget, "raise --max-layers or --max-blob-size, or use a base with fewer layers"),
         H.For(e, PackingReason.IncompleteDownload, "finish it with hf-fetch, or pack it anyway with --allow-incomplete"),
-        H.For(e, PackingReason.BaseWithoutShell, "use a base with a shell (busybox, ubi-micro), or --allow-no-shell for images only mounted as volumes"),
         H.For(e, PackingReason.NoPlatformWithShell, "use a base with a shell, or --allow-no-shell for images only mounted as volumes"),
         H.For(e, PackingReason.BaseEntrypoint, "use --clear-entrypoint or another base"));
 }

@@ -149,6 +149,27 @@ public sealed class OciPackOptions
         return result;
     }
 
+    /// <summary>--output (repeatable): <see cref="PackOutputs.Parse"/>, bad input naming the option (exit 2).</summary>
+    public static IReadOnlyList<ImageLocation> ParseOutputs(IReadOnlyList<string> texts)
+    {
+        try
+        {
+            return texts.Count > 0 ? PackOutputs.Parse(texts) : throw new UsageException("at least one --output is required");
+        }
+        catch (FormatException e)
+        {
+            throw new UsageException($"--output: {e.Message}");
+        }
+        catch (SameOutputTwiceException e)
+        {
+            throw new UsageException($"--output '{e.Text}' names the same place as another --output");
+        }
+        catch (PackingInputException e)
+        {
+            throw new UsageException($"--output {e.Message}", e);
+        }
+    }
+
     /// <summary>An image location (oci:, oci-archive:, docker://, scratch); bad input names the option (exit 2).</summary>
     public static ImageLocation ParseLocation(string text, string option)
     {
