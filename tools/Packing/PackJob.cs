@@ -320,8 +320,15 @@ public static class PackJob
             var error = path is null ? "HF_HOME, XDG_CACHE_HOME and HOME are unset" : CannotWrite(Path.GetDirectoryName(path)!);
             if (error is not null)
             {
-                log.LogWarning("no layer record for the Hub model ({Path}: {Error}): a re-run reads every layer from the Hub again; give a state directory or a writable HF_HOME to keep it",
-                    path is null ? "no Hugging Face home" : Path.GetDirectoryName(path), error);
+                var where = path is null ? "no Hugging Face home" : Path.GetDirectoryName(path)!;
+                if (request.NoLayerRecord is { } tell)
+                {
+                    tell(where, error);
+                }
+                else
+                {
+                    log.LogWarning("no layer record for the Hub model ({Path}: {Error}): a re-run reads every layer from the Hub again; give a state directory or a writable HF_HOME to keep it", where, error);
+                }
                 return null;
             }
             log.LogInformation("layer record {Path} (under the Hugging Face home; a state directory puts it elsewhere)", path);

@@ -69,6 +69,12 @@ public sealed record PackRequest
     /// <summary>The environment (HF_HOME, XDG_CACHE_HOME, HOME for the Hub model's layer record); an unusable HOME should read as unset.</summary>
     public Func<string, string?> Environment { get; init; } = System.Environment.GetEnvironmentVariable;
 
+    /// <summary>
+    /// Told (where, why) when a Hub model without a state directory gets no layer record (no writable Hugging Face home):
+    /// the run goes on, a re-run reads every layer again. Default: a warning in domain words; a command names its option.
+    /// </summary>
+    public Action<string, string>? NoLayerRecord { get; init; }
+
     /// <summary>Takes the one-writer lock of a layout (path of the lock file, what it guards); default: wait for it without a limit.</summary>
     public Func<string, string, CancellationToken, Task<IDisposable>>? LockLayout { get; init; }
 

@@ -140,6 +140,7 @@ public static class OciPackCommand
                 Jobs = ctx.Get(o.Registry.Jobs),
                 // a HOME that EnsureHome made up is no home: nothing may be created there
                 Environment = name => env(name) is var v && !(name == "HOME" && v == ProcessEnvironment.NoHome) ? v : null,
+                NoLayerRecord = (where, error) => log.LogWarning("no layer record for --model hf:// ({Path}: {Error}): a re-run reads every layer from the Hub again; give --state-dir DIR or a writable HF_HOME to keep it", where, error),
                 LockLayout = async (path, what, c) => await CommonOptions.AcquireLockAsync(ctx, o.LockTimeout, path, what, c).ConfigureAwait(false),
                 AfterCommit = signer is null ? null : signer.SignAsync,
             };
