@@ -106,12 +106,12 @@ public class FilterAndTreeTests
     [Fact]
     public void Options_are_validated()
     {
-        Assert.Equal((1001, 0), OciPackCommand.ParseOwner("1001:0"));
-        Assert.Throws<UsageException>(() => OciPackCommand.ParseOwner("root:root"));
-        Assert.Equal("/opt/models", OciPackCommand.ParseModelsPath("/opt//models/"));
-        Assert.Throws<UsageException>(() => OciPackCommand.ParseModelsPath("models"));
-        Assert.Throws<UsageException>(() => OciPackCommand.ParseModelsPath("/a/../b"));
-        Assert.Throws<UsageException>(() => OciPackCommand.ParsePairs(["novalue"], "--label"));
+        Assert.Equal((1001, 0), OciPackOptions.ParseOwner("1001:0"));
+        Assert.Throws<UsageException>(() => OciPackOptions.ParseOwner("root:root"));
+        Assert.Equal("/opt/models", OciPackOptions.ParseModelsPath("/opt//models/"));
+        Assert.Throws<UsageException>(() => OciPackOptions.ParseModelsPath("models"));
+        Assert.Throws<UsageException>(() => OciPackOptions.ParseModelsPath("/a/../b"));
+        Assert.Throws<UsageException>(() => OciPackOptions.ParsePairs(["novalue"], "--label"));
         Assert.Equal(DateTimeOffset.FromUnixTimeSeconds(86400), Packer.CreatedFrom("86400"));
         Assert.Throws<PackingInputException>(() => Packer.CreatedFrom("yesterday"));
     }

@@ -52,7 +52,7 @@ public sealed class ModelSignatureOneReadTests
             Assert.All(content.Keys, k => Assert.Equal(1, source.Opens["src:" + k]));
 
             // what oci-pack --model-signature does after the pack: no file is opened again
-            var statement = ModelSignature.Statement("model", OciPackCommand.ModelSignatureFiles(tree, outputs.FileSha256), allowSymlinks: false);
+            var statement = ModelSignature.Statement("model", tree.EntryDigests(outputs.FileSha256).Select(d => new ModelFileDigest(d.Path, d.Sha256Hex)), allowSymlinks: false);
             Assert.All(content.Keys, k => Assert.Equal(1, source.Opens["src:" + k]));
 
             using var doc = JsonDocument.Parse(statement);

@@ -17,7 +17,7 @@ public sealed class QuayLimitAndResultsTests : IDisposable
         Uid = 0,
         Gid = 0,
         User = "1001",
-        LayerThreshold = OciPackCommand.DefaultLayerThreshold,
+        LayerThreshold = PackJob.DefaultLayerThreshold,
         Created = DateTimeOffset.UnixEpoch,
     };
 

@@ -173,6 +173,49 @@ public sealed class ModelTree
         }
     }
 
+    /// <summary>
+    /// Each entry with the sha256 of what it is (<paramref name="sha256"/>: by <see cref="ModelEntry.FullPath"/>, e.g.
+    /// what the one read took): a file its own, a symlink its target's, followed through the tree's other links as
+    /// the kernel would (<see cref="SymlinkWalk"/>) — as model_signing hashes what a link points to. A link that does
+    /// not end at a file of the tree (outside it, at a directory, a missing name, a loop) is a <see cref="PackingException"/>.
+    /// </summary>
+    public IEnumerable<(string Path, string Sha256Hex)> EntryDigests(IReadOnlyDictionary<string, string> sha256)
+    {
+        var byPath = Entries.ToDictionary(e => e.RelativePath, StringComparer.Ordinal);
+        var directories = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var e in Entries)
+        {
+            for (int slash = e.RelativePath.IndexOf('/'); slash > 0; slash = e.RelativePath.IndexOf('/', slash + 1))
+            {
+                directories.Add(e.RelativePath[..slash]);
+            }
+        }
+        foreach (var e in Entries)
+        {
+            var target = e;
+            if (e.Kind == ModelEntryKind.Symlink)
+            {
+                var parent = e.RelativePath.Contains('/') ? e.RelativePath[..e.RelativePath.LastIndexOf('/')] : string.Empty;
+                var walk = SymlinkWalk.Resolve(parent.Split('/', StringSplitOptions.RemoveEmptyEntries), e.LinkTarget!, ReadLink, SymlinkScope.Confined);
+                if (walk.Status != SymlinkWalkStatus.Resolved || !byPath.TryGetValue(walk.Path, out var found) || found.Kind != ModelEntryKind.File)
+                {
+                    throw new PackingException($"symlink {e.RelativePath} does not lead to a packed file ({e.LinkTarget}): model_signing could not hash it the same way");
+                }
+                target = found;
+            }
+            yield return (e.RelativePath, sha256.TryGetValue(target.FullPath, out var sha)
+                ? sha
+                : throw new PackingException($"no sha256 was taken for {target.RelativePath}"));
+        }
+
+        // names of the tree: its entries (a link's target, or none) and the directories above them
+        bool ReadLink(string path, out string? next)
+        {
+            next = byPath.TryGetValue(path, out var entry) ? entry.LinkTarget : null;
+            return entry is not null || directories.Contains(path);
+        }
+    }
+
     private static bool ResolvesInside(Dictionary<string, string> links, string parent, string target)
     {
         // parent is a directory of the tree (never a link): its components are the starting point
