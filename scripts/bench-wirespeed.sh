@@ -110,7 +110,7 @@ put_blob() { # REG FILE: one monolithic upload
 put_all() { # REG…: every blob to every registry given, each blob to all of them at once, $jobs blobs at a time
   local regs="$*"
   find "$work/layout/blobs/sha256" -type f -print0 | REGS="$regs" xargs -0 -P "$jobs" -I{} bash -c \
-    'for r in $REGS; do put_blob "$r" "$0" & done; rc=0; for r in $REGS; do wait -n || rc=1; done; exit $rc' {}
+    'ps=(); for r in $REGS; do put_blob "$r" "$0" & ps+=($!); done; rc=0; for p in "${ps[@]}"; do wait "$p" || rc=1; done; exit $rc' {}
 }
 export -f put_blob put_all
 export work jobs
