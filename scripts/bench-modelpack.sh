@@ -19,16 +19,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 size="${1:-4G}"
 files="${2:-4}"
 oci_pack="$(realpath "${OCI_PACK:-out/bin/oci-pack}")"
-[[ -x "$oci_pack" ]] || { echo "bench: $oci_pack missing: run ./build.sh first" >&2; exit 2; }
-for p in docker-registry openssl curl python3; do
-  command -v "$p" >/dev/null || { echo "bench: $p is not installed (scripts/prerequisites.sh)" >&2; exit 2; }
-done
-total="$(bench_bytes "$size")"
-per_file=$((total / files))
-mkdir -p .bench
-bench_root="$(realpath .bench)"
+bench_need "$oci_pack" -- docker-registry openssl curl python3
+bench_dirs "$size" "$files" modelpack
 model="$bench_root/model-${files}x${per_file}"
-work="$(mktemp -d "$bench_root/modelpack-run.XXXXXX")"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done

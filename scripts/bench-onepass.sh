@@ -46,23 +46,11 @@ oci_pack="$(realpath "${OCI_PACK:-out/bin/oci-pack}")"
 registry_push="$(realpath "${REGISTRY_PUSH:-out/bin/registry-push}")"
 hf_fetch="$(realpath "${HF_FETCH:-out/bin/hf-fetch}")"
 run_seed="${BENCH_SEED:-1}"
-for b in "$oci_pack" "$registry_push" "$hf_fetch"; do
-  [[ -x "$b" ]] || { echo "bench: $b missing: run ./build.sh first" >&2; exit 2; }
-done
-for p in buildah skopeo docker-registry openssl curl python3; do
-  command -v "$p" >/dev/null || { echo "bench: $p is not installed (scripts/prerequisites.sh)" >&2; exit 2; }
-done
+bench_need "$oci_pack" "$registry_push" "$hf_fetch" -- buildah skopeo docker-registry openssl curl python3
 [[ -x /bin/busybox ]] || { echo "bench: /bin/busybox missing (apt-get install busybox-static)" >&2; exit 2; }
 "$oci_pack" --help 2>&1 | grep -q 'docker://' || { echo "bench: $oci_pack has no --output docker:// (build the one-pass oci-pack)" >&2; exit 2; }
-total="$(bench_bytes "$size")"
-per_file=$((total / files))
-jobs="$(( $(nproc) < 4 ? $(nproc) : 4 ))"   # oci-pack's default --jobs (cores, at most 4)
-
-mkdir -p .bench
-bench_root="$(realpath .bench)"
+bench_dirs "$size" "$files" onepass
 model="$bench_root/onepass-model-${files}x${per_file}"
-work="$(mktemp -d "$bench_root/onepass-run.XXXXXX")"
-measure=(python3 "$PWD/scripts/bench-measure.py")
 bah=(buildah --root "$work/buildah/storage" --runroot "$work/buildah/run" --storage-driver vfs)
 pids=()
 cleanup() {
@@ -244,16 +232,6 @@ echo "bench: two registries $t_both s" >&2
 # ---- 6. the limit: curl PUT of the same bytes (monolithic POST + PUT ?digest=) ----
 echo "bench: limit (curl POST + PUT of every blob, $jobs at a time) …" >&2
 fresh_registry
-put_blob() { # REG FILE: one monolithic upload
-  local loc d
-  d="sha256:$(basename "$2")"
-  loc="$(curl -sS -f -X POST -D - -o /dev/null "http://$1/v2/bench/curl/blobs/uploads/" | tr -d '\r' | awk 'tolower($1)=="location:" {print $2}')"
-  [[ "$loc" == /* ]] && loc="http://$1$loc"
-  [[ "$loc" == *\?* ]] && loc="$loc&digest=$d" || loc="$loc?digest=$d"
-  # -T streams the file (checked: curl's peak RSS 11 MiB for a 1 GiB blob); --data-binary @FILE would read it
-  # whole into memory first (1 GiB RSS for the same blob; "out of memory" beyond), which is no limit to compare with
-  curl -sS -f -X PUT -H 'Content-Type: application/octet-stream' -T "$2" -o /dev/null "$loc"
-}
 export -f put_blob
 t0=$(now)
 find "$work/layout/blobs/sha256" -type f -print0 | xargs -0 -P "$jobs" -I{} bash -c 'put_blob "$0" "$1"' "$REG" {} \

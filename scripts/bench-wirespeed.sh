@@ -31,20 +31,9 @@ files="${2:-4}"
 rounds="${BENCH_ROUNDS:-2}"
 oci_pack="$(realpath "${OCI_PACK:-out/bin/oci-pack}")"
 hf_fetch="$(realpath "${HF_FETCH:-out/bin/hf-fetch}")"
-for b in "$oci_pack" "$hf_fetch"; do
-  [[ -x "$b" ]] || { echo "bench: $b missing: run ./build.sh first" >&2; exit 2; }
-done
-for p in docker-registry openssl curl python3 /usr/bin/time; do
-  command -v "$p" >/dev/null || { echo "bench: $p is not installed (scripts/prerequisites.sh)" >&2; exit 2; }
-done
-total="$(bench_bytes "$size")"
-per_file=$((total / files))
-jobs="$(( $(nproc) < 4 ? $(nproc) : 4 ))"   # oci-pack's default --jobs (cores, at most 4)
-mkdir -p .bench
-bench_root="$(realpath .bench)"
+bench_need "$oci_pack" "$hf_fetch" -- docker-registry openssl curl python3 /usr/bin/time
+bench_dirs "$size" "$files" wirespeed
 model="$bench_root/model-${files}x${per_file}"
-work="$(mktemp -d "$bench_root/wirespeed-run.XXXXXX")"
-measure=(python3 "$PWD/scripts/bench-measure.py")
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
@@ -98,14 +87,6 @@ fresh_registries() { # N: sets registries=(HOST:PORT…), new and empty
 drop_registries() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
   pids=(); reg_pids=(); rm -rf "$work"/registry-*
-}
-put_blob() { # REG FILE: one monolithic upload
-  local loc d
-  d="sha256:$(basename "$2")"
-  loc="$(curl -sS -f -X POST -D - -o /dev/null "http://$1/v2/bench/curl/blobs/uploads/" | tr -d '\r' | awk 'tolower($1)=="location:" {print $2}')"
-  [[ "$loc" == /* ]] && loc="http://$1$loc"
-  [[ "$loc" == *\?* ]] && loc="$loc&digest=$d" || loc="$loc?digest=$d"
-  curl -sS -f -X PUT -H 'Content-Type: application/octet-stream' -T "$2" -o /dev/null "$loc"   # -T streams the file
 }
 put_all() { # REG…: every blob to every registry given, each blob to all of them at once, $jobs blobs at a time
   local regs="$*"

@@ -108,3 +108,42 @@ s=sys.argv[1].upper().removesuffix("IB").removesuffix("B")
 m={"K":1<<10,"M":1<<20,"G":1<<30,"T":1<<40}
 print(int(float(s[:-1])*m[s[-1]]) if s[-1] in m else int(s))' "$1"
 }
+
+# bench_dirs SIZE FILES NAME: sets per_file (SIZE split into FILES files), jobs (oci-pack's default --jobs: the
+# cores, at most 4), bench_root (.bench, git-ignored), work (a new folder NAME-run.XXXXXX in it) and measure (the
+# command prefix of scripts/bench-measure.py).
+bench_dirs() {
+  per_file=$(( $(bench_bytes "$1") / $2 ))
+  jobs="$(( $(nproc) < 4 ? $(nproc) : 4 ))"
+  mkdir -p .bench
+  bench_root="$(realpath .bench)"
+  work="$(mktemp -d "$bench_root/$3-run.XXXXXX")"
+  measure=(python3 "$PWD/scripts/bench-measure.py")
+}
+
+# bench_need BINARY… -- COMMAND…: fails (exit 2) naming the first BINARY that is not executable (run ./build.sh)
+# or COMMAND that is not installed (scripts/prerequisites.sh).
+bench_need() {
+  local b
+  while [[ $# -gt 0 && "$1" != -- ]]; do
+    [[ -x "$1" ]] || { echo "bench: $1 missing: run ./build.sh first" >&2; exit 2; }
+    shift
+  done
+  shift || true
+  for b in "$@"; do
+    command -v "$b" >/dev/null || { echo "bench: $b is not installed (scripts/prerequisites.sh)" >&2; exit 2; }
+  done
+}
+
+# put_blob REG FILE: the limit the benchmarks compare with: one monolithic upload of FILE (named by its sha256
+# hex, as in a layout's blobs/sha256/) to REG's bench/curl: POST a session, then PUT ?digest= with the bytes.
+# -T streams the file (checked: curl's peak RSS 11 MiB for a 1 GiB blob); --data-binary @FILE would read it
+# whole into memory first (1 GiB RSS for the same blob; "out of memory" beyond), which is no limit to compare with.
+put_blob() {
+  local loc d
+  d="sha256:$(basename "$2")"
+  loc="$(curl -sS -f -X POST -D - -o /dev/null "http://$1/v2/bench/curl/blobs/uploads/" | tr -d '\r' | awk 'tolower($1)=="location:" {print $2}')"
+  [[ "$loc" == /* ]] && loc="http://$1$loc"
+  [[ "$loc" == *\?* ]] && loc="$loc&digest=$d" || loc="$loc?digest=$d"
+  curl -sS -f -X PUT -H 'Content-Type: application/octet-stream' -T "$2" -o /dev/null "$loc"
+}

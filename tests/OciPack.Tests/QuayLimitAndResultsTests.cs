@@ -11,15 +11,7 @@ public sealed class QuayLimitAndResultsTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private static PackSettings Settings => new()
-    {
-        ModelsPath = "/models",
-        Uid = 0,
-        Gid = 0,
-        User = "1001",
-        LayerThreshold = PackJob.DefaultLayerThreshold,
-        Created = DateTimeOffset.UnixEpoch,
-    };
+    private static PackSettings Settings => TestPackSettings.Create(PackJob.DefaultLayerThreshold);
 
     [Fact]
     public void Layers_over_quays_default_20G_are_found_from_the_plan_without_reading_the_files()

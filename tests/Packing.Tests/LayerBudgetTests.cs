@@ -16,17 +16,8 @@ public sealed class LayerBudgetTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private static PackSettings Settings(int? maxModelLayers, long? maxLayerBytes = null) => new()
-    {
-        ModelsPath = "/models",
-        Uid = 0,
-        Gid = 0,
-        User = "1001",
-        LayerThreshold = 1000,
-        Created = DateTimeOffset.UnixEpoch,
-        MaxModelLayers = maxModelLayers,
-        MaxLayerBytes = maxLayerBytes,
-    };
+    private static PackSettings Settings(int? maxModelLayers, long? maxLayerBytes = null) =>
+        TestPackSettings.Create() with { MaxModelLayers = maxModelLayers, MaxLayerBytes = maxLayerBytes };
 
     /// <summary>A model of <paramref name="sizes"/> (file NAME-i.bin of that size, sparse) plus config.json (small).</summary>
     private ModelTree Model(string name, IReadOnlyList<long> sizes, bool reversedCreation = false)

@@ -17,15 +17,7 @@ public sealed class PackJobTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private static PackSettings Settings => new()
-    {
-        ModelsPath = "/models",
-        Uid = 0,
-        Gid = 0,
-        User = "1001",
-        LayerThreshold = 1000,
-        Created = DateTimeOffset.UnixEpoch,
-    };
+    private static PackSettings Settings => TestPackSettings.Create();
 
     private string Model(string name)
     {
