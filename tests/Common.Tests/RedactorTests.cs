@@ -33,6 +33,16 @@ public class RedactorTests
     }
 
     [Fact]
+    public void A_masked_query_value_keeps_the_punctuation_after_the_url()
+    {
+        // seen on a refused PATCH: the error line lost its colon ("…_state=*** 413 Payload Too Large")
+        var text = Redactor.Redact("PATCH https://r/v2/x/blobs/uploads/1?_state=SIGNED: 413 Payload Too Large");
+        Assert.EndsWith("?_state=***: 413 Payload Too Large", text);
+        Assert.Equal("see https://r/x?token=***.", Redactor.Redact("see https://r/x?token=SECRET."));
+        Assert.Equal("GET https://r/x?digest=sha256:abc&_state=***", Redactor.Redact("GET https://r/x?digest=sha256:abc&_state=a:b"));
+    }
+
+    [Fact]
     public void Url_drops_user_info()
     {
         var url = Redactor.Url(new Uri("https://user:pw@host.example/path?Signature=x"));

@@ -107,6 +107,7 @@ public static partial class Redactor
     [GeneratedRegex(@"(?i)(""(?:token|access_token|refresh_token|password|identitytoken|auth|secret)""\s*:\s*"")[^""]*""")]
     private static partial Regex JsonSecretField();
 
-    [GeneratedRegex(@"([?&])([A-Za-z0-9_.\-]+)=[^&\s""'#]*")]
+    // the value ends before punctuation that ends the URL in a sentence ("…?_state=X: 413 …" keeps its colon)
+    [GeneratedRegex(@"([?&])([A-Za-z0-9_.\-]+)=[^&\s""'#]*?(?=[:;,.)]*(?:[&\s""'#]|$))")]
     private static partial Regex QueryValue();
 }
