@@ -93,7 +93,7 @@ public static class PackJob
             ? request.Platforms.IsAll
                 ? throw new PackingInputException("all platforms of scratch: scratch has no image index to take the platforms from")
                 : (request.Platforms.Platforms ?? [PlatformSpec.Default]).Select(BaseImage.Scratch).ToList()
-            : BaseImage.LoadAll(source, ReferenceOf(request.Base), request.Platforms, log, request.Base is RegistryLocation baseRegistry ? baseRegistry.Reference.ToString() : null);
+            : BaseImage.LoadAll(source, LocalImage.ReferenceOf(request.Base), request.Platforms, log, request.Base is RegistryLocation baseRegistry ? baseRegistry.Reference.ToString() : null);
         bases = CheckBases(bases, request.Platforms.IsAll, request.AllowNoShell, settings.ClearEntrypoint, log, ct);
         settings = settings with
         {
@@ -296,17 +296,9 @@ public static class PackJob
     private static IImageSource? OpenBase(PackRequest request, ILogger log) => request.Base switch
     {
         ScratchLocation => null,
-        OciLayoutLocation l => OciLayout.Open(l.Path),
-        OciArchiveLocation a => OciArchiveReader.Open(a.Path),
+        var local when LocalImage.IsLocal(local) => LocalImage.Open(local),
         RegistryLocation r => RegistryImageSource.Create(r.Reference, request.Http, request.Credentials, log),
         var other => throw new PackingInputException($"unsupported base image {other}"),
-    };
-
-    private static string? ReferenceOf(ImageLocation location) => location switch
-    {
-        OciLayoutLocation l => l.Reference,
-        OciArchiveLocation a => a.Reference,
-        _ => null,
     };
 
     /// <summary>The record of layer digests: a given state directory must be writable; the model dir's .oci-pack/ is best effort (a warning at save).</summary>
