@@ -15,6 +15,7 @@
 #                layer digest and each file's sha256 for the provenance annotations)
 #   hf → 1       the same from an hf-fetch download of the same files (downloaded once from a local Hub
 #                stand-in, not timed): each file's sha256 comes from hf-fetch's record, one hash per byte
+#   push → 1     registry-push of that layout (the two-step's second step; the first is not timed)
 #   curl → 2, pack → 2   the same to two registries at once
 #   re-run       pack → 1 again, unchanged, into the same registry (first round only)
 # CPU-seconds (user + system, from wait4: they move little with the machine's load, wall times do):
@@ -31,7 +32,8 @@ files="${2:-4}"
 rounds="${BENCH_ROUNDS:-2}"
 oci_pack="$(realpath "${OCI_PACK:-out/bin/oci-pack}")"
 hf_fetch="$(realpath "${HF_FETCH:-out/bin/hf-fetch}")"
-bench_need "$oci_pack" "$hf_fetch" -- docker-registry openssl curl python3 /usr/bin/time
+registry_push="$(realpath "${REGISTRY_PUSH:-out/bin/registry-push}")"
+bench_need "$oci_pack" "$hf_fetch" "$registry_push" -- docker-registry openssl curl python3 /usr/bin/time
 bench_dirs "$size" "$files" wirespeed
 model="$bench_root/model-${files}x${per_file}"
 pids=()
@@ -141,6 +143,16 @@ run_pack() { # NAME MODEL N ROUND [rerun]
   fi
   drop_registries
 }
+run_push() { # ROUND: registry-push of the layout (the two-step's second step) to a fresh registry
+  fresh_registries 1; sync
+  mark="$(cpu_mark)"; local t0 t1; t0=$(now)
+  "${measure[@]}" "$work/m.json" -- "$registry_push" --source "oci:$work/layout:v1" --dest "docker://${registries[0]}/bench/push:v1" --tls-verify=false \
+    --state-dir "$work/push-state-$1" >"$work/push.out" 2>"$work/push.err" || { tail -5 "$work/push.err" >&2; exit 1; }
+  sync; t1=$(now)
+  grep -q "@$digest\$" "$work/push.out" || { echo "bench: registry-push printed $(cat "$work/push.out"), not $digest" >&2; exit 1; }
+  record push1 "$1" "$(elapsed "$t0" "$t1")" $(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(m["cpu_seconds"], m["user_seconds"], m["sys_seconds"], m["peak_rss_kib"], m["write_bytes"])' "$work/m.json")
+  drop_registries
+}
 run_openssl() { # ROUND
   mark="$(cpu_mark)"
   /usr/bin/time -f '%U %S' -o "$work/time.txt" openssl dgst -sha256 "$model"/* >/dev/null
@@ -151,10 +163,10 @@ run_openssl() { # ROUND
 for round in $(seq 1 "$rounds"); do
   echo "bench: round $round of $rounds …" >&2
   if (( round % 2 == 1 )); then
-    run_openssl "$round"; run_curl 1 "$round"; run_pack pack1 "$model" 1 "$round" rerun; run_pack hf1 "$work/hf-model" 1 "$round"
+    run_openssl "$round"; run_curl 1 "$round"; run_pack pack1 "$model" 1 "$round" rerun; run_pack hf1 "$work/hf-model" 1 "$round"; run_push "$round"
     run_curl 2 "$round"; run_pack pack2 "$model" 2 "$round"
   else
-    run_pack hf1 "$work/hf-model" 1 "$round"; run_pack pack1 "$model" 1 "$round"; run_curl 1 "$round"; run_openssl "$round"
+    run_push "$round"; run_pack hf1 "$work/hf-model" 1 "$round"; run_pack pack1 "$model" 1 "$round"; run_curl 1 "$round"; run_openssl "$round"
     run_pack pack2 "$model" 2 "$round"; run_curl 2 "$round"
   fi
 done
@@ -174,9 +186,9 @@ best = {k: min(v, key=lambda r: r["secs"] if k != "openssl" else r["cpu"]) for k
 cpu = {k: min(r["cpu"] for r in v) for k, v in runs.items()}   # CPU-seconds: the least of the rounds
 print(f"model: {size} in {files} files ({model} bytes); {cores} cores, load average {load0} before, {load1} after; image {digest}")
 print(f"{'contender':34s} {'wall s (each round)':>24s}  {'best':>7s}  {'CPU s (user+sys, least)':>24s}   best run: registries' CPU, machine busy, iowait")
-names = {"curl1": "limit: curl → 1 registry", "pack1": "one pass → 1, plain directory", "hf1": "one pass → 1, hf-fetch download",
+names = {"curl1": "limit: curl → 1 registry", "pack1": "one pass → 1, plain directory", "hf1": "one pass → 1, hf-fetch download", "push1": "registry-push of the layout → 1",
          "curl2": "limit: curl → 2 registries", "pack2": "one pass → 2, plain directory", "openssl": "openssl dgst -sha256 (one hash)"}
-for k in ("openssl", "curl1", "pack1", "hf1", "curl2", "pack2"):
+for k in ("openssl", "curl1", "pack1", "hf1", "push1", "curl2", "pack2"):
     v = runs[k]
     walls = " ".join(f"{r['secs']:.2f}" for r in v) if k != "openssl" else "—"
     b = best[k]
@@ -191,6 +203,8 @@ r1 = best["pack1"]["secs"] / best["curl1"]["secs"]
 goal("one pass → 1 ≤ 1.10× curl (best of the rounds)", r1 <= 1.10, f"{r1:.3f}×")
 rh = best["hf1"]["secs"] / best["curl1"]["secs"]
 print(f"      {'one pass → 1 from an hf-fetch download / curl':58s} {rh:.3f}×")
+print(f"      {'registry-push of the layout → 1 / curl (same blobs)':58s} {best['push1']['secs'] / best['curl1']['secs']:.3f}×, "
+      f"CPU {cpu['push1']:.2f} s / {cpu['curl1']:.2f} s")
 r2 = best["pack2"]["secs"] / best["curl2"]["secs"]
 goal("one pass → 2 ≤ 1.10× curl to two", r2 <= 1.10, f"{r2:.3f}×")
 # the floor: openssl's user CPU is the hash; its system CPU is reading the files, which curl's CPU already holds
@@ -203,9 +217,9 @@ goal("CPU from a plain directory ≤ 1.3× (2 × hash + curl)", cpu["pack1"] <= 
      f"{cpu['pack1']:.2f} s / {floor_plain:.2f} s = {cpu['pack1'] / floor_plain:.3f}×")
 extra = cpu["pack2"] - cpu["pack1"]
 print(f"      {'CPU of a second registry: oci-pack / curl':58s} {extra:+.2f} s / {cpu['curl2'] - cpu['curl1']:+.2f} s")
-rss = max(r["rss"] for k in ("pack1", "hf1", "pack2") for r in runs[k])
+rss = max(r["rss"] for k in ("pack1", "hf1", "pack2", "push1") for r in runs[k])
 goal("peak RSS ≤ 200 MB", rss * 1024 <= 200e6, f"{rss * 1024 / 1e6:.0f} MB (VmHWM)")
-written = max(r["written"] for k in ("pack1", "hf1", "pack2") for r in runs[k])
+written = max(r["written"] for k in ("pack1", "hf1", "pack2", "push1") for r in runs[k])
 goal("local disk writes ≤ 1% of the model", written <= model / 100, f"{written} B")
 for line in open(rerun_file):
     _, secs, reads = line.split()
