@@ -1,9 +1,6 @@
 using Microsoft.Extensions.Logging;
-using ModelCar.Common;
 using ModelCar.Common.IO;
 using ModelCar.Oci;
-using ModelCar.Oci.Archive;
-using ModelCar.Oci.Layout;
 using ModelCar.Oci.Tar;
 using ModelCar.Registry;
 
